@@ -1,0 +1,321 @@
+#include "apir_client.h"
+
+#include "apir_forward.h"
+#include "apir_protocol.h"
+#include "guest_log.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_TIMEOUT_S 300
+#define SPIN_NS 50000 /* spin this long before blocking: most replies come in microseconds */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool socket_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static bool ensure_cmd_cap(struct apir_client *c, size_t need)
+{
+    if (need <= c->cmd_cap)
+        return true;
+    size_t cap = c->cmd_cap ? c->cmd_cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *p = realloc(c->cmd_buf, cap);
+    if (!p)
+        return false;
+    c->cmd_buf = p;
+    c->cmd_cap = cap;
+    return true;
+}
+
+static void put_header(struct apir_encoder *enc, struct apir_client *c, uint32_t cmd_type)
+{
+    apir_put_i32(enc, (int32_t)(cmd_type + c->cmd_offset));
+    apir_put_i32(enc, APIR_CMD_FLAG_NONE);
+    apir_put_u32(enc, c->reply.res_id);
+}
+
+/* Waits for the reply word: spin briefly, then block on a futex (same host) or back off
+ * exponentially (VM); gives up at the timeout or when the transport dies. */
+static int wait_reply(struct apir_client *c, uint32_t *value)
+{
+    _Atomic uint32_t *word = (_Atomic uint32_t *)c->reply.ptr;
+    uint64_t start = now_ns();
+    uint64_t sleep_ns = 1000;
+    for (;;) {
+        uint32_t v = atomic_load_explicit(word, memory_order_acquire);
+        if (v) {
+            *value = v;
+            return 0;
+        }
+        uint64_t elapsed = now_ns() - start;
+        if (elapsed < SPIN_NS)
+            continue;
+        if (elapsed > c->timeout_ns)
+            return APIR_CLIENT_ERR_TIMEOUT;
+        if (!c->transport->ops->alive(c->transport))
+            return APIR_CLIENT_ERR_TRANSPORT;
+        if (c->transport->host_futex_wake) {
+            struct timespec ts = {0, 100 * 1000 * 1000}; /* re-check liveness every 100 ms */
+            syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, 0, &ts, NULL, 0);
+        } else {
+            struct timespec ts = {0, (long)sleep_ns};
+            nanosleep(&ts, NULL);
+            if (sleep_ns < 1000000)
+                sleep_ns *= 2;
+        }
+    }
+}
+
+/* submits c->enc's bytes and waits; returns the command's return value or an error */
+static int submit_and_wait(struct apir_client *c, struct apir_decoder *reply)
+{
+    if (c->enc.error)
+        return APIR_CLIENT_ERR_ENCODE;
+    struct apir_reply_header *rh = c->reply.ptr;
+    atomic_store_explicit((_Atomic uint32_t *)&rh->status_plus_one, 0, memory_order_release);
+    rh->payload_len = 0;
+    if (c->transport->ops->submit(c->transport, c->enc.buf, c->enc.pos) != 0)
+        return APIR_CLIENT_ERR_TRANSPORT;
+    uint32_t word = 0;
+    int rc = wait_reply(c, &word);
+    if (rc)
+        return rc;
+    uint32_t len = rh->payload_len;
+    if (len > c->reply.size - APIR_REPLY_HEADER_SIZE)
+        len = 0; /* a confused host: treat as empty */
+    if (reply)
+        apir_decoder_init(reply, (uint8_t *)c->reply.ptr + APIR_REPLY_HEADER_SIZE, len);
+    return (int)(word - 1);
+}
+
+int apir_client_command(struct apir_client *c, uint32_t cmd_type, const void *payload, size_t size,
+                        struct apir_decoder *reply)
+{
+    pthread_mutex_lock(&c->lock);
+    int rc = APIR_CLIENT_ERR_ENCODE;
+    if (ensure_cmd_cap(c, APIR_COMMAND_HEADER_SIZE + size)) {
+        apir_encoder_init(&c->enc, c->cmd_buf, c->cmd_cap);
+        put_header(&c->enc, c, cmd_type);
+        apir_put_bytes(&c->enc, payload, size);
+        rc = submit_and_wait(c, reply);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t payload_cap)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t need = APIR_COMMAND_HEADER_SIZE + 4 + payload_cap;
+    if (!ensure_cmd_cap(c, need)) {
+        apir_encoder_init(&c->enc, c->cmd_buf, 0);
+        c->enc.error = true;
+        return &c->enc;
+    }
+    apir_encoder_init(&c->enc, c->cmd_buf, need);
+    put_header(&c->enc, c, APIR_COMMAND_TYPE_FORWARD);
+    apir_put_u32(&c->enc, cmd);
+    return &c->enc;
+}
+
+int apir_client_call(struct apir_client *c, struct apir_decoder *reply)
+{
+    int rc = submit_and_wait(c, reply);
+    if (rc < 0)
+        return rc;
+    if (rc < APIR_FORWARD_BASE_INDEX) {
+        c->last_component_code = (uint32_t)rc;
+        return APIR_CLIENT_ERR_COMPONENT;
+    }
+    return rc - APIR_FORWARD_BASE_INDEX;
+}
+
+void apir_client_end(struct apir_client *c) { pthread_mutex_unlock(&c->lock); }
+
+const char *apir_client_status_str(int status)
+{
+    static const char *const backend[] = {
+        [APIR_BACKEND_OK] = "success",
+        [APIR_BACKEND_ERR_NOT_INITIALIZED] = "the host backend library is not initialized",
+        [APIR_BACKEND_ERR_UNKNOWN_CMD] = "unknown command (host and guest versions differ?)",
+        [APIR_BACKEND_ERR_DECODE] = "the host could not decode the command",
+        [APIR_BACKEND_ERR_HANDLE] = "stale or invalid handle",
+        [APIR_BACKEND_ERR_BOUNDS] = "offset or size out of bounds",
+        [APIR_BACKEND_ERR_INVALID_TENSOR] = "invalid tensor",
+        [APIR_BACKEND_ERR_OUT_OF_MEMORY] = "host out of memory",
+        [APIR_BACKEND_ERR_REPLY_TOO_SMALL] = "reply page too small",
+        [APIR_BACKEND_ERR_BACKEND] = "the host ggml backend failed",
+        [APIR_BACKEND_ERR_NO_GRAPH] = "no graph to recompute",
+        [APIR_BACKEND_ERR_UNSUPPORTED] = "operation not supported by the host device",
+    };
+    switch (status) {
+    case APIR_CLIENT_ERR_TRANSPORT: return "lost the connection to the host";
+    case APIR_CLIENT_ERR_TIMEOUT: return "timed out waiting for the host (GGML_VIRTGPU_TIMEOUT)";
+    case APIR_CLIENT_ERR_ENCODE: return "command too large to encode";
+    case APIR_CLIENT_ERR_COMPONENT: return "the host APIR component refused the command";
+    default: break;
+    }
+    if (status >= 0 && (size_t)status < sizeof backend / sizeof backend[0] && backend[status])
+        return backend[status];
+    return "unknown error";
+}
+
+static const char *load_library_reason(int code)
+{
+    switch (code) {
+    case APIR_LOAD_LIBRARY_HYPERCALL_INITIALIZATION_ERROR: return "the host APIR component failed to initialize";
+    case APIR_LOAD_LIBRARY_ALREADY_LOADED: return "the backend library is already loaded in this context";
+    case APIR_LOAD_LIBRARY_ENV_VAR_MISSING:
+        return "the host does not know which backend library to load: set VIRGL_APIR_BACKEND_LIBRARY "
+               "(key apir.load_library.path) on the host";
+    case APIR_LOAD_LIBRARY_CANNOT_OPEN:
+        return "the host cannot open the backend library: check VIRGL_APIR_BACKEND_LIBRARY on the host";
+    case APIR_LOAD_LIBRARY_SYMBOL_MISSING:
+        return "the host backend library lacks the apir_backend_* entry points: point "
+               "VIRGL_APIR_BACKEND_LIBRARY at libggml-virtgpu-backend.so";
+    default: break;
+    }
+    switch (code - APIR_LOAD_LIBRARY_INIT_BASE_INDEX) {
+    case APIR_BACKEND_INIT_GGML_PATH_MISSING:
+        return "the host has no GGML library to run: set APIR_LLAMA_CPP_GGML_LIBRARY_PATH on the host";
+    case APIR_BACKEND_INIT_GGML_CANNOT_OPEN:
+        return "the host cannot open the GGML library: check APIR_LLAMA_CPP_GGML_LIBRARY_PATH on the host";
+    case APIR_BACKEND_INIT_REG_SYMBOL_MISSING:
+    case APIR_BACKEND_INIT_REG_NAMED_MISSING:
+        return "the host GGML library lacks its registration function: set APIR_LLAMA_CPP_GGML_LIBRARY_REG "
+               "on the host (e.g. ggml_backend_cuda_reg)";
+    case APIR_BACKEND_INIT_REG_FAILED: return "the host GGML library's registration function failed";
+    case APIR_BACKEND_INIT_API_VERSION:
+        return "the host GGML library has another ggml backend API version (need 2, llama.cpp v0.5.0)";
+    case APIR_BACKEND_INIT_NO_DEVICE: return "the host GGML library exposes no device";
+    default: return "the host backend library failed to initialize (see the host log)";
+    }
+}
+
+static bool handshake_and_load(struct apir_client *c, char *why, size_t why_len)
+{
+    uint32_t hs[2] = {APIR_PROTOCOL_MAJOR, APIR_PROTOCOL_MINOR};
+    struct apir_decoder reply;
+    int rc = apir_client_command(c, APIR_COMMAND_TYPE_HANDSHAKE, hs, sizeof hs, &reply);
+    if (rc < 0) {
+        snprintf(why, why_len, "HANDSHAKE over %s failed: %s", c->transport->name, apir_client_status_str(rc));
+        return false;
+    }
+    c->host_major = apir_get_u32(&reply);
+    c->host_minor = apir_get_u32(&reply);
+    if (rc != APIR_HANDSHAKE_MAGIC) {
+        snprintf(why, why_len, "HANDSHAKE over %s: the host answered %d, not the APIR magic 0x%x "
+                 "(is this an APIR host? a Venus capset needs VIRGL_ROUTE_VENUS_TO_APIR on the host)",
+                 c->transport->name, rc, APIR_HANDSHAKE_MAGIC);
+        return false;
+    }
+    if (c->host_major != APIR_PROTOCOL_MAJOR) {
+        snprintf(why, why_len, "HANDSHAKE: host protocol %u.%u, guest %u.%u: major versions differ, "
+                 "install matching guest and host builds", c->host_major, c->host_minor,
+                 APIR_PROTOCOL_MAJOR, APIR_PROTOCOL_MINOR);
+        return false;
+    }
+    rc = apir_client_command(c, APIR_COMMAND_TYPE_LOADLIBRARY, NULL, 0, NULL);
+    if (rc != APIR_LOAD_LIBRARY_SUCCESS) {
+        if (rc < 0)
+            snprintf(why, why_len, "LOADLIBRARY failed: %s", apir_client_status_str(rc));
+        else
+            snprintf(why, why_len, "LOADLIBRARY failed with code %d: %s", rc, load_library_reason(rc));
+        return false;
+    }
+    return true;
+}
+
+struct apir_client *apir_client_open_transport(struct apir_transport *t, char *why, size_t why_len)
+{
+    struct apir_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        t->ops->destroy(t);
+        snprintf(why, why_len, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    c->transport = t;
+    c->cmd_offset = t->capset_id == APIR_CAPSET_ID_VENUS ? APIR_VENUS_CMD_OFFSET : 0;
+    const char *to = getenv("GGML_VIRTGPU_TIMEOUT");
+    long secs = to ? strtol(to, NULL, 10) : 0;
+    c->timeout_ns = (uint64_t)(secs > 0 ? secs : DEFAULT_TIMEOUT_S) * 1000000000ull;
+    int err = t->ops->create_blob(t, APIR_CLIENT_REPLY_PAGE_SIZE, &c->reply);
+    if (err) {
+        snprintf(why, why_len, "cannot create the reply page over %s: %s", t->name, strerror(-err));
+        goto fail;
+    }
+    err = t->ops->create_blob(t, APIR_CLIENT_DATA_PAGE_SIZE, &c->data);
+    if (err) {
+        snprintf(why, why_len, "cannot create the data page over %s: %s", t->name, strerror(-err));
+        goto fail;
+    }
+    if (!handshake_and_load(c, why, why_len))
+        goto fail;
+    return c;
+fail:
+    apir_client_close(c);
+    return NULL;
+}
+
+struct apir_client *apir_client_open(char *why, size_t why_len)
+{
+    uint32_t capset = getenv("GGML_REMOTING_USE_APIR_CAPSET") ? APIR_CAPSET_ID_APIR : APIR_CAPSET_ID_VENUS;
+    const char *sock = getenv("GGML_VIRTGPU_SOCKET");
+    if (!sock)
+        sock = getenv("VTEST_SOCKET_NAME");
+    struct apir_transport *t = NULL;
+    char twhy[256] = "";
+    if (sock) {
+        t = apir_transport_vtest_open(sock, capset, twhy, sizeof twhy);
+    } else if (apir_transport_virtgpu_present()) {
+        t = apir_transport_virtgpu_open(NULL, capset, twhy, sizeof twhy);
+    } else if (socket_exists(APIR_DEFAULT_SOCKET_PATH)) {
+        t = apir_transport_vtest_open(APIR_DEFAULT_SOCKET_PATH, capset, twhy, sizeof twhy);
+    } else {
+        snprintf(why, why_len, "no host found: no virtio_gpu render node in /dev/dri and no apir-server "
+                 "socket at %s; start apir-server on the host or set GGML_VIRTGPU_SOCKET=PATH",
+                 APIR_DEFAULT_SOCKET_PATH);
+        return NULL;
+    }
+    if (!t) {
+        snprintf(why, why_len, "%s", twhy);
+        return NULL;
+    }
+    return apir_client_open_transport(t, why, why_len);
+}
+
+void apir_client_close(struct apir_client *c)
+{
+    if (!c)
+        return;
+    if (c->transport) {
+        if (c->data.ptr)
+            c->transport->ops->destroy_blob(c->transport, &c->data);
+        if (c->reply.ptr)
+            c->transport->ops->destroy_blob(c->transport, &c->reply);
+        c->transport->ops->destroy(c->transport);
+    }
+    free(c->cmd_buf);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}

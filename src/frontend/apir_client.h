@@ -1,0 +1,65 @@
+/* The guest's connection to the host: picks a transport, does HANDSHAKE and LOADLIBRARY,
+ * owns the reply page and the data page, and runs one command at a time. */
+#ifndef APIR_CLIENT_H
+#define APIR_CLIENT_H
+
+#include "apir_codec.h"
+#include "transport.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define APIR_CLIENT_REPLY_PAGE_SIZE (1u << 20)
+#define APIR_CLIENT_DATA_PAGE_SIZE (32u << 20)
+
+/* negative results of apir_client_forward(): the command did not reach the backend */
+enum apir_client_error {
+    APIR_CLIENT_ERR_TRANSPORT = -1, /* submit failed or the host went away */
+    APIR_CLIENT_ERR_TIMEOUT = -2,   /* no reply within the timeout */
+    APIR_CLIENT_ERR_ENCODE = -3,    /* the command did not fit its buffer */
+    APIR_CLIENT_ERR_COMPONENT = -4, /* the component refused it (no dispatch, sync failure) */
+};
+
+struct apir_client {
+    struct apir_transport *transport;
+    pthread_mutex_t lock;     /* one command in flight at a time */
+    struct apir_shmem reply;  /* reply page */
+    struct apir_shmem data;   /* staging page for tensor data */
+    uint8_t *cmd_buf;         /* command being built */
+    size_t cmd_cap;
+    struct apir_encoder enc;
+    uint32_t cmd_offset;      /* APIR_VENUS_CMD_OFFSET in a Venus context, else 0 */
+    uint32_t host_major, host_minor;
+    uint64_t timeout_ns;
+    uint32_t last_component_code; /* raw FORWARD code when APIR_CLIENT_ERR_COMPONENT */
+};
+
+/* Connects as the environment says (docs/configuration.md): GGML_VIRTGPU_SOCKET or
+ * VTEST_SOCKET_NAME selects vtest to that socket; otherwise a virtio_gpu render node; otherwise
+ * the default socket. GGML_REMOTING_USE_APIR_CAPSET selects the APIR capset over Venus.
+ * Returns NULL with the failing step and what to set in why[]. */
+struct apir_client *apir_client_open(char *why, size_t why_len);
+/* same, over a transport the caller opened (takes ownership, also on failure) */
+struct apir_client *apir_client_open_transport(struct apir_transport *t, char *why, size_t why_len);
+void apir_client_close(struct apir_client *c);
+
+/* FORWARD: lock, start a command for backend command `cmd` with room for payload_cap bytes of
+ * arguments, and return the encoder to put them in. */
+struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t payload_cap);
+/* Submit, wait for the reply, and point *reply at its payload. Returns the backend status
+ * (enum apir_backend_status, >= 0) or an apir_client_error. The reply stays valid until
+ * apir_client_end(). */
+int apir_client_call(struct apir_client *c, struct apir_decoder *reply);
+/* unlock (after reading the reply) */
+void apir_client_end(struct apir_client *c);
+
+/* Raw APIR command (HANDSHAKE, LOADLIBRARY); caller holds no lock. Returns the command's
+ * return value (reply word - 1) or an apir_client_error. */
+int apir_client_command(struct apir_client *c, uint32_t cmd_type, const void *payload, size_t size,
+                        struct apir_decoder *reply);
+
+const char *apir_client_status_str(int status);
+
+#endif

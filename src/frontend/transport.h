@@ -1,0 +1,51 @@
+/* The narrow "virtual GPU" interface the guest talks through, with two implementations:
+ * transports/vtest.c (UNIX socket to apir-server) and transports/virtgpu.c (virtio-gpu DRM
+ * render node). Command bytes and reply-page semantics are identical on both. */
+#ifndef APIR_TRANSPORT_H
+#define APIR_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A host-visible, guest-mappable blob resource. */
+struct apir_shmem {
+    uint32_t res_id;
+    void *ptr;
+    size_t size;
+    uint32_t priv; /* transport-private (e.g. GEM handle) */
+};
+
+struct apir_transport;
+
+struct apir_transport_ops {
+    /* create a mappable blob resource of size bytes, mapped at shm->ptr; 0 or -errno */
+    int (*create_blob)(struct apir_transport *t, size_t size, struct apir_shmem *shm);
+    void (*destroy_blob)(struct apir_transport *t, struct apir_shmem *shm);
+    /* submit one command buffer to the APIR context; 0 or -errno */
+    int (*submit)(struct apir_transport *t, const void *cmd, size_t size);
+    /* false once the host side is known to be gone (socket closed, device lost) */
+    bool (*alive)(struct apir_transport *t);
+    void (*destroy)(struct apir_transport *t);
+};
+
+struct apir_transport {
+    const struct apir_transport_ops *ops;
+    const char *name;        /* "vtest" or "virtgpu" */
+    uint32_t capset_id;      /* APIR_CAPSET_ID_APIR or APIR_CAPSET_ID_VENUS */
+    /* the host wakes reply waiters with FUTEX_WAKE on the shared page (same-host vtest);
+     * false in a VM, where the guest spins then backs off */
+    bool host_futex_wake;
+};
+
+/* Each open returns NULL and a one-line reason in why[] on failure; they never block longer
+ * than a connect/ioctl. */
+struct apir_transport *apir_transport_vtest_open(const char *socket_path, uint32_t capset_id,
+                                                 char *why, size_t why_len);
+/* node_path NULL: use the first virtio_gpu render node found in /dev/dri */
+struct apir_transport *apir_transport_virtgpu_open(const char *node_path, uint32_t capset_id,
+                                                   char *why, size_t why_len);
+/* true if a virtio_gpu render node exists (cheap: no context is created) */
+bool apir_transport_virtgpu_present(void);
+
+#endif
