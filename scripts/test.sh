@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is needed, builds twice (plain, and with
+# AddressSanitizer + UndefinedBehaviorSanitizer), and runs the whole CTest suite in both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs=$(nproc 2>/dev/null || echo 2)
+
+build_and_test() { # $1 build dir, rest: cmake options
+    local dir=$1; shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+    (cd "$dir" && ctest --output-on-failure --timeout 300 -j"$jobs")
+}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
+
+echo "== plain build =="
+build_and_test build
+echo "== sanitizer build (ASan + UBSan) =="
+build_and_test build-asan -DAPIR_SANITIZE=ON
