@@ -1,0 +1,86 @@
+#include "ggml_backends.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <string.h>
+
+#ifndef GGML_LIB_DIR
+#define GGML_LIB_DIR "."
+#endif
+
+int gb_pick_cpu_library(const char *dir, char *out, size_t out_len)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int best = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "libggml-cpu-", 12) != 0 || n < 4 || strcmp(e->d_name + n - 3, ".so"))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!h)
+            continue;
+        int (*score)(void) = (int (*)(void))dlsym(h, "ggml_backend_score");
+        int s = score ? score() : 0;
+        if (s > best) {
+            best = s;
+            snprintf(out, out_len, "%s", path);
+        }
+        dlclose(h);
+    }
+    closedir(d);
+    return best > 0 ? 0 : -1;
+}
+
+ggml_backend_dev_t gb_cpu_device(void)
+{
+    return ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+}
+
+ggml_backend_dev_t gb_device(const char *name)
+{
+    return ggml_backend_dev_by_name(name);
+}
+
+ggml_backend_dev_t gb_first_gpu(void)
+{
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t d = ggml_backend_dev_get(i);
+        enum ggml_backend_dev_type t = ggml_backend_dev_type(d);
+        if (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU)
+            return d;
+    }
+    return NULL;
+}
+
+void gb_load_backends(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    ggml_backend_load_all();
+    if (gb_cpu_device())
+        return;
+    char path[4096];
+    if (gb_pick_cpu_library(GGML_LIB_DIR, path, sizeof path) == 0)
+        ggml_backend_load(path);
+    else
+        fprintf(stderr, "no usable libggml-cpu-*.so in %s\n", GGML_LIB_DIR);
+}
+
+void gb_print_devices(FILE *f)
+{
+    static const char *const types[] = { "CPU", "GPU", "IGPU", "ACCEL", "META" };
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t d = ggml_backend_dev_get(i);
+        unsigned t = (unsigned)ggml_backend_dev_type(d);
+        fprintf(f, "  %-12s %-5s %s\n", ggml_backend_dev_name(d),
+                t < sizeof types / sizeof types[0] ? types[t] : "?", ggml_backend_dev_description(d));
+    }
+}

@@ -1,0 +1,30 @@
+/* Backend loading shared by llama-run, bench-ops and the end-to-end tests. */
+#ifndef TOOLS_GGML_BACKENDS_H
+#define TOOLS_GGML_BACKENDS_H
+
+#include <ggml-backend.h>
+#include <stdio.h>
+
+/* ggml_backend_load_all() (finds libggml-virtgpu.so next to the executable, and whatever
+ * GGML_BACKEND_PATH names); then, if that gave no CPU device, the best libggml-cpu-*.so
+ * variant of the ggml library folder of this build (the prebuilt CPU libraries live there, not
+ * next to our executables). Safe to call more than once. */
+void gb_load_backends(void);
+
+/* the CPU device, or NULL */
+ggml_backend_dev_t gb_cpu_device(void);
+
+/* the device named name (e.g. "VirtGPU0"), or NULL */
+ggml_backend_dev_t gb_device(const char *name);
+
+/* the first device of type GPU / IGPU, or NULL */
+ggml_backend_dev_t gb_first_gpu(void);
+
+/* one line per device: name, type, description */
+void gb_print_devices(FILE *f);
+
+/* Path of the best CPU variant in dir (the one ggml's loader would pick), written to out;
+ * 0 on success. */
+int gb_pick_cpu_library(const char *dir, char *out, size_t out_len);
+
+#endif
