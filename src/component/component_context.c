@@ -1,0 +1,111 @@
+/* Context lifecycle and command-buffer parsing. A command buffer is a sequence of
+ * (struct apir_command_header, payload); HANDSHAKE and LOADLIBRARY have fixed payloads and
+ * FORWARD takes the rest of the buffer, so it comes last. */
+#include "component_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct apir_context *apir_context_create(uint32_t ctx_id, uint32_t capset_id)
+{
+    uint32_t offset = 0;
+    if (capset_id == APIR_CAPSET_ID_VENUS) {
+        if (!getenv(APIR_ENV_ROUTE_VENUS)) {
+            apir_component_log("ctx %u: refusing a Venus (capset %u) context: set %s=1 on the host to route it to "
+                               "APIR, or GGML_REMOTING_USE_APIR_CAPSET=1 in the guest to use the APIR capset",
+                               ctx_id, capset_id, APIR_ENV_ROUTE_VENUS);
+            return NULL;
+        }
+        offset = APIR_VENUS_CMD_OFFSET;
+    } else if (capset_id != APIR_CAPSET_ID_APIR) {
+        apir_component_log("ctx %u: refusing capset %u: only APIR (%u) and routed Venus (%u) are served", ctx_id,
+                           capset_id, APIR_CAPSET_ID_APIR, APIR_CAPSET_ID_VENUS);
+        return NULL;
+    }
+    struct apir_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        apir_component_log("ctx %u: out of memory", ctx_id);
+        return NULL;
+    }
+    ctx->ctx_id = ctx_id;
+    ctx->capset_id = capset_id;
+    ctx->cmd_offset = offset;
+    apir_config_init_from_env(&ctx->config);
+    if (apir_registry_add(ctx) != 0) {
+        apir_component_log("ctx %u: context id already in use", ctx_id);
+        apir_config_free(&ctx->config);
+        free(ctx);
+        return NULL;
+    }
+    apir_component_log("ctx %u: created (capset %u)", ctx_id, capset_id);
+    return ctx;
+}
+
+int apir_context_configure(struct apir_context *ctx, const char *key, const char *value)
+{
+    int rc = apir_config_set(&ctx->config, key, value);
+    if (rc)
+        apir_component_log("ctx %u: configure: unknown key '%s'", ctx->ctx_id, key ? key : "(null)");
+    return rc;
+}
+
+int apir_context_attach_resource(struct apir_context *ctx, uint32_t res_id, void *ptr, size_t size)
+{
+    return apir_resources_attach(&ctx->resources, res_id, ptr, size);
+}
+
+void apir_context_detach_resource(struct apir_context *ctx, uint32_t res_id)
+{
+    apir_resources_detach(&ctx->resources, res_id);
+}
+
+int apir_context_submit(struct apir_context *ctx, const void *cmd, size_t size)
+{
+    const uint8_t *p = cmd;
+    size_t pos = 0;
+    while (pos < size) {
+        if (size - pos < APIR_COMMAND_HEADER_SIZE) {
+            apir_component_log("ctx %u: malformed command buffer: %zu trailing bytes", ctx->ctx_id, size - pos);
+            return -1;
+        }
+        struct apir_command_header h;
+        memcpy(&h, p + pos, sizeof h);
+        pos += APIR_COMMAND_HEADER_SIZE;
+        /* unsigned arithmetic: a type below the Venus offset wraps to a huge, unknown value */
+        uint32_t type = (uint32_t)h.cmd_type - ctx->cmd_offset;
+        size_t need;
+        if (!apir_command_payload_size(type, &need)) {
+            apir_component_log("ctx %u: unknown command type %d: rest of the buffer dropped", ctx->ctx_id, h.cmd_type);
+            return -1;
+        }
+        size_t left = size - pos;
+        if (need == SIZE_MAX) {
+            need = left;
+        } else if (need > left) {
+            apir_component_log("ctx %u: command type %u needs %zu bytes of payload, %zu left", ctx->ctx_id, type,
+                               need, left);
+            return -1;
+        }
+        struct apir_command c = {.type = type, .reply_res_id = h.reply_res_id, .payload = p + pos,
+                                 .payload_len = need};
+        apir_command_run(ctx, &c);
+        pos += need;
+    }
+    return 0;
+}
+
+void apir_context_destroy(struct apir_context *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->lib) {
+        ctx->lib->deinit(ctx->ctx_id);
+        apir_library_release(ctx->lib);
+    }
+    apir_registry_remove(ctx);
+    apir_resources_free(&ctx->resources);
+    apir_config_free(&ctx->config);
+    free(ctx->scratch);
+    apir_component_log("ctx %u: destroyed", ctx->ctx_id);
+    free(ctx);
+}

@@ -1,0 +1,314 @@
+/* The guest's vtest transport: virglrenderer's vtest protocol (version 3) over a UNIX socket
+ * to apir-server on the same host. Blob memory comes back as a memfd we map MAP_SHARED, so
+ * the host wakes reply waiters with FUTEX_WAKE on the same page. */
+#include "transport.h"
+
+#include "apir_protocol.h"
+#include "vtest_wire.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define VTEST_IO_TIMEOUT_S 10 /* a dead host never hangs the guest in a socket read */
+#define VTEST_MAX_CAPSET_WORDS 1024
+
+struct vtest_transport {
+    struct apir_transport base;
+    int fd;
+    pthread_mutex_t lock; /* one request/reply exchange at a time */
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static int write_iov(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -EPIPE;
+        size_t done = (size_t)w;
+        while (n > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+    return 0;
+}
+
+static int send_cmd(struct vtest_transport *v, uint32_t id, uint32_t len, const void *data, size_t bytes)
+{
+    uint32_t hdr[VTEST_WIRE_HDR_WORDS] = {len, id};
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, bytes}};
+    return write_iov(v->fd, iov, bytes ? 2 : 1);
+}
+
+static int read_full(int fd, void *buf, size_t size)
+{
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = recv(fd, (char *)buf + got, size - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+        if (n == 0)
+            return -EPIPE;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+/* reads a reply header and checks it answers command id with exactly words words */
+static int read_reply(struct vtest_transport *v, uint32_t id, uint32_t words, uint32_t *data)
+{
+    uint32_t hdr[VTEST_WIRE_HDR_WORDS];
+    int rc = read_full(v->fd, hdr, sizeof hdr);
+    if (rc)
+        return rc;
+    if (hdr[VTEST_WIRE_HDR_ID] != id || hdr[VTEST_WIRE_HDR_LEN] != words)
+        return -EPROTO;
+    return words ? read_full(v->fd, data, words * 4u) : 0;
+}
+
+static int receive_fd(int fd)
+{
+    char dummy;
+    struct iovec iov = {&dummy, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    ssize_t n;
+    do
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        return n < 0 ? -errno : -EPIPE;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+        return -EPROTO;
+    int out;
+    memcpy(&out, CMSG_DATA(c), sizeof out);
+    return out;
+}
+
+static int vtest_create_blob(struct apir_transport *t, size_t size, struct apir_shmem *shm)
+{
+    struct vtest_transport *v = (struct vtest_transport *)t;
+    uint32_t req[VTEST_BLOB_WORDS] = {0};
+    req[VTEST_BLOB_TYPE] = VTEST_BLOB_TYPE_HOST3D;
+    req[VTEST_BLOB_FLAGS] = VTEST_BLOB_FLAG_MAPPABLE;
+    req[VTEST_BLOB_SIZE_LO] = (uint32_t)size;
+    req[VTEST_BLOB_SIZE_HI] = (uint32_t)((uint64_t)size >> 32);
+    pthread_mutex_lock(&v->lock);
+    uint32_t res_id = 0;
+    int fd = -1;
+    int rc = send_cmd(v, VTEST_CMD_RESOURCE_CREATE_BLOB, VTEST_BLOB_WORDS, req, sizeof req);
+    if (!rc)
+        rc = read_reply(v, VTEST_CMD_RESOURCE_CREATE_BLOB, 1, &res_id);
+    if (!rc && res_id == 0)
+        rc = -ENOMEM; /* the host refused it: no descriptor follows */
+    if (!rc) {
+        fd = receive_fd(v->fd);
+        if (fd < 0)
+            rc = fd;
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (rc)
+        return rc;
+    void *ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int err = errno;
+    close(fd);
+    if (ptr == MAP_FAILED) {
+        struct apir_shmem tmp = {.res_id = res_id};
+        t->ops->destroy_blob(t, &tmp);
+        return -err;
+    }
+    *shm = (struct apir_shmem){.res_id = res_id, .ptr = ptr, .size = size};
+    return 0;
+}
+
+static void vtest_destroy_blob(struct apir_transport *t, struct apir_shmem *shm)
+{
+    struct vtest_transport *v = (struct vtest_transport *)t;
+    if (shm->ptr)
+        munmap(shm->ptr, shm->size);
+    pthread_mutex_lock(&v->lock);
+    send_cmd(v, VTEST_CMD_RESOURCE_UNREF, VTEST_RESOURCE_UNREF_WORDS, &shm->res_id, sizeof shm->res_id);
+    pthread_mutex_unlock(&v->lock);
+    shm->ptr = NULL;
+    shm->size = 0;
+}
+
+/* one SUBMIT_CMD2 batch; the command is padded to whole words and the pad announced */
+static int vtest_submit(struct apir_transport *t, const void *cmd, size_t size)
+{
+    struct vtest_transport *v = (struct vtest_transport *)t;
+    uint32_t pad = (uint32_t)((4 - size % 4) % 4);
+    size_t words = (size + pad) / 4;
+    size_t total = 1 + VTEST_SUBMIT_BATCH_WORDS + words;
+    if (total > (64u << 20) / 4)
+        return -E2BIG;
+    uint32_t head[1 + VTEST_SUBMIT_BATCH_WORDS] = {1};
+    struct vtest_submit_batch b = {
+        .flags = pad << VTEST_SUBMIT_FLAG_APIR_PAD_SHIFT,
+        .cmd_offset = 1 + VTEST_SUBMIT_BATCH_WORDS,
+        .cmd_size = (uint32_t)words,
+    };
+    memcpy(&head[1], &b, sizeof b);
+    uint32_t hdr[VTEST_WIRE_HDR_WORDS] = {(uint32_t)total, VTEST_CMD_SUBMIT_CMD2};
+    static const char zeros[4];
+    struct iovec iov[4] = {{hdr, sizeof hdr}, {head, sizeof head}, {(void *)cmd, size}, {(void *)zeros, pad}};
+    pthread_mutex_lock(&v->lock);
+    int rc = write_iov(v->fd, iov, pad ? 4 : 3);
+    pthread_mutex_unlock(&v->lock);
+    return rc;
+}
+
+static bool vtest_alive(struct apir_transport *t)
+{
+    struct vtest_transport *v = (struct vtest_transport *)t;
+    struct pollfd p = {.fd = v->fd, .events = POLLRDHUP};
+    int n = poll(&p, 1, 0);
+    return !(n > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)));
+}
+
+static void vtest_destroy(struct apir_transport *t)
+{
+    struct vtest_transport *v = (struct vtest_transport *)t;
+    close(v->fd);
+    pthread_mutex_destroy(&v->lock);
+    free(v);
+}
+
+static const struct apir_transport_ops vtest_ops = {
+    .create_blob = vtest_create_blob,
+    .destroy_blob = vtest_destroy_blob,
+    .submit = vtest_submit,
+    .alive = vtest_alive,
+    .destroy = vtest_destroy,
+};
+
+static int do_connect(struct vtest_transport *v, const char *path, char *why, size_t why_len)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path) {
+        snprintf(why, why_len, "vtest: socket path too long: %s", path);
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    strcpy(v->path, path);
+    v->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (v->fd < 0) {
+        snprintf(why, why_len, "vtest: socket: %s", strerror(errno));
+        return -1;
+    }
+    /* connect on a UNIX socket fails at once when nobody listens: no retry loop */
+    if (connect(v->fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        snprintf(why, why_len, "cannot connect to the apir-server socket %s: %s; start apir-server on the host "
+                 "or set GGML_VIRTGPU_SOCKET to its socket", path, strerror(errno));
+        return -1;
+    }
+    struct timeval tv = {.tv_sec = VTEST_IO_TIMEOUT_S};
+    setsockopt(v->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(v->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return 0;
+}
+
+/* CREATE_RENDERER, PROTOCOL_VERSION, GET_CAPSET, CONTEXT_INIT, then a PING round trip: the
+ * server closes the connection if it refused the context. */
+static int do_init(struct vtest_transport *v, uint32_t capset, char *why, size_t why_len)
+{
+    static const char name[16] = "ggml-virtgpu"; /* length counts bytes, padded to words */
+    int rc = send_cmd(v, VTEST_CMD_CREATE_RENDERER, sizeof name, name, sizeof name);
+    uint32_t ver = VTEST_WIRE_PROTOCOL_VERSION;
+    if (!rc)
+        rc = send_cmd(v, VTEST_CMD_PROTOCOL_VERSION, 1, &ver, sizeof ver);
+    if (!rc)
+        rc = read_reply(v, VTEST_CMD_PROTOCOL_VERSION, 1, &ver);
+    if (rc) {
+        snprintf(why, why_len, "vtest %s: protocol negotiation failed: %s", v->path, strerror(-rc));
+        return -1;
+    }
+    if (ver < VTEST_WIRE_PROTOCOL_VERSION) {
+        snprintf(why, why_len, "vtest %s: the server speaks vtest protocol %u, need %u (is it apir-server?)",
+                 v->path, ver, VTEST_WIRE_PROTOCOL_VERSION);
+        return -1;
+    }
+    uint32_t req[2] = {capset, 0}, hdr[VTEST_WIRE_HDR_WORDS], valid = 0;
+    rc = send_cmd(v, VTEST_CMD_GET_CAPSET, 2, req, sizeof req);
+    if (!rc)
+        rc = read_full(v->fd, hdr, sizeof hdr);
+    if (!rc && (hdr[VTEST_WIRE_HDR_ID] != VTEST_CMD_GET_CAPSET || hdr[VTEST_WIRE_HDR_LEN] < 1 ||
+                hdr[VTEST_WIRE_HDR_LEN] > VTEST_MAX_CAPSET_WORDS))
+        rc = -EPROTO;
+    if (!rc)
+        rc = read_full(v->fd, &valid, sizeof valid);
+    for (uint32_t i = 1; !rc && i < hdr[VTEST_WIRE_HDR_LEN]; i++) {
+        uint32_t skip;
+        rc = read_full(v->fd, &skip, sizeof skip);
+    }
+    if (rc) {
+        snprintf(why, why_len, "vtest %s: GET_CAPSET failed: %s", v->path, strerror(-rc));
+        return -1;
+    }
+    if (!valid) {
+        snprintf(why, why_len, "vtest %s: the host does not offer capset %u", v->path, capset);
+        return -1;
+    }
+    rc = send_cmd(v, VTEST_CMD_CONTEXT_INIT, 1, &capset, sizeof capset);
+    if (!rc)
+        rc = send_cmd(v, VTEST_CMD_PING_PROTOCOL_VERSION, 0, NULL, 0);
+    if (!rc)
+        rc = read_reply(v, VTEST_CMD_PING_PROTOCOL_VERSION, 0, NULL);
+    if (rc) {
+        if (capset == APIR_CAPSET_ID_VENUS)
+            snprintf(why, why_len, "vtest %s: the host refused the Venus (capset %u) context: set "
+                     "VIRGL_ROUTE_VENUS_TO_APIR=1 on the host or GGML_REMOTING_USE_APIR_CAPSET=1 in the guest",
+                     v->path, capset);
+        else
+            snprintf(why, why_len, "vtest %s: the host refused the context for capset %u (see the host log)",
+                     v->path, capset);
+        return -1;
+    }
+    return 0;
+}
+
+struct apir_transport *apir_transport_vtest_open(const char *socket_path, uint32_t capset_id, char *why,
+                                                 size_t why_len)
+{
+    struct vtest_transport *v = calloc(1, sizeof *v);
+    if (!v) {
+        snprintf(why, why_len, "vtest: out of memory");
+        return NULL;
+    }
+    v->fd = -1;
+    pthread_mutex_init(&v->lock, NULL);
+    v->base = (struct apir_transport){.ops = &vtest_ops, .name = "vtest", .capset_id = capset_id,
+                                      .host_futex_wake = true};
+    if (do_connect(v, socket_path, why, why_len) != 0 || do_init(v, capset_id, why, why_len) != 0) {
+        if (v->fd >= 0)
+            close(v->fd);
+        pthread_mutex_destroy(&v->lock);
+        free(v);
+        return NULL;
+    }
+    return &v->base;
+}

@@ -1,0 +1,88 @@
+/* Blob resources: memfd-backed shared memory, mapped here and attached to the connection's
+ * APIR context; the guest maps the same memfd from the descriptor it is sent. */
+#include "server.h"
+
+#include "apir_component.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int blobs_reserve(struct client *c)
+{
+    if (c->blobs_count < c->blobs_cap)
+        return 0;
+    size_t cap = c->blobs_cap ? c->blobs_cap * 2 : 8;
+    struct blob *p = realloc(c->blobs, cap * sizeof *p);
+    if (!p)
+        return -1;
+    c->blobs = p;
+    c->blobs_cap = cap;
+    return 0;
+}
+
+/* 0 with *fd to send, or -1 (logged): the guest gets res_id 0 */
+int blob_create(struct client *c, uint64_t size, uint32_t *res_id, int *fd)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (size == 0 || size > c->opts->max_blob_size || size > SIZE_MAX - (uint64_t)page) {
+        apir_component_log("client %u: blob of %llu bytes refused (limit %llu, --max-blob-size)", c->id,
+                           (unsigned long long)size, (unsigned long long)c->opts->max_blob_size);
+        return -1;
+    }
+    if (c->blobs_count >= SERVER_MAX_BLOBS || blobs_reserve(c) != 0) {
+        apir_component_log("client %u: too many blobs (%zu)", c->id, c->blobs_count);
+        return -1;
+    }
+    size_t len = (size_t)((size + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page);
+    int mfd = memfd_create("apir-blob", MFD_CLOEXEC);
+    if (mfd < 0 || ftruncate(mfd, (off_t)len) != 0) {
+        apir_component_log("client %u: cannot create a %zu-byte blob: %s", c->id, len, strerror(errno));
+        if (mfd >= 0)
+            close(mfd);
+        return -1;
+    }
+    void *ptr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    if (ptr == MAP_FAILED) {
+        apir_component_log("client %u: cannot map a %zu-byte blob: %s", c->id, len, strerror(errno));
+        close(mfd);
+        return -1;
+    }
+    uint32_t id = ++c->next_res_id;
+    if (id == 0 || apir_context_attach_resource(c->ctx, id, ptr, len) != 0) {
+        apir_component_log("client %u: cannot attach blob %u", c->id, id);
+        munmap(ptr, len);
+        close(mfd);
+        return -1;
+    }
+    c->blobs[c->blobs_count++] = (struct blob){id, ptr, len};
+    *res_id = id;
+    *fd = mfd;
+    return 0;
+}
+
+int blob_unref(struct client *c, uint32_t res_id)
+{
+    for (size_t i = 0; i < c->blobs_count; i++) {
+        if (c->blobs[i].res_id == res_id) {
+            apir_context_detach_resource(c->ctx, res_id);
+            munmap(c->blobs[i].ptr, c->blobs[i].size);
+            c->blobs[i] = c->blobs[--c->blobs_count];
+            return 0;
+        }
+    }
+    apir_component_log("client %u: RESOURCE_UNREF of unknown resource %u", c->id, res_id);
+    return -1;
+}
+
+/* after the context is gone */
+void blob_free_all(struct client *c)
+{
+    for (size_t i = 0; i < c->blobs_count; i++)
+        munmap(c->blobs[i].ptr, c->blobs[i].size);
+    free(c->blobs);
+    c->blobs = NULL;
+    c->blobs_count = c->blobs_cap = 0;
+}
