@@ -1,0 +1,27 @@
+# The guest ggml backend: libggml-virtgpu.so in the bin folder, where ggml_backend_load_all()
+# looks for it by name. Only ggml_backend_init and ggml_backend_score are exported.
+
+# Guest-side logic that needs no host (graph encoding, caches, fake addresses): also linked
+# into the unit tests.
+add_library(ggml_virtgpu_core STATIC
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_fake_addr.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_graph.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_ptrmap.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_sig_cache.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_wire.c)
+target_include_directories(ggml_virtgpu_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(ggml_virtgpu_core PUBLIC apir_protocol ggml_base Threads::Threads)
+
+add_library(ggml-virtgpu SHARED
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_reg.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_device.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_buft.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_buffer.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_backend.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_rpc.c)
+set_target_properties(ggml-virtgpu PROPERTIES OUTPUT_NAME ggml-virtgpu C_VISIBILITY_PRESET hidden)
+target_link_libraries(ggml-virtgpu PRIVATE ggml_virtgpu_core apir_guest_client ggml_base)
+# the static libraries inside are not built hidden: the version script hides them
+target_link_options(ggml-virtgpu PRIVATE
+    "-Wl,--version-script=${CMAKE_CURRENT_LIST_DIR}/ggml-virtgpu.map" -Wl,--no-undefined)
+set_property(TARGET ggml-virtgpu APPEND PROPERTY LINK_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/ggml-virtgpu.map)

@@ -1,0 +1,138 @@
+/* ggml backend (stream) interface. graph_compute encodes the graph and sends it, unless it is
+ * byte-identical to the last one this backend sent: then GRAPH_RECOMPUTE reuses the host's
+ * copy (llama.cpp recomputes an identical graph for every generated token). Buffer handles and
+ * data offsets are part of the bytes, so a moved tensor never reuses a stale graph. */
+#include "guest_log.h"
+#include "vgpu_internal.h"
+
+#include <stdlib.h>
+
+static struct vgpu_backend *ctx_of(ggml_backend_t backend) { return backend->context; }
+
+static const char *backend_get_name(ggml_backend_t backend) { return ctx_of(backend)->dev->name; }
+
+static void backend_free(ggml_backend_t backend)
+{
+    struct vgpu_backend *be = ctx_of(backend);
+    int rc = vgpu_rpc_backend_free(be->dev->client, be->handle);
+    if (rc)
+        GUEST_LOG_ERROR("%s: BACKEND_FREE failed: %s\n", be->dev->name, vgpu_rpc_status_str(rc));
+    GUEST_LOG_DEBUG("%s: %llu graphs sent, %llu recomputed\n", be->dev->name, (unsigned long long)be->n_compute,
+                    (unsigned long long)be->n_recompute);
+    vgpu_graph_encoder_free(&be->enc);
+    vgpu_graph_cache_free(&be->last);
+    pthread_mutex_destroy(&be->lock);
+    free(be);
+    free(backend);
+}
+
+static void backend_synchronize(ggml_backend_t backend)
+{
+    struct vgpu_backend *be = ctx_of(backend);
+    int32_t status = GGML_STATUS_SUCCESS;
+    int rc = vgpu_rpc_backend_synchronize(be->dev->client, be->handle, &status);
+    if (rc)
+        GUEST_LOG_ERROR("%s: BACKEND_SYNCHRONIZE failed: %s\n", be->dev->name, vgpu_rpc_status_str(rc));
+    else if (status != GGML_STATUS_SUCCESS)
+        GUEST_LOG_ERROR("%s: the host reports %s for work since the last synchronize\n", be->dev->name,
+                        ggml_status_to_string((enum ggml_status)status));
+}
+
+/* runs one graph; caller holds be->lock */
+static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph)
+{
+    struct apir_client *c = be->dev->client;
+    enum vgpu_graph_result r = vgpu_graph_encode(&be->enc, cgraph, vgpu_buffer_locate, NULL);
+    if (r == VGPU_GRAPH_EMPTY)
+        return GGML_STATUS_SUCCESS;
+    if (r != VGPU_GRAPH_OK) {
+        const struct ggml_tensor *t = be->enc.bad_tensor;
+        GUEST_LOG_ERROR("%s: cannot send the graph: %s%s%s%s\n", be->dev->name, vgpu_graph_result_str(r),
+                        t ? " (tensor '" : "", t ? t->name : "", t ? "')" : "");
+        return r == VGPU_GRAPH_NO_MEMORY ? GGML_STATUS_ALLOC_FAILED : GGML_STATUS_FAILED;
+    }
+    int32_t status = GGML_STATUS_FAILED;
+    int rc;
+    if (vgpu_graph_cache_matches(&be->last, be->enc.bytes, be->enc.len)) {
+        rc = vgpu_rpc_graph_recompute(c, be->handle, &status);
+        if (rc == APIR_BACKEND_OK) {
+            be->n_recompute++;
+            return (enum ggml_status)status;
+        }
+        /* the host lost its copy (or never kept one): fall back to sending the graph */
+        GUEST_LOG_DEBUG("%s: GRAPH_RECOMPUTE failed (%s), sending the graph\n", be->dev->name,
+                        vgpu_rpc_status_str(rc));
+    }
+    vgpu_graph_cache_invalidate(&be->last);
+    rc = vgpu_rpc_graph_compute(c, be->handle, be->enc.bytes, be->enc.len, &status);
+    if (rc) {
+        GUEST_LOG_ERROR("%s: GRAPH_COMPUTE of %d nodes failed: %s\n", be->dev->name, ggml_graph_n_nodes(cgraph),
+                        vgpu_rpc_status_str(rc));
+        return GGML_STATUS_FAILED;
+    }
+    be->n_compute++;
+    vgpu_graph_cache_store(&be->last, be->enc.bytes, be->enc.len);
+    return (enum ggml_status)status;
+}
+
+static enum ggml_status backend_graph_compute(ggml_backend_t backend, struct ggml_cgraph *cgraph)
+{
+    struct vgpu_backend *be = ctx_of(backend);
+    pthread_mutex_lock(&be->lock);
+    enum ggml_status st = compute_locked(be, cgraph);
+    pthread_mutex_unlock(&be->lock);
+    return st;
+}
+
+static const struct ggml_backend_i vgpu_backend_iface = {
+    .get_name = backend_get_name,
+    .free = backend_free,
+    .set_tensor_async = NULL,
+    .get_tensor_async = NULL,
+    .set_tensor_2d_async = NULL,
+    .get_tensor_2d_async = NULL,
+    .cpy_tensor_async = NULL,
+    .synchronize = backend_synchronize,
+    .graph_plan_create = NULL,
+    .graph_plan_free = NULL,
+    .graph_plan_update = NULL,
+    .graph_plan_compute = NULL,
+    .graph_compute = backend_graph_compute,
+    .event_record = NULL,
+    .event_wait = NULL,
+    .graph_optimize = NULL,
+};
+
+static ggml_guid_t vgpu_guid(void)
+{
+    static ggml_guid guid = {0x76, 0x69, 0x72, 0x74, 0x67, 0x70, 0x75, 0x2d,
+                             0x61, 0x70, 0x69, 0x72, 0x2d, 0x63, 0x31, 0x31}; /* "virtgpu-apir-c11" */
+    return &guid;
+}
+
+ggml_backend_t vgpu_backend_init(struct vgpu_device *d)
+{
+    uint32_t handle = 0;
+    int rc = vgpu_rpc_backend_init(d->client, d->index, &handle);
+    if (rc) {
+        GUEST_LOG_ERROR("%s: BACKEND_INIT failed: %s\n", d->name, vgpu_rpc_status_str(rc));
+        return NULL;
+    }
+    struct vgpu_backend *be = calloc(1, sizeof *be);
+    ggml_backend_t backend = calloc(1, sizeof *backend);
+    if (!be || !backend) {
+        free(be);
+        free(backend);
+        vgpu_rpc_backend_free(d->client, handle);
+        GUEST_LOG_ERROR("%s: out of memory\n", d->name);
+        return NULL;
+    }
+    be->dev = d;
+    be->handle = handle;
+    pthread_mutex_init(&be->lock, NULL);
+    backend->guid = vgpu_guid();
+    backend->iface = vgpu_backend_iface;
+    backend->device = &d->dev;
+    backend->context = be;
+    return backend;
+}

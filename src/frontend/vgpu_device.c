@@ -1,0 +1,152 @@
+/* ggml device interface: one per host device. Immutable answers (info, buffer type, op
+ * support) are asked once and cached; memory is asked every time since it changes. */
+#include "guest_log.h"
+#include "vgpu_internal.h"
+#include "vgpu_wire.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define OFFLOAD_MIN_BATCH 32
+
+static struct vgpu_device *ctx_of(ggml_backend_dev_t dev) { return dev->context; }
+
+/* llama.cpp never offloads layers to a CPU-type device (it treats it as the host CPU), but a
+ * host CPU reached through VirtGPU is a remote device like any GPU: report it as GPU. An
+ * integrated GPU stays IGPU (llama.cpp then knows its memory is shared with the host). */
+enum ggml_backend_dev_type vgpu_device_type_from_host(uint32_t host_type)
+{
+    switch (host_type) {
+    case GGML_BACKEND_DEVICE_TYPE_IGPU: return GGML_BACKEND_DEVICE_TYPE_IGPU;
+    case GGML_BACKEND_DEVICE_TYPE_ACCEL: return GGML_BACKEND_DEVICE_TYPE_ACCEL;
+    default: return GGML_BACKEND_DEVICE_TYPE_GPU; /* CPU, GPU, META and unknown values */
+    }
+}
+
+/* Like ggml's GPU backends: an op is worth moving to the device (and its weights across)
+ * when it processes a large batch; GET_ROWS only gathers a few rows whatever the batch. */
+bool vgpu_offload_op_heuristic(const struct ggml_tensor *op)
+{
+    return op->ne[1] >= OFFLOAD_MIN_BATCH && op->op != GGML_OP_GET_ROWS;
+}
+
+static const char *dev_get_name(ggml_backend_dev_t dev) { return ctx_of(dev)->name; }
+
+static const char *dev_get_description(ggml_backend_dev_t dev) { return ctx_of(dev)->host.description; }
+
+static void dev_get_memory(ggml_backend_dev_t dev, size_t *free_b, size_t *total_b)
+{
+    struct vgpu_device *d = ctx_of(dev);
+    uint64_t f = 0, t = 0;
+    int rc = vgpu_rpc_device_memory(d->client, d->index, &f, &t);
+    if (rc) {
+        GUEST_LOG_ERROR("%s: DEVICE_GET_MEMORY failed: %s\n", d->name, vgpu_rpc_status_str(rc));
+        f = t = 0;
+    }
+    *free_b = f > SIZE_MAX ? SIZE_MAX : (size_t)f;
+    *total_b = t > SIZE_MAX ? SIZE_MAX : (size_t)t;
+}
+
+static enum ggml_backend_dev_type dev_get_type(ggml_backend_dev_t dev) { return ctx_of(dev)->type; }
+
+static void dev_get_props(ggml_backend_dev_t dev, struct ggml_backend_dev_props *props)
+{
+    memset(props, 0, sizeof *props);
+    props->name = dev_get_name(dev);
+    props->description = dev_get_description(dev);
+    dev_get_memory(dev, &props->memory_free, &props->memory_total);
+    props->type = dev_get_type(dev);
+    props->device_id = NULL;
+    /* what this guest library implements, whatever the host device could do */
+    props->caps.async = false;
+    props->caps.host_buffer = false;
+    props->caps.buffer_from_host_ptr = false;
+    props->caps.events = false;
+    props->caps.mmap_support = true; /* the model file is mmapped in the guest, then uploaded */
+}
+
+static ggml_backend_t dev_init_backend(ggml_backend_dev_t dev, const char *params)
+{
+    return vgpu_backend_init(ctx_of(dev));
+}
+
+static ggml_backend_buffer_type_t dev_get_buffer_type(ggml_backend_dev_t dev) { return &ctx_of(dev)->buft.buft; }
+
+static bool dev_supports_op(ggml_backend_dev_t dev, const struct ggml_tensor *op)
+{
+    struct vgpu_device *d = ctx_of(dev);
+    uint8_t sig[VGPU_OP_SIG_MAX];
+    size_t len = vgpu_op_signature(op, sig);
+    uint64_t cached;
+    if (vgpu_sig_cache_get(&d->op_cache, sig, len, &cached))
+        return cached != 0;
+    bool supported = false;
+    int rc = vgpu_rpc_supports_op(d->client, d->index, sig, len, &supported);
+    if (rc) {
+        GUEST_LOG_ERROR("%s: DEVICE_SUPPORTS_OP(%s) failed: %s\n", d->name, ggml_op_desc(op),
+                        vgpu_rpc_status_str(rc));
+        return false; /* not cached: a transient failure must not stick */
+    }
+    vgpu_sig_cache_put(&d->op_cache, sig, len, supported);
+    return supported;
+}
+
+static bool dev_supports_buft(ggml_backend_dev_t dev, ggml_backend_buffer_type_t buft)
+{
+    return vgpu_buft_is_ours(buft) && buft->device == dev;
+}
+
+static bool dev_offload_op(ggml_backend_dev_t dev, const struct ggml_tensor *op)
+{
+    return vgpu_offload_op_heuristic(op);
+}
+
+static const struct ggml_backend_device_i vgpu_device_iface = {
+    .get_name = dev_get_name,
+    .get_description = dev_get_description,
+    .get_memory = dev_get_memory,
+    .get_type = dev_get_type,
+    .get_props = dev_get_props,
+    .init_backend = dev_init_backend,
+    .get_buffer_type = dev_get_buffer_type,
+    .get_host_buffer_type = NULL,
+    .buffer_from_host_ptr = NULL,
+    .supports_op = dev_supports_op,
+    .supports_buft = dev_supports_buft,
+    .offload_op = dev_offload_op,
+    .event_new = NULL,
+    .event_free = NULL,
+    .event_synchronize = NULL,
+};
+
+bool vgpu_device_init(struct vgpu_device *d, ggml_backend_reg_t reg, struct apir_client *c, uint32_t index)
+{
+    memset(d, 0, sizeof *d);
+    d->client = c;
+    d->index = index;
+    snprintf(d->name, sizeof d->name, "VirtGPU%u", index);
+    int rc = vgpu_rpc_device_info(c, index, &d->host);
+    if (rc) {
+        GUEST_LOG_ERROR("%s: DEVICE_GET_INFO failed: %s\n", d->name, vgpu_rpc_status_str(rc));
+        return false;
+    }
+    d->type = vgpu_device_type_from_host(d->host.type);
+    d->dev.iface = vgpu_device_iface;
+    d->dev.reg = reg;
+    d->dev.context = d;
+    if (!vgpu_sig_cache_init(&d->op_cache, VGPU_OP_CACHE_ENTRIES)) {
+        GUEST_LOG_ERROR("%s: out of memory\n", d->name);
+        return false;
+    }
+    if (!vgpu_buft_init(&d->buft, d, d->host.buft)) {
+        vgpu_sig_cache_free(&d->op_cache);
+        return false;
+    }
+    return true;
+}
+
+void vgpu_device_fini(struct vgpu_device *d)
+{
+    vgpu_buft_fini(&d->buft);
+    vgpu_sig_cache_free(&d->op_cache);
+}

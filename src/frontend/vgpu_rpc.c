@@ -1,0 +1,321 @@
+#include "vgpu_rpc.h"
+
+#include "apir_forward.h"
+
+#include <string.h>
+
+const char *vgpu_rpc_cmd_name(uint32_t cmd)
+{
+    static const char *const names[APIR_CMD_COUNT] = {
+        [APIR_CMD_GET_INFO] = "GET_INFO",
+        [APIR_CMD_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
+        [APIR_CMD_DEVICE_GET_MEMORY] = "DEVICE_GET_MEMORY",
+        [APIR_CMD_DEVICE_SUPPORTS_OP] = "DEVICE_SUPPORTS_OP",
+        [APIR_CMD_BUFT_GET_INFO] = "BUFT_GET_INFO",
+        [APIR_CMD_BUFT_GET_ALLOC_SIZE] = "BUFT_GET_ALLOC_SIZE",
+        [APIR_CMD_BUFT_ALLOC_BUFFER] = "BUFT_ALLOC_BUFFER",
+        [APIR_CMD_BUFFER_FREE] = "BUFFER_FREE",
+        [APIR_CMD_BUFFER_CLEAR] = "BUFFER_CLEAR",
+        [APIR_CMD_BUFFER_MEMSET] = "BUFFER_MEMSET",
+        [APIR_CMD_BUFFER_SET] = "BUFFER_SET",
+        [APIR_CMD_BUFFER_GET] = "BUFFER_GET",
+        [APIR_CMD_BUFFER_COPY] = "BUFFER_COPY",
+        [APIR_CMD_BACKEND_INIT] = "BACKEND_INIT",
+        [APIR_CMD_BACKEND_FREE] = "BACKEND_FREE",
+        [APIR_CMD_GRAPH_COMPUTE] = "GRAPH_COMPUTE",
+        [APIR_CMD_GRAPH_RECOMPUTE] = "GRAPH_RECOMPUTE",
+        [APIR_CMD_BACKEND_SYNCHRONIZE] = "BACKEND_SYNCHRONIZE",
+    };
+    return cmd < APIR_CMD_COUNT && names[cmd] ? names[cmd] : "?";
+}
+
+const char *vgpu_rpc_status_str(int rc)
+{
+    if (rc == VGPU_RPC_ERR_REPLY)
+        return "malformed reply from the host (host and guest versions differ?)";
+    return apir_client_status_str(rc);
+}
+
+/* Runs the command begun on c; on success the reply must decode completely via `dec`. */
+static int finish(struct apir_client *c, struct apir_decoder *reply)
+{
+    return apir_client_call(c, reply);
+}
+
+static int check_done(int rc, const struct apir_decoder *d)
+{
+    if (rc == APIR_BACKEND_OK && !apir_decoder_done(d))
+        return VGPU_RPC_ERR_REPLY;
+    return rc;
+}
+
+/* commands whose reply is empty */
+static int call_no_reply(struct apir_client *c)
+{
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+/* commands whose reply is one u32 enum ggml_status */
+static int call_status_reply(struct apir_client *c, int32_t *status)
+{
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    if (rc == APIR_BACKEND_OK)
+        *status = (int32_t)apir_get_u32(&d);
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+int vgpu_rpc_get_info(struct apir_client *c, uint32_t *version, uint32_t *n_devices)
+{
+    apir_client_begin(c, APIR_CMD_GET_INFO, 0);
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    if (rc == APIR_BACKEND_OK) {
+        *version = apir_get_u32(&d);
+        *n_devices = apir_get_u32(&d);
+    }
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+int vgpu_rpc_device_info(struct apir_client *c, uint32_t dev, struct vgpu_host_device_info *info)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_GET_INFO, 4);
+    apir_put_u32(e, dev);
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    if (rc == APIR_BACKEND_OK) {
+        memset(info, 0, sizeof *info);
+        apir_get_str(&d, info->name, sizeof info->name);
+        apir_get_str(&d, info->description, sizeof info->description);
+        info->type = apir_get_u32(&d);
+        info->async = apir_get_u8(&d) != 0;
+        info->host_buffer = apir_get_u8(&d) != 0;
+        info->buffer_from_host_ptr = apir_get_u8(&d) != 0;
+        info->events = apir_get_u8(&d) != 0;
+        info->buft = apir_get_u32(&d);
+        info->host_buft = apir_get_u32(&d);
+    }
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+int vgpu_rpc_device_memory(struct apir_client *c, uint32_t dev, uint64_t *free_b, uint64_t *total_b)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_GET_MEMORY, 4);
+    apir_put_u32(e, dev);
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    if (rc == APIR_BACKEND_OK) {
+        *free_b = apir_get_u64(&d);
+        *total_b = apir_get_u64(&d);
+    }
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+int vgpu_rpc_supports_op(struct apir_client *c, uint32_t dev, const void *sig, size_t sig_len, bool *supported)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_SUPPORTS_OP, 4 + sig_len);
+    apir_put_u32(e, dev);
+    apir_put_bytes(e, sig, sig_len);
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    if (rc == APIR_BACKEND_OK)
+        *supported = apir_get_u8(&d) != 0;
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+int vgpu_rpc_buft_info(struct apir_client *c, uint32_t buft, struct vgpu_host_buft_info *info)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_GET_INFO, 4);
+    apir_put_u32(e, buft);
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    if (rc == APIR_BACKEND_OK) {
+        memset(info, 0, sizeof *info);
+        apir_get_str(&d, info->name, sizeof info->name);
+        info->alignment = apir_get_u64(&d);
+        info->max_size = apir_get_u64(&d);
+        info->is_host = apir_get_u8(&d) != 0;
+    }
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+int vgpu_rpc_buft_alloc_size(struct apir_client *c, uint32_t buft, const void *sig, size_t sig_len, uint64_t *bytes)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_GET_ALLOC_SIZE, 4 + sig_len);
+    apir_put_u32(e, buft);
+    apir_put_bytes(e, sig, sig_len);
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    if (rc == APIR_BACKEND_OK)
+        *bytes = apir_get_u64(&d);
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+int vgpu_rpc_buft_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uint32_t *buffer, uint64_t *got)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_ALLOC_BUFFER, 12);
+    apir_put_u32(e, buft);
+    apir_put_u64(e, size);
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    if (rc == APIR_BACKEND_OK) {
+        *buffer = apir_get_u32(&d);
+        *got = apir_get_u64(&d);
+    }
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+int vgpu_rpc_buffer_free(struct apir_client *c, uint32_t buffer)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_FREE, 4);
+    apir_put_u32(e, buffer);
+    return call_no_reply(c);
+}
+
+int vgpu_rpc_buffer_clear(struct apir_client *c, uint32_t buffer, uint8_t value)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_CLEAR, 5);
+    apir_put_u32(e, buffer);
+    apir_put_u8(e, value);
+    return call_no_reply(c);
+}
+
+int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offset, uint64_t size, uint8_t value)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_MEMSET, 21);
+    apir_put_u32(e, buffer);
+    apir_put_u64(e, offset);
+    apir_put_u64(e, size);
+    apir_put_u8(e, value);
+    return call_no_reply(c);
+}
+
+/* One SET/GET of at most one data page. The data page is only touched while the client's
+ * lock (taken by apir_client_begin) is held, so concurrent transfers cannot mix. */
+static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64_t offset, uint8_t *data,
+                          size_t n)
+{
+    struct apir_encoder *e = apir_client_begin(c, cmd, 28);
+    if (cmd == APIR_CMD_BUFFER_SET)
+        memcpy(c->data.ptr, data, n);
+    apir_put_u32(e, buffer);
+    apir_put_u64(e, offset);
+    apir_put_u64(e, n);
+    apir_put_u32(e, c->data.res_id);
+    apir_put_u64(e, 0);
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    rc = check_done(rc, &d);
+    if (rc == APIR_BACKEND_OK && cmd == APIR_CMD_BUFFER_GET)
+        memcpy(data, c->data.ptr, n);
+    apir_client_end(c);
+    return rc;
+}
+
+static int transfer(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64_t offset, uint8_t *data, size_t size)
+{
+    size_t page = c->data.size;
+    if (page == 0)
+        return APIR_CLIENT_ERR_TRANSPORT;
+    while (size) {
+        size_t n = size < page ? size : page;
+        int rc = transfer_chunk(c, cmd, buffer, offset, data, n);
+        if (rc)
+            return rc;
+        offset += n;
+        data += n;
+        size -= n;
+    }
+    return APIR_BACKEND_OK;
+}
+
+int vgpu_rpc_buffer_set(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size)
+{
+    /* transfer() only reads from data for SET */
+    return transfer(c, APIR_CMD_BUFFER_SET, buffer, offset, (uint8_t *)(uintptr_t)data, size);
+}
+
+int vgpu_rpc_buffer_get(struct apir_client *c, uint32_t buffer, uint64_t offset, void *data, size_t size)
+{
+    return transfer(c, APIR_CMD_BUFFER_GET, buffer, offset, data, size);
+}
+
+int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, uint32_t dst, uint64_t dst_off,
+                         uint64_t size, bool *done)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_COPY, 32);
+    apir_put_u32(e, src);
+    apir_put_u64(e, src_off);
+    apir_put_u32(e, dst);
+    apir_put_u64(e, dst_off);
+    apir_put_u64(e, size);
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    if (rc == APIR_BACKEND_OK)
+        *done = apir_get_u8(&d) != 0;
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+int vgpu_rpc_backend_init(struct apir_client *c, uint32_t dev, uint32_t *backend)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_INIT, 4);
+    apir_put_u32(e, dev);
+    struct apir_decoder d;
+    int rc = finish(c, &d);
+    if (rc == APIR_BACKEND_OK)
+        *backend = apir_get_u32(&d);
+    rc = check_done(rc, &d);
+    apir_client_end(c);
+    return rc;
+}
+
+int vgpu_rpc_backend_free(struct apir_client *c, uint32_t backend)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_FREE, 4);
+    apir_put_u32(e, backend);
+    return call_no_reply(c);
+}
+
+int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_GRAPH_COMPUTE, 4 + len);
+    apir_put_u32(e, backend);
+    apir_put_bytes(e, graph, len);
+    return call_status_reply(c, status);
+}
+
+int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, int32_t *status)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_GRAPH_RECOMPUTE, 4);
+    apir_put_u32(e, backend);
+    return call_status_reply(c, status);
+}
+
+int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 4);
+    apir_put_u32(e, backend);
+    return call_status_reply(c, status);
+}

@@ -1,0 +1,59 @@
+/* Typed wrappers for the FORWARD commands (apir_forward.h): each encodes its request, runs it
+ * through the client and decodes the reply strictly (short or trailing bytes are an error).
+ * All return 0 (APIR_BACKEND_OK), a positive enum apir_backend_status from the host, a negative
+ * enum apir_client_error, or VGPU_RPC_ERR_REPLY. */
+#ifndef VGPU_RPC_H
+#define VGPU_RPC_H
+
+#include "apir_client.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VGPU_RPC_ERR_REPLY (-100) /* the host's reply did not decode */
+
+#define VGPU_HOST_NAME_MAX 128
+#define VGPU_HOST_DESC_MAX 256
+
+struct vgpu_host_device_info {
+    char name[VGPU_HOST_NAME_MAX];
+    char description[VGPU_HOST_DESC_MAX];
+    uint32_t type; /* enum ggml_backend_dev_type on the host */
+    bool async, host_buffer, buffer_from_host_ptr, events;
+    uint32_t buft, host_buft; /* handles; host_buft 0 if none */
+};
+
+struct vgpu_host_buft_info {
+    char name[VGPU_HOST_NAME_MAX];
+    uint64_t alignment, max_size;
+    bool is_host;
+};
+
+const char *vgpu_rpc_cmd_name(uint32_t cmd);
+const char *vgpu_rpc_status_str(int rc);
+
+int vgpu_rpc_get_info(struct apir_client *c, uint32_t *version, uint32_t *n_devices);
+int vgpu_rpc_device_info(struct apir_client *c, uint32_t dev, struct vgpu_host_device_info *info);
+int vgpu_rpc_device_memory(struct apir_client *c, uint32_t dev, uint64_t *free_b, uint64_t *total_b);
+/* sig: an op signature from vgpu_op_signature() */
+int vgpu_rpc_supports_op(struct apir_client *c, uint32_t dev, const void *sig, size_t sig_len, bool *supported);
+int vgpu_rpc_buft_info(struct apir_client *c, uint32_t buft, struct vgpu_host_buft_info *info);
+int vgpu_rpc_buft_alloc_size(struct apir_client *c, uint32_t buft, const void *sig, size_t sig_len, uint64_t *bytes);
+int vgpu_rpc_buft_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uint32_t *buffer, uint64_t *got);
+int vgpu_rpc_buffer_free(struct apir_client *c, uint32_t buffer);
+int vgpu_rpc_buffer_clear(struct apir_client *c, uint32_t buffer, uint8_t value);
+int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offset, uint64_t size, uint8_t value);
+/* move size bytes through the client's data page, in page-sized chunks */
+int vgpu_rpc_buffer_set(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size);
+int vgpu_rpc_buffer_get(struct apir_client *c, uint32_t buffer, uint64_t offset, void *data, size_t size);
+int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, uint32_t dst, uint64_t dst_off,
+                         uint64_t size, bool *done);
+int vgpu_rpc_backend_init(struct apir_client *c, uint32_t dev, uint32_t *backend);
+int vgpu_rpc_backend_free(struct apir_client *c, uint32_t backend);
+/* graph: bytes from vgpu_graph_encode(); *status: enum ggml_status from the host */
+int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status);
+int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, int32_t *status);
+int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status);
+
+#endif

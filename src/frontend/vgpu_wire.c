@@ -1,0 +1,63 @@
+#include "vgpu_wire.h"
+
+#include <string.h>
+
+_Static_assert(GGML_MAX_DIMS == APIR_WIRE_MAX_DIMS, "wire dims");
+_Static_assert(GGML_MAX_SRC == APIR_WIRE_MAX_SRC, "wire srcs");
+_Static_assert(GGML_MAX_OP_PARAMS / sizeof(int32_t) == APIR_WIRE_OP_PARAMS, "wire op params");
+_Static_assert(GGML_MAX_NAME == APIR_WIRE_MAX_NAME, "wire name");
+_Static_assert(APIR_MAX_OP_TENSORS == GGML_MAX_SRC + 1, "op tensor list");
+
+void vgpu_wire_from_tensor(struct apir_wire_tensor *w, const struct ggml_tensor *t)
+{
+    memset(w, 0, sizeof *w);
+    w->type = (uint32_t)t->type;
+    w->op = (uint32_t)t->op;
+    for (int i = 0; i < GGML_MAX_DIMS; i++) {
+        w->ne[i] = t->ne[i];
+        w->nb[i] = t->nb[i];
+    }
+    memcpy(w->op_params, t->op_params, sizeof w->op_params);
+    w->flags = t->flags;
+    w->view_offs = t->view_offs;
+    memcpy(w->name, t->name, sizeof w->name);
+    w->name[sizeof w->name - 1] = '\0';
+}
+
+static void blank(struct apir_wire_tensor *w)
+{
+    memset(w->name, 0, sizeof w->name);
+    w->view_offs = 0;
+}
+
+size_t vgpu_op_signature(const struct ggml_tensor *op, uint8_t *out)
+{
+    const struct ggml_tensor *list[APIR_MAX_OP_TENSORS];
+    uint32_t src_idx[GGML_MAX_SRC] = {0};
+    uint32_t n = 0;
+    for (int s = 0; s < GGML_MAX_SRC; s++) {
+        const struct ggml_tensor *src = op->src[s];
+        if (!src)
+            continue;
+        uint32_t j = 0;
+        while (j < n && list[j] != src) /* an op may use one tensor twice: list it once */
+            j++;
+        if (j == n)
+            list[n++] = src;
+        src_idx[s] = j + 1;
+    }
+    list[n++] = op;
+
+    struct apir_encoder enc;
+    apir_encoder_init(&enc, out, VGPU_OP_SIG_MAX);
+    apir_put_u32(&enc, n);
+    struct apir_wire_tensor w;
+    for (uint32_t i = 0; i < n; i++) {
+        vgpu_wire_from_tensor(&w, list[i]);
+        blank(&w);
+        if (i == n - 1)
+            memcpy(w.src, src_idx, sizeof w.src);
+        apir_wire_tensor_encode(&enc, &w);
+    }
+    return enc.pos;
+}
