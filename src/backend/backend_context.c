@@ -1,0 +1,152 @@
+#include "backend_context.h"
+
+#include "backend_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct backend_ctx *contexts;
+
+ggml_backend_buffer_type_t backend_ctx_buft(struct backend_ctx *ctx, uint32_t h)
+{
+    return handle_table_get(&ctx->handles, h, HANDLE_BUFT);
+}
+
+ggml_backend_buffer_t backend_ctx_buffer(struct backend_ctx *ctx, uint32_t h)
+{
+    return handle_table_get(&ctx->handles, h, HANDLE_BUFFER);
+}
+
+struct backend_stream *backend_ctx_stream(struct backend_ctx *ctx, uint32_t h)
+{
+    return handle_table_get(&ctx->handles, h, HANDLE_BACKEND);
+}
+
+void backend_ctx_drop_graphs(struct backend_ctx *ctx)
+{
+    uint32_t pos = 0;
+    struct backend_stream *s;
+    while ((s = handle_table_next(&ctx->handles, &pos, HANDLE_BACKEND, NULL)))
+        decoded_graph_free(&s->graph);
+}
+
+static ggml_backend_buffer_t resolve_buffer(void *user, uint32_t h) { return backend_ctx_buffer(user, h); }
+
+struct buffer_resolver backend_ctx_resolver(struct backend_ctx *ctx)
+{
+    return (struct buffer_resolver){.user = ctx, .resolve = resolve_buffer};
+}
+
+static void free_ctx(struct backend_ctx *ctx)
+{
+    uint32_t pos = 0;
+    struct backend_stream *s;
+    /* graphs point into buffers: drop them first, then backends, then buffers */
+    while ((s = handle_table_next(&ctx->handles, &pos, HANDLE_BACKEND, NULL))) {
+        decoded_graph_free(&s->graph);
+        ggml_backend_free(s->backend);
+        free(s);
+    }
+    pos = 0;
+    ggml_backend_buffer_t b;
+    while ((b = handle_table_next(&ctx->handles, &pos, HANDLE_BUFFER, NULL)))
+        ggml_backend_buffer_free(b);
+    handle_table_fini(&ctx->handles);
+    free(ctx->devices);
+    pthread_cond_destroy(&ctx->idle);
+    pthread_mutex_destroy(&ctx->call_lock);
+    free(ctx);
+}
+
+/* every device of the reg, with handles for its buffer types */
+static uint32_t add_devices(struct backend_ctx *ctx)
+{
+    size_t n = ggml_backend_reg_dev_count(ctx->reg);
+    if (n > UINT32_MAX)
+        n = UINT32_MAX;
+    ctx->devices = calloc(n, sizeof *ctx->devices);
+    if (!ctx->devices)
+        return APIR_BACKEND_INIT_OUT_OF_MEMORY;
+    ctx->n_devices = (uint32_t)n;
+    for (uint32_t i = 0; i < ctx->n_devices; i++) {
+        struct backend_device *d = &ctx->devices[i];
+        d->dev = ggml_backend_reg_dev_get(ctx->reg, i);
+        ggml_backend_buffer_type_t buft = ggml_backend_dev_buffer_type(d->dev);
+        ggml_backend_buffer_type_t host = ggml_backend_dev_host_buffer_type(d->dev);
+        d->buft = buft ? handle_table_add(&ctx->handles, HANDLE_BUFT, buft) : 0;
+        d->host_buft = host ? handle_table_add(&ctx->handles, HANDLE_BUFT, host) : 0;
+        if ((buft && !d->buft) || (host && !d->host_buft))
+            return APIR_BACKEND_INIT_OUT_OF_MEMORY;
+    }
+    return APIR_BACKEND_INIT_SUCCESS;
+}
+
+uint32_t backend_ctx_create(uint32_t id, ggml_backend_reg_t reg)
+{
+    struct backend_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return APIR_BACKEND_INIT_OUT_OF_MEMORY;
+    ctx->id = id;
+    ctx->reg = reg;
+    handle_table_init(&ctx->handles, 0);
+    pthread_cond_init(&ctx->idle, NULL);
+    pthread_mutex_init(&ctx->call_lock, NULL);
+    uint32_t st = add_devices(ctx);
+    if (st != APIR_BACKEND_INIT_SUCCESS) {
+        free_ctx(ctx);
+        return st;
+    }
+    pthread_mutex_lock(&registry_lock);
+    for (struct backend_ctx *c = contexts; c; c = c->next) {
+        if (c->id == id) {
+            pthread_mutex_unlock(&registry_lock);
+            free_ctx(ctx);
+            return APIR_BACKEND_INIT_ALREADY;
+        }
+    }
+    ctx->next = contexts;
+    contexts = ctx;
+    pthread_mutex_unlock(&registry_lock);
+    return APIR_BACKEND_INIT_SUCCESS;
+}
+
+struct backend_ctx *backend_ctx_acquire(uint32_t id)
+{
+    pthread_mutex_lock(&registry_lock);
+    struct backend_ctx *c = contexts;
+    while (c && c->id != id)
+        c = c->next;
+    if (c)
+        c->users++;
+    pthread_mutex_unlock(&registry_lock);
+    return c;
+}
+
+void backend_ctx_release(struct backend_ctx *ctx)
+{
+    pthread_mutex_lock(&registry_lock);
+    if (--ctx->users == 0)
+        pthread_cond_broadcast(&ctx->idle);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+bool backend_ctx_destroy(uint32_t id)
+{
+    pthread_mutex_lock(&registry_lock);
+    struct backend_ctx **pp = &contexts;
+    while (*pp && (*pp)->id != id)
+        pp = &(*pp)->next;
+    struct backend_ctx *ctx = *pp;
+    if (ctx) {
+        *pp = ctx->next;
+        /* unlinked: no new call can find it; wait for the ones running */
+        while (ctx->users)
+            pthread_cond_wait(&ctx->idle, &registry_lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (!ctx)
+        return false;
+    free_ctx(ctx);
+    return true;
+}

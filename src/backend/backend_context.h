@@ -1,0 +1,57 @@
+/* Per-guest-context state of the backend library, and the process-wide registry of contexts
+ * keyed by virgl ctx_id. */
+#ifndef APIR_BACKEND_CONTEXT_H
+#define APIR_BACKEND_CONTEXT_H
+
+#include "apir_protocol.h"
+#include "ggml-backend.h"
+#include "graph_decode.h"
+#include "handle_table.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+struct backend_device {
+    ggml_backend_dev_t dev;
+    uint32_t buft;      /* handle of the device's buffer type */
+    uint32_t host_buft; /* handle of its host buffer type, 0 if none */
+};
+
+/* a BACKEND handle names one of these */
+struct backend_stream {
+    ggml_backend_t backend;
+    uint32_t device;            /* index into backend_ctx.devices */
+    struct decoded_graph graph; /* last graph computed, for GRAPH_RECOMPUTE (graph NULL = none) */
+};
+
+struct backend_ctx {
+    uint32_t id;
+    ggml_backend_reg_t reg;
+    uint32_t n_devices;
+    struct backend_device *devices;
+    struct handle_table handles;
+    pthread_mutex_t call_lock; /* one FORWARD command at a time per context */
+    /* registry bookkeeping */
+    unsigned users; /* dispatch calls running */
+    pthread_cond_t idle;
+    struct backend_ctx *next;
+};
+
+/* a buffer type handle (BUFT entries point here: the pointer is ggml's, never sent) */
+ggml_backend_buffer_type_t backend_ctx_buft(struct backend_ctx *ctx, uint32_t h);
+ggml_backend_buffer_t backend_ctx_buffer(struct backend_ctx *ctx, uint32_t h);
+struct backend_stream *backend_ctx_stream(struct backend_ctx *ctx, uint32_t h);
+/* drops every cached graph (buffers they point into may be going away) */
+void backend_ctx_drop_graphs(struct backend_ctx *ctx);
+/* resolver over this context's buffer handles */
+struct buffer_resolver backend_ctx_resolver(struct backend_ctx *ctx);
+
+/* Registry. acquire returns the live context for id (and marks it in use) or NULL;
+ * release must follow. */
+uint32_t backend_ctx_create(uint32_t id, ggml_backend_reg_t reg);
+struct backend_ctx *backend_ctx_acquire(uint32_t id);
+void backend_ctx_release(struct backend_ctx *ctx);
+/* removes the context, waits for calls in flight, frees everything it owns; false if none */
+bool backend_ctx_destroy(uint32_t id);
+
+#endif

@@ -1,0 +1,89 @@
+/* Backends (streams) and graph computation, with the last graph of each backend cached for
+ * GRAPH_RECOMPUTE. */
+#include "apir_forward.h"
+#include "backend_log.h"
+#include "commands.h"
+#include "graph_decode.h"
+
+#include <stdlib.h>
+
+uint32_t cmd_backend_init(struct cmd_call *c)
+{
+    uint32_t index = apir_get_u32(&c->dec);
+    ARGS_DONE(c);
+    if (index >= c->ctx->n_devices)
+        return APIR_BACKEND_ERR_HANDLE;
+    struct backend_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    s->device = index;
+    s->backend = ggml_backend_dev_init(c->ctx->devices[index].dev, NULL);
+    if (!s->backend) {
+        blog("cannot initialize a backend on device %s", ggml_backend_dev_name(c->ctx->devices[index].dev));
+        free(s);
+        return APIR_BACKEND_ERR_BACKEND;
+    }
+    uint32_t h = handle_table_add(&c->ctx->handles, HANDLE_BACKEND, s);
+    if (!h) {
+        ggml_backend_free(s->backend);
+        free(s);
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    }
+    apir_put_u32(&c->enc, h);
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_backend_free(struct cmd_call *c)
+{
+    uint32_t h = apir_get_u32(&c->dec);
+    ARGS_DONE(c);
+    struct backend_stream *s = handle_table_remove(&c->ctx->handles, h, HANDLE_BACKEND);
+    if (!s)
+        return APIR_BACKEND_ERR_HANDLE;
+    decoded_graph_free(&s->graph);
+    ggml_backend_free(s->backend);
+    free(s);
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_graph_compute(struct cmd_call *c)
+{
+    struct backend_stream *s = backend_ctx_stream(c->ctx, apir_get_u32(&c->dec));
+    if (c->dec.error)
+        return APIR_BACKEND_ERR_DECODE;
+    if (!s)
+        return APIR_BACKEND_ERR_HANDLE;
+    struct buffer_resolver r = backend_ctx_resolver(c->ctx);
+    struct decoded_graph g;
+    uint32_t st = graph_decode(&c->dec, &r, c->ctx->devices[s->device].dev, &g);
+    if (st != APIR_BACKEND_OK)
+        return st;
+    /* the new graph replaces the cached one, whatever the compute status */
+    decoded_graph_free(&s->graph);
+    s->graph = g;
+    apir_put_u32(&c->enc, (uint32_t)ggml_backend_graph_compute(s->backend, s->graph.graph));
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_graph_recompute(struct cmd_call *c)
+{
+    struct backend_stream *s = backend_ctx_stream(c->ctx, apir_get_u32(&c->dec));
+    ARGS_DONE(c);
+    if (!s)
+        return APIR_BACKEND_ERR_HANDLE;
+    if (!s->graph.graph)
+        return APIR_BACKEND_ERR_NO_GRAPH;
+    apir_put_u32(&c->enc, (uint32_t)ggml_backend_graph_compute(s->backend, s->graph.graph));
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_backend_synchronize(struct cmd_call *c)
+{
+    struct backend_stream *s = backend_ctx_stream(c->ctx, apir_get_u32(&c->dec));
+    ARGS_DONE(c);
+    if (!s)
+        return APIR_BACKEND_ERR_HANDLE;
+    ggml_backend_synchronize(s->backend);
+    apir_put_u32(&c->enc, (uint32_t)GGML_STATUS_SUCCESS);
+    return APIR_BACKEND_OK;
+}

@@ -1,0 +1,167 @@
+/* Buffers: allocation, transfers through shared resources, memset/clear/copy. Every range
+ * is checked against the buffer and the shared resource before ggml sees it, because ggml
+ * asserts (aborts) on out-of-range transfers. */
+#include "apir_forward.h"
+#include "backend_log.h"
+#include "commands.h"
+#include "ggml-backend-impl.h"
+#include "tensor_validate.h"
+
+#include <string.h>
+
+/* a 1-D byte tensor over [offset, offset+size) of buf, for ggml's tensor transfer calls,
+ * which work for every backend; the caller has checked the range */
+static void byte_view(struct ggml_tensor *t, ggml_backend_buffer_t buf, uint64_t offset, uint64_t size)
+{
+    memset(t, 0, sizeof *t);
+    t->type = GGML_TYPE_I8;
+    t->ne[0] = (int64_t)size;
+    t->ne[1] = t->ne[2] = t->ne[3] = 1;
+    t->nb[0] = 1;
+    t->nb[1] = t->nb[2] = t->nb[3] = (size_t)size;
+    t->buffer = buf;
+    t->data = (char *)ggml_backend_buffer_get_base(buf) + offset;
+}
+
+static uint32_t buffer_range(struct cmd_call *c, uint32_t h, uint64_t offset, uint64_t size, ggml_backend_buffer_t *out)
+{
+    ggml_backend_buffer_t buf = backend_ctx_buffer(c->ctx, h);
+    if (!buf)
+        return APIR_BACKEND_ERR_HANDLE;
+    if (!range_ok(offset, size, ggml_backend_buffer_get_size(buf)))
+        return APIR_BACKEND_ERR_BOUNDS;
+    *out = buf;
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_buft_alloc_buffer(struct cmd_call *c)
+{
+    uint32_t h = apir_get_u32(&c->dec);
+    uint64_t size = apir_get_u64(&c->dec);
+    ARGS_DONE(c);
+    ggml_backend_buffer_type_t buft = backend_ctx_buft(c->ctx, h);
+    if (!buft)
+        return APIR_BACKEND_ERR_HANDLE;
+    if (size == 0 || size > ggml_backend_buft_get_max_size(buft))
+        return APIR_BACKEND_ERR_BOUNDS;
+    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(buft, (size_t)size);
+    if (!buf) {
+        blog("cannot allocate a buffer of %llu bytes in %s", (unsigned long long)size, ggml_backend_buft_name(buft));
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    }
+    uint32_t bh = handle_table_add(&c->ctx->handles, HANDLE_BUFFER, buf);
+    if (!bh) {
+        ggml_backend_buffer_free(buf);
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    }
+    apir_put_u32(&c->enc, bh);
+    apir_put_u64(&c->enc, ggml_backend_buffer_get_size(buf));
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_buffer_free(struct cmd_call *c)
+{
+    uint32_t h = apir_get_u32(&c->dec);
+    ARGS_DONE(c);
+    ggml_backend_buffer_t buf = handle_table_remove(&c->ctx->handles, h, HANDLE_BUFFER);
+    if (!buf)
+        return APIR_BACKEND_ERR_HANDLE;
+    /* cached graphs may point into this buffer */
+    backend_ctx_drop_graphs(c->ctx);
+    ggml_backend_buffer_free(buf);
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_buffer_clear(struct cmd_call *c)
+{
+    uint32_t h = apir_get_u32(&c->dec);
+    uint8_t value = apir_get_u8(&c->dec);
+    ARGS_DONE(c);
+    ggml_backend_buffer_t buf = backend_ctx_buffer(c->ctx, h);
+    if (!buf)
+        return APIR_BACKEND_ERR_HANDLE;
+    ggml_backend_buffer_clear(buf, value);
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_buffer_memset(struct cmd_call *c)
+{
+    uint32_t h = apir_get_u32(&c->dec);
+    uint64_t offset = apir_get_u64(&c->dec);
+    uint64_t size = apir_get_u64(&c->dec);
+    uint8_t value = apir_get_u8(&c->dec);
+    ARGS_DONE(c);
+    ggml_backend_buffer_t buf;
+    uint32_t st = buffer_range(c, h, offset, size, &buf);
+    if (st != APIR_BACKEND_OK || size == 0)
+        return st;
+    /* ggml asserts when a backend has no memset: refuse instead */
+    if (!buf->iface.memset_tensor)
+        return APIR_BACKEND_ERR_UNSUPPORTED;
+    struct ggml_tensor t;
+    byte_view(&t, buf, offset, size);
+    ggml_backend_tensor_memset(&t, value, 0, (size_t)size);
+    return APIR_BACKEND_OK;
+}
+
+/* SET/GET: buffer range and shared resource range, both checked */
+static uint32_t transfer(struct cmd_call *c, bool to_buffer)
+{
+    uint32_t h = apir_get_u32(&c->dec);
+    uint64_t offset = apir_get_u64(&c->dec);
+    uint64_t size = apir_get_u64(&c->dec);
+    uint32_t res_id = apir_get_u32(&c->dec);
+    uint64_t shm_offset = apir_get_u64(&c->dec);
+    ARGS_DONE(c);
+    ggml_backend_buffer_t buf;
+    uint32_t st = buffer_range(c, h, offset, size, &buf);
+    if (st != APIR_BACKEND_OK)
+        return st;
+    uint32_t ctx_id = c->ctx->id;
+    char *shm = c->cbs && c->cbs->get_shmem_ptr ? c->cbs->get_shmem_ptr(ctx_id, res_id) : NULL;
+    if (!shm)
+        return APIR_BACKEND_ERR_HANDLE;
+    /* without the resource size nothing can be checked: refuse */
+    uint64_t shm_size = c->cbs->get_shmem_size ? c->cbs->get_shmem_size(ctx_id, res_id) : 0;
+    if (!range_ok(shm_offset, size, shm_size))
+        return APIR_BACKEND_ERR_BOUNDS;
+    if (size == 0)
+        return APIR_BACKEND_OK;
+    struct ggml_tensor t;
+    byte_view(&t, buf, offset, size);
+    if (to_buffer)
+        ggml_backend_tensor_set(&t, shm + shm_offset, 0, (size_t)size);
+    else
+        ggml_backend_tensor_get(&t, shm + shm_offset, 0, (size_t)size);
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_buffer_set(struct cmd_call *c) { return transfer(c, true); }
+uint32_t cmd_buffer_get(struct cmd_call *c) { return transfer(c, false); }
+
+uint32_t cmd_buffer_copy(struct cmd_call *c)
+{
+    uint32_t src_h = apir_get_u32(&c->dec);
+    uint64_t src_off = apir_get_u64(&c->dec);
+    uint32_t dst_h = apir_get_u32(&c->dec);
+    uint64_t dst_off = apir_get_u64(&c->dec);
+    uint64_t size = apir_get_u64(&c->dec);
+    ARGS_DONE(c);
+    ggml_backend_buffer_t src, dst;
+    uint32_t st = buffer_range(c, src_h, src_off, size, &src);
+    if (st == APIR_BACKEND_OK)
+        st = buffer_range(c, dst_h, dst_off, size, &dst);
+    if (st != APIR_BACKEND_OK)
+        return st;
+    /* overlapping ranges in one buffer would be a memcpy with overlap inside ggml */
+    if (src == dst && src_off < dst_off + size && dst_off < src_off + size && size)
+        return APIR_BACKEND_ERR_BOUNDS;
+    if (size) {
+        struct ggml_tensor ts, td;
+        byte_view(&ts, src, src_off, size);
+        byte_view(&td, dst, dst_off, size);
+        ggml_backend_tensor_copy(&ts, &td);
+    }
+    apir_put_u8(&c->enc, 1);
+    return APIR_BACKEND_OK;
+}

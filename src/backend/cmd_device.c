@@ -1,0 +1,100 @@
+/* Device and buffer-type queries: read-only, no host state changes. */
+#include "apir_forward.h"
+#include "commands.h"
+#include "graph_decode.h"
+#include "op_checks.h"
+
+static struct backend_device *get_device(struct cmd_call *c, uint32_t index)
+{
+    return index < c->ctx->n_devices ? &c->ctx->devices[index] : NULL;
+}
+
+uint32_t cmd_get_info(struct cmd_call *c)
+{
+    ARGS_DONE(c);
+    apir_put_u32(&c->enc, APIR_FORWARD_PROTOCOL_VERSION);
+    apir_put_u32(&c->enc, c->ctx->n_devices);
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_device_get_info(struct cmd_call *c)
+{
+    struct backend_device *d = get_device(c, apir_get_u32(&c->dec));
+    ARGS_DONE(c);
+    if (!d)
+        return APIR_BACKEND_ERR_HANDLE;
+    struct ggml_backend_dev_props p = {0};
+    ggml_backend_dev_get_props(d->dev, &p);
+    apir_put_str(&c->enc, p.name);
+    apir_put_str(&c->enc, p.description);
+    apir_put_u32(&c->enc, (uint32_t)p.type);
+    apir_put_u8(&c->enc, p.caps.async);
+    apir_put_u8(&c->enc, p.caps.host_buffer);
+    apir_put_u8(&c->enc, p.caps.buffer_from_host_ptr);
+    apir_put_u8(&c->enc, p.caps.events);
+    apir_put_u32(&c->enc, d->buft);
+    apir_put_u32(&c->enc, d->host_buft);
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_device_get_memory(struct cmd_call *c)
+{
+    struct backend_device *d = get_device(c, apir_get_u32(&c->dec));
+    ARGS_DONE(c);
+    if (!d)
+        return APIR_BACKEND_ERR_HANDLE;
+    size_t free_mem = 0, total = 0;
+    ggml_backend_dev_memory(d->dev, &free_mem, &total);
+    apir_put_u64(&c->enc, free_mem);
+    apir_put_u64(&c->enc, total);
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_device_supports_op(struct cmd_call *c)
+{
+    struct backend_device *d = get_device(c, apir_get_u32(&c->dec));
+    if (c->dec.error)
+        return APIR_BACKEND_ERR_DECODE;
+    struct buffer_resolver r = backend_ctx_resolver(c->ctx);
+    struct decoded_graph g;
+    uint32_t st = op_tensors_decode(&c->dec, &r, &g);
+    if (st != APIR_BACKEND_OK)
+        return st;
+    /* an op the graph checks would refuse is reported unsupported, so the guest keeps it */
+    uint8_t ok = d && op_check_node(g.last) && ggml_backend_dev_supports_op(d->dev, g.last);
+    decoded_graph_free(&g);
+    if (!d)
+        return APIR_BACKEND_ERR_HANDLE;
+    apir_put_u8(&c->enc, ok);
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_buft_get_info(struct cmd_call *c)
+{
+    ggml_backend_buffer_type_t buft = backend_ctx_buft(c->ctx, apir_get_u32(&c->dec));
+    ARGS_DONE(c);
+    if (!buft)
+        return APIR_BACKEND_ERR_HANDLE;
+    apir_put_str(&c->enc, ggml_backend_buft_name(buft));
+    apir_put_u64(&c->enc, ggml_backend_buft_get_alignment(buft));
+    apir_put_u64(&c->enc, ggml_backend_buft_get_max_size(buft));
+    apir_put_u8(&c->enc, ggml_backend_buft_is_host(buft));
+    return APIR_BACKEND_OK;
+}
+
+uint32_t cmd_buft_get_alloc_size(struct cmd_call *c)
+{
+    ggml_backend_buffer_type_t buft = backend_ctx_buft(c->ctx, apir_get_u32(&c->dec));
+    if (c->dec.error)
+        return APIR_BACKEND_ERR_DECODE;
+    if (!buft)
+        return APIR_BACKEND_ERR_HANDLE;
+    struct buffer_resolver r = backend_ctx_resolver(c->ctx);
+    struct decoded_graph g;
+    uint32_t st = op_tensors_decode(&c->dec, &r, &g);
+    if (st != APIR_BACKEND_OK)
+        return st;
+    apir_put_u64(&c->enc, ggml_backend_buft_get_alloc_size(buft, g.last));
+    decoded_graph_free(&g);
+    return APIR_BACKEND_OK;
+}

@@ -1,0 +1,178 @@
+#include "graph_decode.h"
+
+#include "apir_forward.h"
+#include "apir_wire_tensor.h"
+#include "backend_log.h"
+#include "op_checks.h"
+#include "tensor_validate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void decoded_graph_free(struct decoded_graph *g)
+{
+    if (g->ctx)
+        ggml_free(g->ctx);
+    free(g->mem);
+    memset(g, 0, sizeof *g);
+}
+
+static uint32_t make_ctx(struct decoded_graph *g, uint32_t n_tensors, uint32_t n_nodes)
+{
+    /* n_tensors is bounded by the message size, so this cannot overflow on 64-bit */
+    size_t size = (size_t)n_tensors * ggml_tensor_overhead() + 1024;
+    if (n_nodes)
+        size += ggml_graph_overhead_custom(n_nodes, false);
+    memset(g, 0, sizeof *g);
+    g->mem = malloc(size);
+    if (!g->mem)
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    struct ggml_init_params params = {.mem_size = size, .mem_buffer = g->mem, .no_alloc = true};
+    g->ctx = ggml_init(params);
+    if (!g->ctx) {
+        decoded_graph_free(g);
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    }
+    return APIR_BACKEND_OK;
+}
+
+/* places t inside its buffer (if any) and checks the view relation ggml relies on:
+ * data == view_src->data + view_offs, in the same buffer */
+static uint32_t place(struct ggml_tensor *t, const struct apir_wire_tensor *w, uint64_t extent,
+                      const struct buffer_resolver *bufs, bool need_buffer)
+{
+    if (!w->buffer)
+        return need_buffer ? APIR_BACKEND_ERR_INVALID_TENSOR : APIR_BACKEND_OK;
+    ggml_backend_buffer_t buf = bufs ? bufs->resolve(bufs->user, w->buffer) : NULL;
+    if (!buf)
+        return APIR_BACKEND_ERR_HANDLE;
+    if (!range_ok(w->data_offset, extent, ggml_backend_buffer_get_size(buf)))
+        return APIR_BACKEND_ERR_BOUNDS;
+    char *base = ggml_backend_buffer_get_base(buf);
+    t->buffer = buf;
+    t->data = base + w->data_offset;
+    if (t->view_src) {
+        uint64_t want;
+        if (t->view_src->buffer != buf ||
+            __builtin_add_overflow((uint64_t)((char *)t->view_src->data - base), w->view_offs, &want) ||
+            want != w->data_offset)
+            return APIR_BACKEND_ERR_INVALID_TENSOR;
+    }
+    return APIR_BACKEND_OK;
+}
+
+static uint32_t decode_tensors(struct apir_decoder *dec, uint32_t n, struct ggml_context *ctx, struct ggml_tensor **out,
+                               const struct buffer_resolver *bufs, bool need_buffer)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        struct apir_wire_tensor w;
+        uint64_t extent;
+        apir_wire_tensor_decode(dec, &w);
+        if (dec->error)
+            return APIR_BACKEND_ERR_DECODE;
+        uint32_t st = tensor_validate(&w, i, &extent);
+        if (st != APIR_BACKEND_OK)
+            return st;
+        struct ggml_tensor *t = ggml_new_tensor(ctx, (enum ggml_type)w.type, GGML_MAX_DIMS, w.ne);
+        for (int d = 0; d < GGML_MAX_DIMS; d++)
+            t->nb[d] = (size_t)w.nb[d];
+        t->op = (enum ggml_op)w.op;
+        memcpy(t->op_params, w.op_params, sizeof w.op_params);
+        t->flags = w.flags;
+        for (int j = 0; j < APIR_WIRE_MAX_SRC; j++)
+            t->src[j] = w.src[j] ? out[w.src[j] - 1] : NULL;
+        t->view_src = w.view_src ? out[w.view_src - 1] : NULL;
+        t->view_offs = (size_t)w.view_offs;
+        memcpy(t->name, w.name, sizeof t->name);
+        st = place(t, &w, extent, bufs, need_buffer);
+        if (st != APIR_BACKEND_OK)
+            return st;
+        out[i] = t;
+    }
+    return APIR_BACKEND_OK;
+}
+
+static uint32_t check_node(struct ggml_tensor *node, ggml_backend_dev_t dev)
+{
+    if (!op_check_node(node)) {
+        blog("graph: node '%s' (%s) has inconsistent sources, shape or type", node->name, ggml_op_desc(node));
+        return APIR_BACKEND_ERR_INVALID_TENSOR;
+    }
+    if (dev) {
+        for (int j = -1; j < GGML_MAX_SRC; j++) {
+            const struct ggml_tensor *t = j < 0 ? node : node->src[j];
+            if (t && !ggml_backend_dev_supports_buft(dev, ggml_backend_buffer_get_type(t->buffer)))
+                return APIR_BACKEND_ERR_UNSUPPORTED;
+        }
+        if (!ggml_backend_dev_supports_op(dev, node)) {
+            blog("graph: node '%s' (%s) is not supported by %s", node->name, ggml_op_desc(node), ggml_backend_dev_name(dev));
+            return APIR_BACKEND_ERR_UNSUPPORTED;
+        }
+    }
+    return APIR_BACKEND_OK;
+}
+
+uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bufs, ggml_backend_dev_t dev,
+                      struct decoded_graph *out)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t n_tensors = apir_get_u32(dec);
+    if (dec->error)
+        return APIR_BACKEND_ERR_DECODE;
+    /* size everything from the message before allocating: tensors have a fixed encoded size,
+     * so n_nodes can be read ahead and the message length checked exactly */
+    size_t left = apir_decoder_left(dec);
+    if (n_tensors == 0 || n_tensors > APIR_MAX_GRAPH_TENSORS || (size_t)n_tensors * APIR_WIRE_TENSOR_SIZE + 4 > left)
+        return APIR_BACKEND_ERR_DECODE;
+    struct apir_decoder peek;
+    size_t tensors_bytes = (size_t)n_tensors * APIR_WIRE_TENSOR_SIZE;
+    apir_decoder_init(&peek, dec->buf + dec->pos + tensors_bytes, 4);
+    uint32_t n_nodes = apir_get_u32(&peek);
+    if (n_nodes == 0 || n_nodes > n_tensors || left != tensors_bytes + 4 + (size_t)n_nodes * 4)
+        return APIR_BACKEND_ERR_DECODE;
+
+    struct ggml_tensor **tensors = malloc((size_t)n_tensors * sizeof *tensors);
+    if (!tensors)
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    uint32_t st = make_ctx(out, n_tensors, n_nodes);
+    if (st == APIR_BACKEND_OK)
+        st = decode_tensors(dec, n_tensors, out->ctx, tensors, bufs, true);
+    if (st == APIR_BACKEND_OK) {
+        (void)apir_get_u32(dec); /* n_nodes, read ahead above */
+        out->graph = ggml_new_graph_custom(out->ctx, n_nodes, false);
+        for (uint32_t i = 0; i < n_nodes && st == APIR_BACKEND_OK; i++) {
+            uint32_t idx = apir_get_u32(dec);
+            if (dec->error || idx >= n_tensors)
+                st = APIR_BACKEND_ERR_DECODE;
+            else if ((st = check_node(tensors[idx], dev)) == APIR_BACKEND_OK)
+                ggml_graph_add_node(out->graph, tensors[idx]);
+        }
+        out->last = tensors[n_tensors - 1];
+    }
+    if (st == APIR_BACKEND_OK && !apir_decoder_done(dec))
+        st = APIR_BACKEND_ERR_DECODE;
+    free(tensors);
+    if (st != APIR_BACKEND_OK)
+        decoded_graph_free(out);
+    return st;
+}
+
+uint32_t op_tensors_decode(struct apir_decoder *dec, const struct buffer_resolver *bufs, struct decoded_graph *out)
+{
+    struct ggml_tensor *tensors[APIR_MAX_OP_TENSORS];
+    memset(out, 0, sizeof *out);
+    uint32_t n = apir_get_u32(dec);
+    if (dec->error || n == 0 || n > APIR_MAX_OP_TENSORS || apir_decoder_left(dec) != (size_t)n * APIR_WIRE_TENSOR_SIZE)
+        return APIR_BACKEND_ERR_DECODE;
+    uint32_t st = make_ctx(out, n, 0);
+    if (st == APIR_BACKEND_OK)
+        st = decode_tensors(dec, n, out->ctx, tensors, bufs, false);
+    if (st == APIR_BACKEND_OK && !apir_decoder_done(dec))
+        st = APIR_BACKEND_ERR_DECODE;
+    if (st != APIR_BACKEND_OK) {
+        decoded_graph_free(out);
+        return st;
+    }
+    out->last = tensors[n - 1];
+    return APIR_BACKEND_OK;
+}

@@ -1,0 +1,43 @@
+/* Decoding of tensors and graphs sent by the guest into ggml objects. One forward pass over
+ * the message with work bounded by its size; no recursion. Every tensor is validated
+ * (tensor_validate), placed inside its buffer, and every node checked (op_checks) before
+ * ggml sees it. */
+#ifndef APIR_GRAPH_DECODE_H
+#define APIR_GRAPH_DECODE_H
+
+#include "apir_codec.h"
+#include "ggml-backend.h"
+#include "ggml.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* how buffer handles are resolved (the context's handle table, or a test's) */
+struct buffer_resolver {
+    void *user;
+    ggml_backend_buffer_t (*resolve)(void *user, uint32_t handle); /* NULL if unknown */
+};
+
+/* ggml objects built from a message; the context memory is ours so that a failure to get it
+ * is an error, not an abort inside ggml */
+struct decoded_graph {
+    void *mem;
+    struct ggml_context *ctx;
+    struct ggml_cgraph *graph;    /* graphs only */
+    struct ggml_tensor *last;     /* the last tensor decoded (the op of SUPPORTS_OP) */
+};
+
+/* GRAPH_COMPUTE arguments after the backend handle: u32 n_tensors, tensors, u32 n_nodes,
+ * node indices; the message must end there. Every tensor needs a buffer. When dev is not
+ * NULL, every buffer must be usable by it and every node supported by it. Returns an
+ * apir_backend_status; on success *out owns the graph (decoded_graph_free). */
+uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bufs, ggml_backend_dev_t dev,
+                      struct decoded_graph *out);
+
+/* SUPPORTS_OP / BUFT_GET_ALLOC_SIZE: u32 n (1..APIR_MAX_OP_TENSORS), n tensors; buffers are
+ * optional (resolved when given). The message must end there. */
+uint32_t op_tensors_decode(struct apir_decoder *dec, const struct buffer_resolver *bufs, struct decoded_graph *out);
+
+void decoded_graph_free(struct decoded_graph *g);
+
+#endif

@@ -1,0 +1,75 @@
+#include "tensor_validate.h"
+
+#include "apir_forward.h"
+#include "ggml.h"
+
+#define KNOWN_FLAGS (GGML_TENSOR_FLAG_INPUT | GGML_TENSOR_FLAG_OUTPUT | GGML_TENSOR_FLAG_PARAM | \
+                     GGML_TENSOR_FLAG_LOSS | GGML_TENSOR_FLAG_COMPUTE)
+
+/* the sub-op that selects a kernel must be in range, or ggml indexes its tables with it */
+static int sub_op_ok(const struct apir_wire_tensor *t)
+{
+    if (t->op == GGML_OP_UNARY)
+        return t->op_params[0] >= 0 && t->op_params[0] < GGML_UNARY_OP_COUNT;
+    if (t->op == GGML_OP_GLU)
+        return t->op_params[0] >= 0 && t->op_params[0] < GGML_GLU_OP_COUNT;
+    return 1;
+}
+
+static uint32_t check_shape(const struct apir_wire_tensor *t, uint64_t *extent)
+{
+    /* removed types (Q4_2...) keep a slot in the enum with size 0: reject them too */
+    size_t tsize = ggml_type_size((enum ggml_type)t->type);
+    int64_t blck = ggml_blck_size((enum ggml_type)t->type);
+    if (tsize == 0 || blck <= 0)
+        return APIR_BACKEND_ERR_INVALID_TENSOR;
+
+    /* every dimension at least 1 (ggml kernels divide by them), element count fits int64 */
+    int64_t nel = 1;
+    for (int i = 0; i < APIR_WIRE_MAX_DIMS; i++) {
+        if (t->ne[i] < 1 || __builtin_mul_overflow(nel, t->ne[i], &nel))
+            return APIR_BACKEND_ERR_INVALID_TENSOR;
+    }
+    if (t->ne[0] % blck != 0)
+        return APIR_BACKEND_ERR_INVALID_TENSOR;
+
+    /* highest byte touched: first-dimension span, plus (ne[i]-1)*nb[i] for the others; a
+     * block-quantized row must be packed (nb[0] == block size) */
+    uint64_t ext;
+    int first = 1;
+    if (blck > 1) {
+        if (t->nb[0] != tsize)
+            return APIR_BACKEND_ERR_INVALID_TENSOR;
+        if (__builtin_mul_overflow((uint64_t)(t->ne[0] / blck), (uint64_t)tsize, &ext))
+            return APIR_BACKEND_ERR_INVALID_TENSOR;
+    } else {
+        ext = tsize;
+        first = 0;
+    }
+    for (int i = first; i < APIR_WIRE_MAX_DIMS; i++) {
+        uint64_t span;
+        if (__builtin_mul_overflow((uint64_t)(t->ne[i] - 1), t->nb[i], &span) ||
+            __builtin_add_overflow(ext, span, &ext))
+            return APIR_BACKEND_ERR_INVALID_TENSOR;
+    }
+    if (ext > (uint64_t)SIZE_MAX || ext > (uint64_t)INT64_MAX)
+        return APIR_BACKEND_ERR_INVALID_TENSOR;
+    *extent = ext;
+    return APIR_BACKEND_OK;
+}
+
+uint32_t tensor_validate(const struct apir_wire_tensor *t, uint32_t index, uint64_t *extent)
+{
+    if (t->type >= GGML_TYPE_COUNT || t->op >= GGML_OP_COUNT || !sub_op_ok(t))
+        return APIR_BACKEND_ERR_INVALID_TENSOR;
+    if (t->flags & ~KNOWN_FLAGS)
+        return APIR_BACKEND_ERR_INVALID_TENSOR;
+    /* references are index + 1 of an earlier tensor: value <= index */
+    for (int j = 0; j < APIR_WIRE_MAX_SRC; j++) {
+        if (t->src[j] > index)
+            return APIR_BACKEND_ERR_INVALID_TENSOR;
+    }
+    if (t->view_src > index)
+        return APIR_BACKEND_ERR_INVALID_TENSOR;
+    return check_shape(t, extent);
+}
