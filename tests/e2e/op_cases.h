@@ -5,7 +5,7 @@
 #include <ggml.h>
 #include <stddef.h>
 
-/* Inputs are the graph's leaves (op NONE). The fill (op_fill.c) reads their names:
+/* Inputs are the graph's leaves (op NONE). The fill (tools/common/tensor_fill.c) reads their names:
  *   "idx:N"  integers in [0, N) (i32/i64); distinct when the tensor has at most N elements
  *   "pos"    positions 0, 1, 2, ... (i32)
  *   "mask"   causal attention mask (0 or -inf), last row sees everything

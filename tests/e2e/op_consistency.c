@@ -8,7 +8,7 @@
  * supports every case the CPU supports). */
 #include "ggml_backends.h"
 #include "op_cases.h"
-#include "op_fill.h"
+#include "tensor_fill.h"
 
 #include <ggml-alloc.h>
 #include <ggml-backend.h>
@@ -75,7 +75,7 @@ static int side_run(struct side *s, uint64_t seed, float *out)
             return -1;
     }
     for (struct ggml_tensor *t = ggml_get_first_tensor(s->ctx); t; t = ggml_get_next_tensor(s->ctx, t))
-        if (t->op == GGML_OP_NONE && op_fill_tensor(t, seed))
+        if (t->op == GGML_OP_NONE && tensor_fill(t, seed))
             return -1;
     if (ggml_backend_graph_compute(s->backend, s->graph) != GGML_STATUS_SUCCESS)
         return -1;
@@ -186,6 +186,8 @@ int main(int argc, char **argv)
     }
     ggml_backend_t native = ggml_backend_dev_init(cpu_dev, NULL);
     ggml_backend_t remote = ggml_backend_dev_init(dev, NULL);
+    gb_set_threads(native, 0);
+    gb_set_threads(remote, 0); /* only when "remote" is a second CPU backend (self-check) */
     if (!native || !remote) {
         fprintf(stderr, "op-consistency: cannot initialize the backends\n");
         return 1;

@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef GGML_LIB_DIR
 #define GGML_LIB_DIR "."
@@ -83,4 +84,20 @@ void gb_print_devices(FILE *f)
         fprintf(f, "  %-12s %-5s %s\n", ggml_backend_dev_name(d),
                 t < sizeof types / sizeof types[0] ? types[t] : "?", ggml_backend_dev_description(d));
     }
+}
+
+void gb_set_threads(ggml_backend_t backend, int n)
+{
+    ggml_backend_dev_t dev = ggml_backend_get_device(backend);
+    if (!dev || ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_CPU)
+        return;
+    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
+    void (*set)(ggml_backend_t, int) =
+        (void (*)(ggml_backend_t, int))ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    if (set)
+        set(backend, n);
 }

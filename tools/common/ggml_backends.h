@@ -20,6 +20,10 @@ ggml_backend_dev_t gb_device(const char *name);
 /* the first device of type GPU / IGPU, or NULL */
 ggml_backend_dev_t gb_first_gpu(void);
 
+/* Sets the thread count of a CPU backend (no-op for other backends); n <= 0: the number of
+ * online CPUs. ggml's default of 4 oversubscribes small machines and ruins timings. */
+void gb_set_threads(ggml_backend_t backend, int n);
+
 /* one line per device: name, type, description */
 void gb_print_devices(FILE *f);
 

@@ -1,4 +1,4 @@
-#include "op_fill.h"
+#include "tensor_fill.h"
 
 #include <ggml-backend.h>
 #include <math.h>
@@ -72,7 +72,7 @@ static void to_type(const struct ggml_tensor *t, const float *f, void *dst)
     }
 }
 
-int op_fill_tensor(struct ggml_tensor *t, uint64_t seed)
+int tensor_fill(struct ggml_tensor *t, uint64_t seed)
 {
     const int64_t n = ggml_nelements(t);
     uint64_t rng = seed;
