@@ -14,8 +14,8 @@ prompt=${BENCH_PROMPT:-"Once upon a time, there was a little girl who lived in a
 threads=(); [ -n "${BENCH_THREADS:-}" ] && threads=(-t "$BENCH_THREADS")
 
 if [ ! -s "$model" ]; then
-    # about 56 MB of f16 weights: big enough that compute dominates per-call overhead
-    "$build/bin/make-tiny-llama" -o "$model" --type f16 --embd 768 --layers 6 --ff 2048 \
+    # about 54 MB of f16 weights: big enough that compute dominates per-call overhead
+    "$build/bin/make-tiny-llama" -o "$model" --type f16 --embd 768 --layers 4 --ff 2048 \
         --heads 12 --heads-kv 4 >&2
 fi
 run=("$build/bin/llama-run" -m "$model" -p "$prompt" -n "$n" --ignore-eos "${threads[@]}")

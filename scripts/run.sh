@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The main command (Debian 12, from a fresh clone):
+#   1. installs the build dependencies (scripts/install-deps.sh),
+#   2. configures and builds everything into build/,
+#   3. generates a small llama model with random weights (tools/make-tiny-llama),
+#   4. starts apir-server in the background on this host's CPU backend,
+#   5. runs the same greedy generation natively and through remoting (VirtGPU0),
+#   6. prints the generated tokens, both speeds and the ratio, and stops the server.
+# Options: --ops  also run bench-ops (per-op timings, native vs remoting)
+# Environment: BUILD_DIR (default build), RUN_N (tokens to generate, default 64),
+#              RUN_PROMPT, RUN_MODEL (use this GGUF instead of the generated one).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+build=${BUILD_DIR:-build}
+n=${RUN_N:-64}
+prompt=${RUN_PROMPT:-"Once upon a time, there was a little girl who lived in a small house near the city."}
+with_ops=0
+for a in "$@"; do
+    case "$a" in
+    --ops) with_ops=1 ;;
+    *) echo "usage: scripts/run.sh [--ops]" >&2; exit 2 ;;
+    esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing dependencies"
+bash scripts/install-deps.sh
+
+step "configuring and building ($build)"
+cmake -S . -B "$build" >/dev/null
+cmake --build "$build" -j2
+build=$(cd "$build" && pwd)
+
+model=${RUN_MODEL:-$build/tiny-llama.gguf}
+if [ ! -s "$model" ]; then
+    step "generating $model"
+    "$build/bin/make-tiny-llama" -o "$model" --type f16 --embd 768 --layers 4 --ff 2048 \
+        --heads 12 --heads-kv 4
+fi
+
+step "starting apir-server (host side, CPU backend)"
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/ggml-virtgpu-run.XXXXXX")
+sock="$run_dir/vtest.sock"
+log="$run_dir/apir-server.log"
+export VIRGL_APIR_BACKEND_LIBRARY="$build/host/libggml-virtgpu-backend.so"
+APIR_LLAMA_CPP_GGML_LIBRARY_PATH=$("$build/bin/ggml-pick-cpu")
+export APIR_LLAMA_CPP_GGML_LIBRARY_PATH
+export VIRGL_ROUTE_VENUS_TO_APIR=1 # the guest uses the Venus capset unless GGML_REMOTING_USE_APIR_CAPSET is set
+echo "VIRGL_APIR_BACKEND_LIBRARY=$VIRGL_APIR_BACKEND_LIBRARY"
+echo "APIR_LLAMA_CPP_GGML_LIBRARY_PATH=$APIR_LLAMA_CPP_GGML_LIBRARY_PATH"
+"$build/bin/apir-server" --socket-path "$sock" >"$log" 2>&1 &
+server_pid=$!
+
+stop_server() {
+    if kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$server_pid" 2>/dev/null; then
+            echo "apir-server did not stop on SIGTERM; killing it" >&2
+            kill -KILL "$server_pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$server_pid" 2>/dev/null || true
+}
+failed() {
+    echo "----- apir-server log ($log) -----" >&2
+    cat "$log" >&2 || true
+}
+trap 'stop_server; rm -rf "$run_dir"' EXIT
+trap 'failed' ERR
+
+for _ in $(seq 1 100); do
+    [ -S "$sock" ] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ ! -S "$sock" ]; then
+    echo "apir-server did not start" >&2
+    exit 1
+fi
+echo "apir-server listening on $sock (pid $server_pid)"
+
+run=("$build/bin/llama-run" -m "$model" -p "$prompt" -n "$n" --ignore-eos)
+
+step "native run (CPU)"
+native=$("${run[@]}" --native)
+echo "$native"
+
+step "remote run (VirtGPU0 through apir-server)"
+remote=$(GGML_VIRTGPU_SOCKET="$sock" "${run[@]}" --device VirtGPU0)
+echo "$remote"
+
+get() { sed -n "s/^$1: *//p" <<<"$2"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }'; }
+
+step "summary ($(basename "$model"), $n tokens, greedy)"
+printf '%-18s %12s %12s %8s\n' "" native remote ratio
+for k in pp_tok_s tg_tok_s; do
+    a=$(get $k "$native"); b=$(get $k "$remote")
+    label=$([ $k = pp_tok_s ] && echo "prompt tok/s" || echo "generation tok/s")
+    printf '%-18s %12s %12s %7sx\n' "$label" "$a" "$b" "$(ratio "$a" "$b")"
+done
+echo "ratio = remote speed / native speed (1.00x = native speed)"
+echo "generated ids: $(get ids "$native")"
+echo "generated text: $(get text "$native")"
+status=0
+if [ -n "$(get ids "$native")" ] && [ "$(get ids "$native")" = "$(get ids "$remote")" ]; then
+    echo "native and remote generated the same tokens"
+else
+    echo "MISMATCH: native and remote generated different tokens" >&2
+    status=1
+fi
+
+if [ $with_ops = 1 ]; then
+    step "bench-ops (native vs VirtGPU0)"
+    GGML_VIRTGPU_SOCKET="$sock" "$build/bin/bench-ops" 2>/dev/null
+fi
+
+step "stopping apir-server"
+trap - ERR
+stop_server
+echo "done"
+exit $status
