@@ -1,0 +1,435 @@
+/* Direct test of libggml-virtgpu-backend.so through its three entry points, on the real ggml
+ * CPU backend: initialization errors and their log lines, every FORWARD command, a MUL_MAT
+ * computed and recomputed, hostile arguments, handle isolation between contexts, and deinit
+ * with live objects (the ASan build checks that nothing leaks). */
+#include "apir_codec.h"
+#include "apir_forward.h"
+#include "apir_protocol.h"
+#include "wire_util.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs);
+uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs, uint32_t cmd_index,
+                                 char *dec_cur, const char *dec_end, char *enc_cur, const char *enc_end,
+                                 char **enc_cur_after);
+void apir_backend_deinit(uint32_t virgl_ctx_id);
+
+static int failures;
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                        \
+        }                                                                      \
+    } while (0)
+#define CHECK_EQ(a, b)                                                                               \
+    do {                                                                                             \
+        long long _a = (long long)(a), _b = (long long)(b);                                          \
+        if (_a != _b) {                                                                              \
+            fprintf(stderr, "%s:%d: %s == %lld, expected %lld\n", __FILE__, __LINE__, #a, _a, _b); \
+            failures++;                                                                              \
+        }                                                                                            \
+    } while (0)
+
+/* ---- the component's side: configuration and one shared resource ---- */
+#define RES_ID 5
+#define SHM_SIZE 65536
+static const char *cfg_path, *cfg_reg;
+static uint8_t *shm;
+
+static const char *get_config(uint32_t ctx, const char *key)
+{
+    if (!strcmp(key, APIR_KEY_GGML_LIBRARY_PATH))
+        return cfg_path;
+    if (!strcmp(key, APIR_KEY_GGML_LIBRARY_REG))
+        return cfg_reg;
+    return NULL;
+}
+static void *get_shmem_ptr(uint32_t ctx, uint32_t res) { return res == RES_ID ? shm : NULL; }
+static uint64_t get_shmem_size(uint32_t ctx, uint32_t res) { return res == RES_ID ? SHM_SIZE : 0; }
+static struct virgl_apir_callbacks cbs = {get_config, get_shmem_ptr, get_shmem_size};
+
+/* ---- FORWARD calls ---- */
+static uint8_t args[1 << 16], reply[4096];
+static struct apir_encoder a;
+static struct apir_decoder r;
+
+static void begin(void) { apir_encoder_init(&a, args, sizeof args); }
+
+static uint32_t call_cap(uint32_t ctx, uint32_t cmd, size_t cap)
+{
+    char *end = NULL;
+    uint32_t st = apir_backend_dispatcher(ctx, &cbs, cmd, (char *)args, (char *)args + a.pos, (char *)reply,
+                                          (char *)reply + cap, &end);
+    apir_decoder_init(&r, reply, end ? (size_t)(end - (char *)reply) : 0);
+    return st;
+}
+static uint32_t call(uint32_t ctx, uint32_t cmd) { return call_cap(ctx, cmd, sizeof reply); }
+
+/* the best CPU variant, as ggml's loader would choose */
+static void pick_cpu(char *out, size_t cap)
+{
+    DIR *d = opendir(GGML_LIB_DIR);
+    int best = 0;
+    struct dirent *e;
+    out[0] = 0;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "libggml-cpu-", 12) || n < 4 || strcmp(e->d_name + n - 3, ".so"))
+            continue;
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", GGML_LIB_DIR, e->d_name);
+        void *h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
+        if (!h)
+            continue;
+        int (*score)(void);
+        *(void **)&score = dlsym(h, "ggml_backend_score");
+        int s = score ? score() : 0;
+        if (s > best) {
+            best = s;
+            snprintf(out, cap, "%s", p);
+        }
+        /* keep it loaded: the backend library will load the same file */
+    }
+    if (d)
+        closedir(d);
+}
+
+static char log_path[256];
+static int log_has(const char *needle)
+{
+    FILE *f = fopen(log_path, "r");
+    char line[1024];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f))
+        found |= strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void test_init_errors(const char *cpu)
+{
+    cfg_path = NULL;
+    cfg_reg = NULL;
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_GGML_PATH_MISSING);
+    CHECK(log_has("cannot open the GGML library: env var 'APIR_LLAMA_CPP_GGML_LIBRARY_PATH' not defined"));
+    cfg_path = "/nonexistent/libggml-nothing.so";
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_GGML_CANNOT_OPEN);
+    CHECK(log_has("/nonexistent/libggml-nothing.so"));
+    cfg_path = GGML_LIB_DIR "/libggml-base.so"; /* a library without ggml_backend_init */
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_REG_SYMBOL_MISSING);
+    CHECK(log_has("cannot register the GGML library: env var 'APIR_LLAMA_CPP_GGML_LIBRARY_REG' not defined"));
+    cfg_path = cpu;
+    cfg_reg = "ggml_backend_no_such_reg";
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_REG_NAMED_MISSING);
+    CHECK(log_has("ggml_backend_no_such_reg"));
+    cfg_reg = "";
+    /* not initialized yet */
+    begin();
+    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_ERR_NOT_INITIALIZED);
+}
+
+static uint32_t alloc_buffer(uint32_t ctx, uint32_t buft, uint64_t size)
+{
+    begin();
+    apir_put_u32(&a, buft);
+    apir_put_u64(&a, size);
+    uint32_t st = call(ctx, APIR_CMD_BUFT_ALLOC_BUFFER);
+    uint32_t h = apir_get_u32(&r);
+    uint64_t got = apir_get_u64(&r);
+    CHECK(st != APIR_BACKEND_OK || (h && got >= size && apir_decoder_done(&r)));
+    return st == APIR_BACKEND_OK ? h : 0;
+}
+
+static uint32_t transfer(uint32_t ctx, uint32_t cmd, uint32_t buf, uint64_t off, uint64_t size, uint32_t res,
+                         uint64_t shm_off)
+{
+    begin();
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, off);
+    apir_put_u64(&a, size);
+    apir_put_u32(&a, res);
+    apir_put_u64(&a, shm_off);
+    return call(ctx, cmd);
+}
+
+/* a[4x3] at 0, b[4x2] at 64, c = mul_mat(a, b) [3x2] at 128 */
+static void mul_mat_tensors(struct apir_wire_tensor t[3], uint32_t buf)
+{
+    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, buf, 0);
+    t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, buf, 64);
+    t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, buf, 128);
+    t[2].op = GGML_OP_MUL_MAT;
+    t[2].src[0] = 1;
+    t[2].src[1] = 2;
+    t[2].flags = GGML_TENSOR_FLAG_COMPUTE; /* ggml's CPU backend skips nodes without it */
+}
+
+static void check_mul_mat(uint32_t ctx, uint32_t buf, const float *A, const float *B)
+{
+    float *c = (float *)(shm + 1024);
+    memset(c, 0, 24);
+    CHECK_EQ(transfer(ctx, APIR_CMD_BUFFER_GET, buf, 128, 24, RES_ID, 1024), APIR_BACKEND_OK);
+    for (int j = 0; j < 2; j++)
+        for (int i = 0; i < 3; i++) {
+            float want = 0;
+            for (int k = 0; k < 4; k++)
+                want += A[i * 4 + k] * B[j * 4 + k];
+            if (c[j * 3 + i] != want) {
+                fprintf(stderr, "c[%d][%d] = %g, expected %g\n", j, i, c[j * 3 + i], want);
+                failures++;
+            }
+        }
+}
+
+static void test_session(const char *cpu)
+{
+    cfg_path = cpu;
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_SUCCESS);
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_ALREADY);
+
+    /* framing: unknown command, trailing bytes, short reply page */
+    begin();
+    CHECK_EQ(call(1, APIR_CMD_COUNT), APIR_BACKEND_ERR_UNKNOWN_CMD);
+    CHECK_EQ(call(1, 0xffffffffu), APIR_BACKEND_ERR_UNKNOWN_CMD);
+    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_OK);
+    CHECK_EQ(apir_get_u32(&r), APIR_FORWARD_PROTOCOL_VERSION);
+    uint32_t n_dev = apir_get_u32(&r);
+    CHECK(n_dev >= 1 && apir_decoder_done(&r));
+    CHECK_EQ(call_cap(1, APIR_CMD_GET_INFO, 4), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
+    apir_put_u8(&a, 0);
+    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_ERR_DECODE);
+
+    /* device */
+    begin();
+    apir_put_u32(&a, 0);
+    CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_INFO), APIR_BACKEND_OK);
+    char name[128], desc[256];
+    apir_get_str(&r, name, sizeof name);
+    apir_get_str(&r, desc, sizeof desc);
+    CHECK_EQ(apir_get_u32(&r), 0 /* GGML_BACKEND_DEVICE_TYPE_CPU */);
+    for (int i = 0; i < 4; i++)
+        apir_get_u8(&r);
+    uint32_t buft = apir_get_u32(&r);
+    apir_get_u32(&r);
+    CHECK(apir_decoder_done(&r) && buft != 0 && !strcmp(name, "CPU"));
+    CHECK_EQ(call_cap(1, APIR_CMD_DEVICE_GET_INFO, 6), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
+    CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_MEMORY), APIR_BACKEND_OK);
+    begin();
+    apir_put_u32(&a, n_dev);
+    CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_INFO), APIR_BACKEND_ERR_HANDLE);
+    begin();
+    apir_put_u8(&a, 0); /* short */
+    CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_INFO), APIR_BACKEND_ERR_DECODE);
+
+    begin();
+    apir_put_u32(&a, buft);
+    CHECK_EQ(call(1, APIR_CMD_BUFT_GET_INFO), APIR_BACKEND_OK);
+    apir_get_str(&r, name, sizeof name);
+    uint64_t align = apir_get_u64(&r);
+    apir_get_u64(&r);
+    CHECK(apir_get_u8(&r) == 1 && align >= 1 && apir_decoder_done(&r));
+    begin();
+    apir_put_u32(&a, buft + 1000);
+    CHECK_EQ(call(1, APIR_CMD_BUFT_GET_INFO), APIR_BACKEND_ERR_HANDLE);
+
+    /* buffers */
+    CHECK_EQ(alloc_buffer(1, buft, 0), 0);
+    CHECK_EQ(alloc_buffer(1, 0, 4096), 0);
+    CHECK_EQ(alloc_buffer(1, 0xdeadbeef, 4096), 0);
+    begin();
+    apir_put_u32(&a, buft);
+    apir_put_u64(&a, 4096);
+    CHECK_EQ(call_cap(1, APIR_CMD_BUFT_ALLOC_BUFFER, 8), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
+    uint32_t buf = alloc_buffer(1, buft, 4096);
+    CHECK(buf != 0);
+
+    float A[12], B[8];
+    for (int i = 0; i < 12; i++)
+        A[i] = (float)(i + 1);
+    for (int i = 0; i < 8; i++)
+        B[i] = (float)(i % 3) - 0.5f;
+    memcpy(shm, A, sizeof A);
+    memcpy(shm + 256, B, sizeof B);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 0, sizeof A, RES_ID, 0), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 64, sizeof B, RES_ID, 256), APIR_BACKEND_OK);
+    /* hostile transfers */
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 4090, 16, RES_ID, 0), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, UINT64_MAX - 1, 16, RES_ID, 0), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, SHM_SIZE - 8), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, UINT64_MAX - 4), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID + 1, 0), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buft, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
+
+    /* backend + graph */
+    begin();
+    apir_put_u32(&a, 0);
+    CHECK_EQ(call(1, APIR_CMD_BACKEND_INIT), APIR_BACKEND_OK);
+    uint32_t be = apir_get_u32(&r);
+    CHECK(be != 0);
+    begin();
+    apir_put_u32(&a, be);
+    CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_NO_GRAPH);
+
+    struct apir_wire_tensor t[3];
+    uint32_t node = 2;
+    mul_mat_tensors(t, buf);
+    begin();
+    apir_put_u32(&a, be);
+    wt_put_graph(&a, t, 3, &node, 1);
+    size_t full = a.pos;
+    a.pos = full - 3; /* truncated */
+    CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_ERR_DECODE);
+    a.pos = full;
+    CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    CHECK_EQ(apir_get_u32(&r), 0 /* GGML_STATUS_SUCCESS */);
+    check_mul_mat(1, buf, A, B);
+
+    /* new input, same graph: RECOMPUTE */
+    for (int i = 0; i < 8; i++)
+        B[i] = (float)i * 0.25f;
+    memcpy(shm + 256, B, sizeof B);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 64, sizeof B, RES_ID, 256), APIR_BACKEND_OK);
+    begin();
+    apir_put_u32(&a, be);
+    CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_OK);
+    CHECK_EQ(apir_get_u32(&r), 0);
+    check_mul_mat(1, buf, A, B);
+    begin();
+    apir_put_u32(&a, be);
+    CHECK_EQ(call(1, APIR_CMD_BACKEND_SYNCHRONIZE), APIR_BACKEND_OK);
+
+    /* supports_op and alloc size on the op alone (no buffers) */
+    for (int i = 0; i < 3; i++)
+        t[i].buffer = 0;
+    begin();
+    apir_put_u32(&a, 0);
+    apir_put_u32(&a, 3);
+    for (int i = 0; i < 3; i++)
+        apir_wire_tensor_encode(&a, &t[i]);
+    CHECK_EQ(call(1, APIR_CMD_DEVICE_SUPPORTS_OP), APIR_BACKEND_OK);
+    CHECK_EQ(apir_get_u8(&r), 1);
+    begin();
+    apir_put_u32(&a, buft);
+    apir_put_u32(&a, 3);
+    for (int i = 0; i < 3; i++)
+        apir_wire_tensor_encode(&a, &t[i]);
+    CHECK_EQ(call(1, APIR_CMD_BUFT_GET_ALLOC_SIZE), APIR_BACKEND_OK);
+    CHECK_EQ(apir_get_u64(&r), 24);
+
+    /* copy / memset / clear */
+    begin();
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, 0);
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, 2048);
+    apir_put_u64(&a, sizeof A);
+    CHECK_EQ(call(1, APIR_CMD_BUFFER_COPY), APIR_BACKEND_OK);
+    CHECK_EQ(apir_get_u8(&r), 1);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 2048, sizeof A, RES_ID, 4096), APIR_BACKEND_OK);
+    CHECK(!memcmp(shm + 4096, A, sizeof A));
+    begin(); /* overlapping copy in one buffer */
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, 0);
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, 8);
+    apir_put_u64(&a, 16);
+    CHECK_EQ(call(1, APIR_CMD_BUFFER_COPY), APIR_BACKEND_ERR_BOUNDS);
+    begin();
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, 4000);
+    apir_put_u64(&a, 96);
+    apir_put_u8(&a, 0xab);
+    CHECK_EQ(call(1, APIR_CMD_BUFFER_MEMSET), APIR_BACKEND_OK);
+    apir_put_u8(&a, 0); /* trailing byte */
+    CHECK_EQ(call(1, APIR_CMD_BUFFER_MEMSET), APIR_BACKEND_ERR_DECODE);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 4000, 96, RES_ID, 8192), APIR_BACKEND_OK);
+    CHECK(shm[8192] == 0xab && shm[8192 + 95] == 0xab);
+    begin();
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, 4000);
+    apir_put_u64(&a, 97);
+    apir_put_u8(&a, 0xab);
+    CHECK_EQ(call(1, APIR_CMD_BUFFER_MEMSET), APIR_BACKEND_ERR_BOUNDS);
+    begin();
+    apir_put_u32(&a, buf);
+    apir_put_u8(&a, 0);
+    CHECK_EQ(call(1, APIR_CMD_BUFFER_CLEAR), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 4000, 96, RES_ID, 8192), APIR_BACKEND_OK);
+    CHECK(shm[8192] == 0 && shm[8192 + 95] == 0);
+
+    /* a second context: its own handles; ours do not resolve there */
+    CHECK_EQ(apir_backend_initialize(2, &cbs), APIR_BACKEND_INIT_SUCCESS);
+    CHECK_EQ(transfer(2, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
+    begin();
+    apir_put_u32(&a, be);
+    CHECK_EQ(call(2, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_HANDLE);
+    begin();
+    apir_put_u32(&a, buf);
+    CHECK_EQ(call(2, APIR_CMD_BUFFER_FREE), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_OK);
+    uint32_t buf2 = alloc_buffer(2, buft, 1024);
+    CHECK(buf2 != 0);
+
+    /* freeing a buffer drops the cached graph (it points into it); the handle goes stale */
+    begin();
+    apir_put_u32(&a, buf);
+    CHECK_EQ(call(1, APIR_CMD_BUFFER_FREE), APIR_BACKEND_OK);
+    CHECK_EQ(call(1, APIR_CMD_BUFFER_FREE), APIR_BACKEND_ERR_HANDLE);
+    begin();
+    apir_put_u32(&a, be);
+    CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_NO_GRAPH);
+    uint32_t buf3 = alloc_buffer(1, buft, 4096);
+    CHECK(buf3 != 0 && buf3 != buf);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
+
+    /* leave a computed graph, a backend and buffers live, then disconnect both contexts */
+    mul_mat_tensors(t, buf3);
+    begin();
+    apir_put_u32(&a, be);
+    wt_put_graph(&a, t, 3, &node, 1);
+    CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    begin();
+    apir_put_u32(&a, 0);
+    CHECK_EQ(call(2, APIR_CMD_BACKEND_INIT), APIR_BACKEND_OK);
+    apir_backend_deinit(1);
+    apir_backend_deinit(2);
+    apir_backend_deinit(2); /* unknown: harmless */
+    begin();
+    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_ERR_NOT_INITIALIZED);
+
+    /* the library stays loaded and shared: a new context works at once */
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_SUCCESS);
+    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_OK);
+    apir_backend_deinit(1);
+}
+
+int main(void)
+{
+    char cpu[PATH_MAX];
+    pick_cpu(cpu, sizeof cpu);
+    if (!cpu[0]) {
+        fprintf(stderr, "no usable libggml-cpu-*.so in %s\n", GGML_LIB_DIR);
+        return 1;
+    }
+    snprintf(log_path, sizeof log_path, "/tmp/test_backend_dispatch.%d.log", (int)getpid());
+    setenv(APIR_ENV_BACKEND_LOG, log_path, 1);
+    shm = calloc(1, SHM_SIZE);
+    test_init_errors(cpu);
+    test_session(cpu);
+    free(shm);
+    unlink(log_path);
+    if (failures)
+        fprintf(stderr, "%d check(s) failed\n", failures);
+    else
+        printf("backend dispatch: all checks passed\n");
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,279 @@
+/* Graph and tensor decoding against hostile messages. Buffers are real ggml CPU buffers
+ * (libggml-base); no backend needed since nothing is computed here. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "apir_forward.h"
+#include "graph_decode.h"
+#include "tensor_validate.h"
+#include "wire_util.h"
+
+#include <stdlib.h>
+
+#define BUF_H 0x101
+#define BUF_SIZE 4096
+
+static ggml_backend_buffer_t cpu_buf;
+static char cpu_mem[BUF_SIZE] __attribute__((aligned(64)));
+
+static ggml_backend_buffer_t resolve(void *user, uint32_t h) { return h == BUF_H ? cpu_buf : NULL; }
+static const struct buffer_resolver resolver = {NULL, resolve};
+
+static int setup(void **state)
+{
+    cpu_buf = ggml_backend_cpu_buffer_from_ptr(cpu_mem, BUF_SIZE);
+    return cpu_buf ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    ggml_backend_buffer_free(cpu_buf);
+    return 0;
+}
+
+/* a valid MUL_MAT graph: a[4x3] (f32), b[4x2], c = a*b [3x2] */
+static void mul_mat_graph(struct apir_wire_tensor t[3])
+{
+    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, BUF_H, 0);
+    t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, BUF_H, 64);
+    t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, BUF_H, 128);
+    t[2].op = GGML_OP_MUL_MAT;
+    t[2].src[0] = 1;
+    t[2].src[1] = 2;
+}
+
+static uint32_t decode_graph(const struct apir_wire_tensor *t, uint32_t n, const uint32_t *nodes, uint32_t n_nodes,
+                             size_t truncate, bool trailing)
+{
+    static uint8_t msg[1 << 16];
+    struct apir_encoder enc;
+    apir_encoder_init(&enc, msg, sizeof msg);
+    wt_put_graph(&enc, t, n, nodes, n_nodes);
+    if (trailing)
+        apir_put_u8(&enc, 0);
+    assert_false(enc.error);
+    struct apir_decoder dec;
+    apir_decoder_init(&dec, msg, enc.pos - truncate);
+    struct decoded_graph g;
+    uint32_t st = graph_decode(&dec, &resolver, NULL, &g);
+    if (st == APIR_BACKEND_OK) {
+        assert_non_null(g.graph);
+        assert_int_equal(ggml_graph_n_nodes(g.graph), n_nodes);
+        decoded_graph_free(&g);
+    } else {
+        assert_null(g.ctx);
+        assert_null(g.mem);
+    }
+    return st;
+}
+
+static void test_valid_graph(void **state)
+{
+    struct apir_wire_tensor t[3];
+    uint32_t node = 2;
+    mul_mat_graph(t);
+    assert_int_equal(decode_graph(t, 3, &node, 1, 0, false), APIR_BACKEND_OK);
+}
+
+static void test_framing(void **state)
+{
+    struct apir_wire_tensor t[3];
+    uint32_t node = 2, nodes2[2] = {2, 2};
+    mul_mat_graph(t);
+    for (size_t cut = 1; cut < 40; cut += 3)
+        assert_int_equal(decode_graph(t, 3, &node, 1, cut, false), APIR_BACKEND_ERR_DECODE);
+    assert_int_equal(decode_graph(t, 3, &node, 1, 0, true), APIR_BACKEND_ERR_DECODE);
+    /* n_nodes larger than the node list, node index out of range, no nodes */
+    assert_int_equal(decode_graph(t, 3, nodes2, 2, 4, false), APIR_BACKEND_ERR_DECODE);
+    uint32_t bad = 3;
+    assert_int_equal(decode_graph(t, 3, &bad, 1, 0, false), APIR_BACKEND_ERR_DECODE);
+    assert_int_equal(decode_graph(t, 3, &node, 0, 0, false), APIR_BACKEND_ERR_DECODE);
+
+    /* a tensor count far larger than the message is refused before any allocation */
+    uint8_t msg[8];
+    struct apir_encoder enc;
+    apir_encoder_init(&enc, msg, sizeof msg);
+    apir_put_u32(&enc, APIR_MAX_GRAPH_TENSORS);
+    apir_put_u32(&enc, 1);
+    struct apir_decoder dec;
+    apir_decoder_init(&dec, msg, enc.pos);
+    struct decoded_graph g;
+    assert_int_equal(graph_decode(&dec, &resolver, NULL, &g), APIR_BACKEND_ERR_DECODE);
+    apir_decoder_init(&dec, msg, 2);
+    assert_int_equal(graph_decode(&dec, &resolver, NULL, &g), APIR_BACKEND_ERR_DECODE);
+}
+
+static void expect_tensor_error(void (*mutate)(struct apir_wire_tensor *t), uint32_t want)
+{
+    struct apir_wire_tensor t[3];
+    uint32_t node = 2;
+    mul_mat_graph(t);
+    mutate(t);
+    assert_int_equal(decode_graph(t, 3, &node, 1, 0, false), want);
+}
+
+static void m_type_range(struct apir_wire_tensor *t) { t[0].type = GGML_TYPE_COUNT; }
+static void m_type_removed(struct apir_wire_tensor *t) { t[0].type = 4; /* removed Q4_2 */ }
+static void m_op_range(struct apir_wire_tensor *t) { t[2].op = GGML_OP_COUNT + 5; }
+static void m_unary_range(struct apir_wire_tensor *t) { t[2].op = GGML_OP_UNARY; t[2].op_params[0] = GGML_UNARY_OP_COUNT; }
+static void m_unary_neg(struct apir_wire_tensor *t) { t[2].op = GGML_OP_UNARY; t[2].op_params[0] = -1; }
+static void m_glu_range(struct apir_wire_tensor *t) { t[2].op = GGML_OP_GLU; t[2].op_params[0] = GGML_GLU_OP_COUNT; }
+static void m_ne_zero(struct apir_wire_tensor *t) { t[0].ne[1] = 0; }
+static void m_ne_neg(struct apir_wire_tensor *t) { t[1].ne[3] = -1; }
+static void m_ne_overflow(struct apir_wire_tensor *t) { t[0].ne[0] = INT64_MAX; t[0].ne[1] = 4; }
+static void m_nb_overflow(struct apir_wire_tensor *t) { t[0].nb[3] = UINT64_MAX / 2; t[0].ne[3] = 5; }
+static void m_nb_huge(struct apir_wire_tensor *t) { t[0].nb[1] = 1ull << 40; }
+static void m_blck(struct apir_wire_tensor *t) { t[0].type = GGML_TYPE_Q4_0; t[0].ne[0] = 33; }
+static void m_quant_stride(struct apir_wire_tensor *t) { t[0].type = GGML_TYPE_Q4_0; t[0].ne[0] = 32; t[0].nb[0] = 1; }
+static void m_forward_src(struct apir_wire_tensor *t) { t[1].src[0] = 3; }
+static void m_self_src(struct apir_wire_tensor *t) { t[2].src[0] = 3; }
+static void m_forward_view(struct apir_wire_tensor *t) { t[0].view_src = 1; }
+static void m_huge_src(struct apir_wire_tensor *t) { t[2].src[9] = 0xffffffffu; }
+static void m_offset_past(struct apir_wire_tensor *t) { t[2].data_offset = BUF_SIZE - 8; }
+static void m_offset_wrap(struct apir_wire_tensor *t) { t[2].data_offset = UINT64_MAX - 4; }
+static void m_no_buffer(struct apir_wire_tensor *t) { t[1].buffer = 0; }
+static void m_bad_buffer(struct apir_wire_tensor *t) { t[1].buffer = BUF_H + 1; }
+static void m_flags(struct apir_wire_tensor *t) { t[1].flags = 1 << 20; }
+static void m_mm_k(struct apir_wire_tensor *t) { t[1].ne[0] = 2; }
+static void m_mm_dst(struct apir_wire_tensor *t) { t[2].ne[1] = 3; }
+static void m_mm_missing_src(struct apir_wire_tensor *t) { t[2].src[1] = 0; }
+static void m_mm_dst_type(struct apir_wire_tensor *t)
+{
+    t[2] = wt_make(GGML_TYPE_I32, 3, 2, 1, 1, BUF_H, 128);
+    t[2].op = GGML_OP_MUL_MAT;
+    t[2].src[0] = 1;
+    t[2].src[1] = 2;
+}
+static void m_add_shape(struct apir_wire_tensor *t)
+{
+    t[1] = wt_make(GGML_TYPE_F32, 3, 3, 1, 1, BUF_H, 64); /* 4 % 3 != 0: not repeatable */
+    t[2] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, BUF_H, 128);
+    t[2].op = GGML_OP_ADD;
+    t[2].src[0] = 1;
+    t[2].src[1] = 2;
+}
+static void m_cpy_nel(struct apir_wire_tensor *t)
+{
+    t[2] = wt_make(GGML_TYPE_F32, 5, 1, 1, 1, BUF_H, 128);
+    t[2].op = GGML_OP_CPY;
+    t[2].src[0] = 1;
+    t[2].src[1] = 2;
+}
+static void m_get_rows_type(struct apir_wire_tensor *t)
+{
+    t[2] = wt_make(GGML_TYPE_F32, 4, 4, 1, 1, BUF_H, 128);
+    t[2].op = GGML_OP_GET_ROWS;
+    t[2].src[0] = 1;
+    t[2].src[1] = 2; /* indices must be I32 */
+}
+static void m_view_mismatch(struct apir_wire_tensor *t)
+{
+    t[1].view_src = 1; /* claims to be a view of t[0] at offset 0, but lives at 64 */
+}
+
+static void test_hostile_tensors(void **state)
+{
+    expect_tensor_error(m_type_range, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_type_removed, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_op_range, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_unary_range, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_unary_neg, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_glu_range, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_ne_zero, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_ne_neg, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_ne_overflow, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_nb_overflow, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_nb_huge, APIR_BACKEND_ERR_BOUNDS);
+    expect_tensor_error(m_blck, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_quant_stride, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_forward_src, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_self_src, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_forward_view, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_huge_src, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_offset_past, APIR_BACKEND_ERR_BOUNDS);
+    expect_tensor_error(m_offset_wrap, APIR_BACKEND_ERR_BOUNDS);
+    expect_tensor_error(m_no_buffer, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_bad_buffer, APIR_BACKEND_ERR_HANDLE);
+    expect_tensor_error(m_flags, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_mm_k, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_mm_dst, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_mm_missing_src, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_mm_dst_type, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_add_shape, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_cpy_nel, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_get_rows_type, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_view_mismatch, APIR_BACKEND_ERR_INVALID_TENSOR);
+}
+
+static void test_extent(void **state)
+{
+    uint64_t ext;
+    struct apir_wire_tensor t = wt_make(GGML_TYPE_F32, 4, 3, 2, 1, 0, 0);
+    assert_int_equal(tensor_validate(&t, 0, &ext), APIR_BACKEND_OK);
+    assert_int_equal(ext, 4 * 3 * 2 * 4);
+    t = wt_make(GGML_TYPE_Q4_0, 64, 2, 1, 1, 0, 0);
+    assert_int_equal(tensor_validate(&t, 0, &ext), APIR_BACKEND_OK);
+    assert_int_equal(ext, 2 * ggml_row_size(GGML_TYPE_Q4_0, 64));
+    /* a transposed view: extent follows the strides, not ne0*ne1 packed */
+    t = wt_make(GGML_TYPE_F32, 3, 4, 1, 1, 0, 0);
+    t.nb[0] = 16;
+    t.nb[1] = 4;
+    assert_int_equal(tensor_validate(&t, 0, &ext), APIR_BACKEND_OK);
+    assert_int_equal(ext, 4 + 2 * 16 + 3 * 4);
+    assert_true(range_ok(0, 0, 0));
+    assert_false(range_ok(1, UINT64_MAX, UINT64_MAX));
+    assert_false(range_ok(UINT64_MAX, 2, UINT64_MAX));
+}
+
+static uint32_t decode_op(const struct apir_wire_tensor *t, uint32_t n, int32_t n_override)
+{
+    uint8_t msg[APIR_WIRE_TENSOR_SIZE * 16];
+    struct apir_encoder enc;
+    apir_encoder_init(&enc, msg, sizeof msg);
+    apir_put_u32(&enc, n_override >= 0 ? (uint32_t)n_override : n);
+    for (uint32_t i = 0; i < n; i++)
+        apir_wire_tensor_encode(&enc, &t[i]);
+    struct apir_decoder dec;
+    apir_decoder_init(&dec, msg, enc.pos);
+    struct decoded_graph g;
+    uint32_t st = op_tensors_decode(&dec, &resolver, &g);
+    if (st == APIR_BACKEND_OK) {
+        assert_non_null(g.last);
+        assert_int_equal(g.last->op, t[n - 1].op);
+        decoded_graph_free(&g);
+    }
+    return st;
+}
+
+static void test_op_tensors(void **state)
+{
+    struct apir_wire_tensor t[12];
+    mul_mat_graph(t);
+    /* no buffers needed */
+    for (int i = 0; i < 3; i++)
+        t[i].buffer = 0;
+    assert_int_equal(decode_op(t, 3, -1), APIR_BACKEND_OK);
+    assert_int_equal(decode_op(t, 3, 0), APIR_BACKEND_ERR_DECODE);
+    assert_int_equal(decode_op(t, 3, 4), APIR_BACKEND_ERR_DECODE);
+    assert_int_equal(decode_op(t, 3, 2), APIR_BACKEND_ERR_DECODE);
+    for (int i = 3; i < 12; i++)
+        t[i] = t[0];
+    assert_int_equal(decode_op(t, 12, -1), APIR_BACKEND_ERR_DECODE);
+    t[1].buffer = 0x999; /* a given buffer must resolve */
+    assert_int_equal(decode_op(t, 3, -1), APIR_BACKEND_ERR_HANDLE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_graph),
+        cmocka_unit_test(test_framing),
+        cmocka_unit_test(test_hostile_tensors),
+        cmocka_unit_test(test_extent),
+        cmocka_unit_test(test_op_tensors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
