@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# same-tokens.sh BUILD_DIR
+# same-tokens.sh BUILD_DIR [f16|f32|q8_0]
 # Generates the tiny llama model, runs greedy generation natively (CPU) and through remoting
 # (VirtGPU0 via apir-server), and checks that both produce the same, non-empty token ids.
 set -euo pipefail
 build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
-model="$build/tests/e2e/tiny-llama-f16.gguf"
+type=${2:-f16}
+model="$build/tests/e2e/tiny-llama-$type.gguf"
 n=${SAME_TOKENS_N:-24}
 prompt="Once upon a time, there was a little girl who"
 
 # the model only changes if the generator does
 if [ ! -s "$model" ] || [ "$build/bin/make-tiny-llama" -nt "$model" ]; then
-    "$build/bin/make-tiny-llama" -o "$model" --type f16
+    "$build/bin/make-tiny-llama" -o "$model" --type "$type"
 fi
 
 native=$("$build/bin/llama-run" -m "$model" -p "$prompt" -n "$n" --ignore-eos --native)
