@@ -215,7 +215,7 @@ int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offs
 static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64_t offset, uint8_t *data,
                           size_t n)
 {
-    struct apir_encoder *e = apir_client_begin(c, cmd, 28);
+    struct apir_encoder *e = apir_client_begin(c, cmd, 32);
     if (cmd == APIR_CMD_BUFFER_SET)
         memcpy(c->data.ptr, data, n);
     apir_put_u32(e, buffer);

@@ -1,0 +1,374 @@
+/* End to end through apir-server (run under tests/lib/with-server.sh): loads
+ * libggml-virtgpu.so the way applications do, checks VirtGPU0, moves data, computes graphs
+ * directly and through ggml_backend_sched, and compares every result with the native CPU
+ * backend (the same ggml library the host runs).
+ * Usage: test-vgpu-e2e load PATH/libggml-virtgpu.so | test-vgpu-e2e load_all */
+#include <ggml-alloc.h>
+#include <ggml-backend.h>
+#include <ggml.h>
+
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                                   \
+    do {                                                                                                   \
+        if (!(cond)) {                                                                                     \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                \
+            fprintf(stderr, __VA_ARGS__);                                                                  \
+            fprintf(stderr, "\n");                                                                         \
+            failures++;                                                                                    \
+            return false;                                                                                  \
+        }                                                                                                  \
+    } while (0)
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) & 0xffff) / 32768.0f - 1.0f;
+}
+static void fill(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = frand();
+}
+
+static void log_cb(enum ggml_log_level level, const char *text, void *user)
+{
+    if (level >= GGML_LOG_LEVEL_INFO || level == GGML_LOG_LEVEL_CONT)
+        fputs(text, stderr);
+}
+
+/* the native CPU backend: already registered, or loaded from the library the host uses */
+static ggml_backend_dev_t cpu_device(void)
+{
+    ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (dev)
+        return dev;
+    char path[PATH_MAX] = "";
+    const char *env = getenv("APIR_LLAMA_CPP_GGML_LIBRARY_PATH"); /* set by with-server.sh */
+    if (env) {
+        snprintf(path, sizeof path, "%s", env);
+    } else {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0)
+            return NULL;
+        exe[n] = '\0';
+        char cmd[PATH_MAX + 32];
+        snprintf(cmd, sizeof cmd, "%s/ggml-pick-cpu", dirname(exe));
+        FILE *p = popen(cmd, "r");
+        if (!p || !fgets(path, sizeof path, p))
+            path[0] = '\0';
+        if (p)
+            pclose(p);
+        path[strcspn(path, "\n")] = '\0';
+    }
+    if (!path[0] || !ggml_backend_load(path))
+        return NULL;
+    return ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+}
+
+static bool close_enough(const char *what, const float *got, const float *want, size_t n)
+{
+    double max_err = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]) / (1.0 + fabs(want[i]));
+        if (!(e <= max_err)) /* also catches NaN */
+            max_err = isnan(e) ? INFINITY : e;
+    }
+    CHECK(max_err < 1e-5, "%s: max relative error %g", what, max_err);
+    return true;
+}
+
+/* ---- the graph: out = mul_mat(w, x) + c, and q = scale(mul_mat(wq, x)) with a Q8_0 weight ---- */
+enum { K = 256, M = 48, MQ = 64, N = 40 };
+
+struct model {
+    struct ggml_context *ctx;
+    struct ggml_tensor *w, *wq, *x, *c, *out, *q;
+    struct ggml_cgraph *gf;
+    ggml_backend_buffer_t buf;
+};
+
+static struct ggml_context *new_ctx(void)
+{
+    struct ggml_init_params p = {ggml_tensor_overhead() * 64 + ggml_graph_overhead() + 4096, NULL, true};
+    return ggml_init(p);
+}
+
+static void build(struct model *m)
+{
+    m->ctx = new_ctx();
+    m->w = ggml_new_tensor_2d(m->ctx, GGML_TYPE_F32, K, M);
+    m->wq = ggml_new_tensor_2d(m->ctx, GGML_TYPE_Q8_0, K, MQ);
+    m->x = ggml_new_tensor_2d(m->ctx, GGML_TYPE_F32, K, N);
+    m->c = ggml_new_tensor_2d(m->ctx, GGML_TYPE_F32, M, N);
+    m->out = ggml_add(m->ctx, ggml_mul_mat(m->ctx, m->w, m->x), m->c);
+    /* a non-contiguous view feeding an op */
+    m->out = ggml_cont(m->ctx, ggml_transpose(m->ctx, m->out));
+    m->q = ggml_scale(m->ctx, ggml_mul_mat(m->ctx, m->wq, m->x), 0.5f);
+    ggml_set_name(m->out, "out");
+    ggml_set_name(m->q, "q");
+    m->gf = ggml_new_graph(m->ctx);
+    ggml_build_forward_expand(m->gf, m->out);
+    ggml_build_forward_expand(m->gf, m->q);
+}
+
+struct inputs {
+    float w[K * M], x[K * N], c[M * N];
+    uint8_t wq[K * MQ * 2]; /* Q8_0 needs 34 bytes per 32 values */
+};
+
+static void make_inputs(struct inputs *in)
+{
+    fill(in->w, K * M);
+    fill(in->x, K * N);
+    fill(in->c, M * N);
+    float tmp[K * MQ];
+    fill(tmp, K * MQ);
+    ggml_quantize_chunk(GGML_TYPE_Q8_0, tmp, in->wq, 0, MQ, K, NULL);
+}
+
+static void upload(struct model *m, const struct inputs *in)
+{
+    ggml_backend_tensor_set(m->w, in->w, 0, sizeof in->w);
+    ggml_backend_tensor_set(m->wq, in->wq, 0, ggml_nbytes(m->wq));
+    ggml_backend_tensor_set(m->x, in->x, 0, sizeof in->x);
+    ggml_backend_tensor_set(m->c, in->c, 0, sizeof in->c);
+}
+
+/* computes the model on dev's backend; results in out[M*N], q[MQ*N] */
+static bool run_direct(ggml_backend_dev_t dev, struct inputs *in, int n_runs, float *out, float *q)
+{
+    struct model m;
+    build(&m);
+    ggml_backend_t be = ggml_backend_dev_init(dev, NULL);
+    CHECK(be != NULL, "init %s", ggml_backend_dev_name(dev));
+    m.buf = ggml_backend_alloc_ctx_tensors(m.ctx, be);
+    CHECK(m.buf != NULL, "alloc on %s", ggml_backend_dev_name(dev));
+    upload(&m, in);
+    for (int r = 0; r < n_runs; r++) {
+        enum ggml_status st = ggml_backend_graph_compute(be, m.gf);
+        CHECK(st == GGML_STATUS_SUCCESS, "compute on %s: %s", ggml_backend_dev_name(dev), ggml_status_to_string(st));
+    }
+    ggml_backend_tensor_get(m.out, out, 0, ggml_nbytes(m.out));
+    ggml_backend_tensor_get(m.q, q, 0, ggml_nbytes(m.q));
+    ggml_backend_buffer_free(m.buf);
+    ggml_backend_free(be);
+    ggml_free(m.ctx);
+    return true;
+}
+
+static bool test_graph_direct(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
+{
+    static struct inputs in;
+    static float vo[M * N], vq[MQ * N], co[M * N], cq[MQ * N];
+    make_inputs(&in);
+    if (!run_direct(cdev, &in, 1, co, cq) || !run_direct(vdev, &in, 1, vo, vq))
+        return false;
+    if (!close_enough("mul_mat+add (once)", vo, co, M * N) || !close_enough("q8_0 mul_mat", vq, cq, MQ * N))
+        return false;
+    /* three identical computes: the 2nd and 3rd are GRAPH_RECOMPUTE, same result */
+    if (!run_direct(vdev, &in, 3, vo, vq) || !close_enough("mul_mat+add (recomputed)", vo, co, M * N))
+        return false;
+    return true;
+}
+
+/* An identical graph recomputed after new input data must see the new data. */
+static bool test_recompute_sees_new_data(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
+{
+    static struct inputs a, b;
+    static float vo[M * N], vq[MQ * N], co[M * N], cq[MQ * N];
+    make_inputs(&a);
+    make_inputs(&b);
+    if (!run_direct(cdev, &b, 1, co, cq))
+        return false;
+    struct model m;
+    build(&m);
+    ggml_backend_t be = ggml_backend_dev_init(vdev, NULL);
+    CHECK(be != NULL, "init");
+    m.buf = ggml_backend_alloc_ctx_tensors(m.ctx, be);
+    CHECK(m.buf != NULL, "alloc");
+    upload(&m, &a);
+    CHECK(ggml_backend_graph_compute(be, m.gf) == GGML_STATUS_SUCCESS, "first compute");
+    upload(&m, &b);
+    CHECK(ggml_backend_graph_compute(be, m.gf) == GGML_STATUS_SUCCESS, "recompute");
+    ggml_backend_tensor_get(m.out, vo, 0, sizeof vo);
+    ggml_backend_tensor_get(m.q, vq, 0, sizeof vq);
+    bool ok = close_enough("recompute with new data", vo, co, M * N) && close_enough("recompute q", vq, cq, MQ * N);
+    ggml_backend_buffer_free(m.buf);
+    ggml_backend_free(be);
+    ggml_free(m.ctx);
+    return ok;
+}
+
+/* The same model through ggml_backend_sched with VirtGPU first and the CPU as fallback. */
+static bool test_sched(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
+{
+    static struct inputs in;
+    static float vo[M * N], vq[MQ * N], co[M * N], cq[MQ * N];
+    make_inputs(&in);
+    if (!run_direct(cdev, &in, 1, co, cq))
+        return false;
+    ggml_backend_t backends[2] = {ggml_backend_dev_init(vdev, NULL), ggml_backend_dev_init(cdev, NULL)};
+    CHECK(backends[0] && backends[1], "init backends");
+    ggml_backend_sched_t sched = ggml_backend_sched_new(backends, NULL, 2, GGML_DEFAULT_GRAPH_SIZE, false, true);
+    CHECK(sched != NULL, "sched");
+    struct model m;
+    build(&m);
+    ggml_set_input(m.w);
+    ggml_set_input(m.wq);
+    ggml_set_input(m.x);
+    ggml_set_input(m.c);
+    ggml_set_output(m.out);
+    ggml_set_output(m.q);
+    for (int r = 0; r < 2; r++) {
+        CHECK(ggml_backend_sched_alloc_graph(sched, m.gf), "sched alloc");
+        upload(&m, &in);
+        CHECK(ggml_backend_sched_graph_compute(sched, m.gf) == GGML_STATUS_SUCCESS, "sched compute");
+        ggml_backend_tensor_get(m.out, vo, 0, sizeof vo);
+        ggml_backend_tensor_get(m.q, vq, 0, sizeof vq);
+        if (!close_enough("sched out", vo, co, M * N) || !close_enough("sched q", vq, cq, MQ * N))
+            return false;
+        ggml_backend_sched_reset(sched);
+    }
+    ggml_backend_t mm_backend = ggml_backend_sched_get_tensor_backend(sched, m.out);
+    printf("sched ran 'out' on %s\n", mm_backend ? ggml_backend_name(mm_backend) : "?");
+    ggml_backend_sched_free(sched);
+    ggml_backend_free(backends[0]);
+    ggml_backend_free(backends[1]);
+    ggml_free(m.ctx);
+    return true;
+}
+
+/* set/get larger than the data page, memset, clear, copies within and into VirtGPU */
+static bool test_transfers(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
+{
+    enum { BIG = 10 * 1024 * 1024 + 123 }; /* 40 MiB of floats: more than one 32 MiB data page */
+    struct ggml_context *ctx = new_ctx();
+    struct ggml_tensor *a = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, BIG);
+    struct ggml_tensor *b = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, BIG);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_dev_buffer_type(vdev));
+    CHECK(buf != NULL, "alloc %zu bytes", 2 * (size_t)BIG * 4);
+    CHECK(!ggml_backend_buffer_is_host(buf), "VirtGPU buffers are not host memory");
+    float *src = malloc((size_t)BIG * 4), *dst = malloc((size_t)BIG * 4);
+    fill(src, BIG);
+    ggml_backend_tensor_set(a, src, 0, (size_t)BIG * 4);
+    memset(dst, 0, (size_t)BIG * 4);
+    ggml_backend_tensor_get(a, dst, 0, (size_t)BIG * 4);
+    CHECK(memcmp(src, dst, (size_t)BIG * 4) == 0, "big set/get round trip");
+
+    ggml_backend_tensor_copy(a, b); /* VirtGPU -> VirtGPU stays on the host */
+    memset(dst, 0, (size_t)BIG * 4);
+    ggml_backend_tensor_get(b, dst, 0, (size_t)BIG * 4);
+    CHECK(memcmp(src, dst, (size_t)BIG * 4) == 0, "copy within VirtGPU");
+
+    ggml_backend_tensor_memset(a, 0x3f, 4096, 8192);
+    float part[4096];
+    ggml_backend_tensor_get(a, part, 0, sizeof part);
+    const uint8_t *pb = (const uint8_t *)part;
+    CHECK(memcmp(part, src, 4096) == 0 && pb[4096] == 0x3f && pb[4096 + 8191] == 0x3f &&
+              memcmp(pb + 4096 + 8192, (uint8_t *)src + 4096 + 8192, sizeof part - 4096 - 8192) == 0,
+          "memset of a range");
+
+    ggml_backend_buffer_clear(buf, 0);
+    ggml_backend_tensor_get(b, part, 4 * 1000, sizeof part);
+    for (size_t i = 0; i < 4096; i++)
+        CHECK(part[i] == 0.0f, "clear left %g at %zu", part[i], i);
+
+    /* CPU tensor -> VirtGPU tensor (ggml falls back to set_tensor) */
+    struct ggml_context *cctx = new_ctx();
+    struct ggml_tensor *h = ggml_new_tensor_1d(cctx, GGML_TYPE_F32, 4096);
+    ggml_backend_buffer_t hbuf = ggml_backend_alloc_ctx_tensors_from_buft(cctx, ggml_backend_dev_buffer_type(cdev));
+    CHECK(hbuf != NULL, "cpu alloc");
+    ggml_backend_tensor_set(h, src, 0, 4096 * 4);
+    struct ggml_tensor *bv = ggml_view_1d(ctx, b, 4096, 4 * 777);
+    ggml_backend_view_init(bv);
+    ggml_backend_tensor_copy(h, bv);
+    ggml_backend_tensor_get(b, part, 4 * 777, sizeof part);
+    CHECK(memcmp(part, src, sizeof part) == 0, "copy CPU -> VirtGPU view");
+
+    ggml_backend_buffer_free(hbuf);
+    ggml_free(cctx);
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+    free(src);
+    free(dst);
+    return true;
+}
+
+static bool test_device(ggml_backend_dev_t vdev)
+{
+    const char *desc = ggml_backend_dev_description(vdev);
+    CHECK(desc && desc[0], "VirtGPU0 has a description");
+    enum ggml_backend_dev_type t = ggml_backend_dev_type(vdev);
+    CHECK(t != GGML_BACKEND_DEVICE_TYPE_CPU, "llama.cpp would not offload to a CPU-type device");
+    size_t free_b = 0, total_b = 0;
+    ggml_backend_dev_memory(vdev, &free_b, &total_b);
+    struct ggml_backend_dev_props props;
+    ggml_backend_dev_get_props(vdev, &props);
+    CHECK(strcmp(props.name, "VirtGPU0") == 0, "props name %s", props.name);
+    ggml_backend_buffer_type_t buft = ggml_backend_dev_buffer_type(vdev);
+    CHECK(buft && ggml_backend_dev_supports_buft(vdev, buft), "own buffer type");
+    size_t align = ggml_backend_buft_get_alignment(buft);
+    CHECK(align && !(align & (align - 1)), "alignment %zu", align);
+    printf("VirtGPU0: '%s' type %d, memory %zu/%zu MiB, buffer type %s (alignment %zu)\n", desc, (int)t,
+           free_b >> 20, total_b >> 20, ggml_backend_buft_name(buft), align);
+
+    struct ggml_context *ctx = new_ctx();
+    struct ggml_tensor *a = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 64, 64);
+    struct ggml_tensor *mm = ggml_mul_mat(ctx, a, a);
+    CHECK(ggml_backend_dev_supports_op(vdev, mm), "mul_mat f32 supported");
+    CHECK(ggml_backend_dev_supports_op(vdev, mm), "mul_mat f32 supported (cached)");
+    CHECK(ggml_backend_dev_offload_op(vdev, mm), "a 64-row mul_mat is worth offloading");
+    struct ggml_tensor *q = ggml_new_tensor_2d(ctx, GGML_TYPE_Q4_0, 64, 64);
+    CHECK(ggml_backend_buft_get_alloc_size(buft, q) >= ggml_nbytes(q), "alloc size of a quantized tensor");
+    ggml_free(ctx);
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    ggml_log_set(log_cb, NULL);
+    ggml_backend_reg_t reg = NULL;
+    if (argc == 3 && strcmp(argv[1], "load") == 0) {
+        reg = ggml_backend_load(argv[2]);
+    } else if (argc == 2 && strcmp(argv[1], "load_all") == 0) {
+        ggml_backend_load_all(); /* finds libggml-virtgpu.so next to this executable */
+        reg = ggml_backend_reg_by_name("VirtGPU");
+    } else {
+        fprintf(stderr, "usage: %s load PATH/libggml-virtgpu.so | %s load_all\n", argv[0], argv[0]);
+        return 2;
+    }
+    if (!reg || ggml_backend_reg_dev_count(reg) < 1) {
+        fprintf(stderr, "FAIL: no VirtGPU reg or no device (is apir-server running?)\n");
+        return 1;
+    }
+    ggml_backend_dev_t vdev = ggml_backend_dev_by_name("VirtGPU0");
+    ggml_backend_dev_t cdev = cpu_device();
+    if (!vdev || !cdev) {
+        fprintf(stderr, "FAIL: VirtGPU0 %p, CPU %p\n", (void *)vdev, (void *)cdev);
+        return 1;
+    }
+    test_device(vdev);
+    test_transfers(vdev, cdev);
+    test_graph_direct(vdev, cdev);
+    test_recompute_sees_new_data(vdev, cdev);
+    test_sched(vdev, cdev);
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("e2e (%s): all checks passed\n", argv[1]);
+    return 0;
+}

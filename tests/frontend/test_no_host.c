@@ -1,0 +1,58 @@
+/* With no host reachable, libggml-virtgpu.so must load in milliseconds, register zero devices
+ * and log which step failed and what to set. Usage: test-vgpu-no-host PATH/libggml-virtgpu.so
+ * (run with GGML_VIRTGPU_SOCKET pointing nowhere). */
+#include <ggml-backend.h>
+#include <ggml.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static char logbuf[16384];
+
+static void capture(enum ggml_log_level level, const char *text, void *user)
+{
+    size_t n = strlen(logbuf);
+    snprintf(logbuf + n, sizeof logbuf - n, "%s", text);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+#define CHECK(cond, ...)                                                                                   \
+    do {                                                                                                   \
+        if (!(cond)) {                                                                                     \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                \
+            fprintf(stderr, __VA_ARGS__);                                                                  \
+            fprintf(stderr, "\n--- log ---\n%s", logbuf);                                                  \
+            return 1;                                                                                      \
+        }                                                                                                  \
+    } while (0)
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PATH/libggml-virtgpu.so\n", argv[0]);
+        return 2;
+    }
+    ggml_log_set(capture, NULL);
+    double t0 = now_ms();
+    ggml_backend_reg_t reg = ggml_backend_load(argv[1]);
+    double ms = now_ms() - t0;
+    CHECK(reg != NULL, "the library must load even without a host");
+    CHECK(strcmp(ggml_backend_reg_name(reg), "VirtGPU") == 0, "reg name %s", ggml_backend_reg_name(reg));
+    CHECK(ggml_backend_reg_dev_count(reg) == 0, "%zu devices", ggml_backend_reg_dev_count(reg));
+    CHECK(ggml_backend_dev_by_name("VirtGPU0") == NULL, "no VirtGPU0 expected");
+    CHECK(ms < 100.0, "loading took %.1f ms", ms);
+    /* the log names the failing step and the variable to set */
+    CHECK(strstr(logbuf, "no VirtGPU device") != NULL, "no reason logged");
+    CHECK(strstr(logbuf, "/nonexistent/apir.sock") != NULL, "the socket path is not in the log");
+    ggml_backend_unload(reg);
+    ggml_log_set(NULL, NULL);
+    printf("no host: loaded in %.2f ms, 0 devices; log:\n%s", ms, logbuf);
+    return 0;
+}

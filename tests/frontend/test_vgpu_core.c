@@ -1,0 +1,374 @@
+/* Unit tests of the guest-side logic of libggml-virtgpu.so that needs no host: fake buffer
+ * addresses, the op-signature cache, the pointer map, and graph encoding / recompute caching.
+ * Graphs are real ggml graphs built with libggml-base. */
+#include "apir_forward.h"
+#include "apir_wire_tensor.h"
+#include "vgpu_fake_addr.h"
+#include "vgpu_graph.h"
+#include "vgpu_ptrmap.h"
+#include "vgpu_sig_cache.h"
+#include "vgpu_wire.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* ---- fake addresses ---- */
+
+static void fake_addr_aligned_unique_guarded(void **state)
+{
+    struct vgpu_fake_addr fa = {0};
+    uint64_t a = vgpu_fake_addr_alloc(&fa, 1000, 64);
+    uint64_t b = vgpu_fake_addr_alloc(&fa, 5000, 1 << 20);
+    uint64_t c = vgpu_fake_addr_alloc(&fa, 0, 32);
+    uint64_t d = vgpu_fake_addr_alloc(&fa, 1, 32);
+    assert_true(a >= VGPU_FAKE_ADDR_START);
+    assert_int_equal(a % 64, 0);
+    assert_int_equal(b % (1 << 20), 0);
+    assert_true(b >= a + 1000 + VGPU_FAKE_ADDR_GUARD);
+    assert_true(c >= b + 5000 + VGPU_FAKE_ADDR_GUARD);
+    assert_true(d > c); /* a zero-size buffer still has its own base */
+    assert_true(d >= c + VGPU_FAKE_ADDR_GUARD);
+}
+
+static void fake_addr_rejects_bad_requests(void **state)
+{
+    struct vgpu_fake_addr fa = {0};
+    assert_int_equal(vgpu_fake_addr_alloc(&fa, 10, 48), 0);        /* not a power of two */
+    assert_int_equal(vgpu_fake_addr_alloc(&fa, UINT64_MAX, 64), 0); /* would wrap */
+    assert_int_equal(vgpu_fake_addr_alloc(&fa, 0xff00000000000000ull, 64), 0); /* beyond the range */
+    assert_true(vgpu_fake_addr_alloc(&fa, 1ull << 40, 64) != 0); /* 1 TiB is fine */
+    fa.next = UINT64_MAX - 100;                                   /* exhausted */
+    assert_int_equal(vgpu_fake_addr_alloc(&fa, 1, 64), 0);
+    assert_non_null(vgpu_fake_addr_global_alloc(4096, 4096));
+}
+
+/* ---- signature cache ---- */
+
+static void sig_cache_get_put_bounded(void **state)
+{
+    struct vgpu_sig_cache sc;
+    assert_true(vgpu_sig_cache_init(&sc, 4));
+    uint64_t v = 0;
+    assert_false(vgpu_sig_cache_get(&sc, "abc", 3, &v));
+    vgpu_sig_cache_put(&sc, "abc", 3, 1);
+    vgpu_sig_cache_put(&sc, "abd", 3, 0);
+    vgpu_sig_cache_put(&sc, "ab", 2, 7); /* a prefix is another key */
+    assert_true(vgpu_sig_cache_get(&sc, "abc", 3, &v));
+    assert_int_equal(v, 1);
+    assert_true(vgpu_sig_cache_get(&sc, "abd", 3, &v));
+    assert_int_equal(v, 0);
+    assert_true(vgpu_sig_cache_get(&sc, "ab", 2, &v));
+    assert_int_equal(v, 7);
+    vgpu_sig_cache_put(&sc, "abc", 3, 9); /* overwrite does not grow */
+    assert_int_equal(vgpu_sig_cache_count(&sc), 3);
+    assert_true(vgpu_sig_cache_get(&sc, "abc", 3, &v));
+    assert_int_equal(v, 9);
+    char key[16];
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(key, sizeof key, "k%d", i);
+        vgpu_sig_cache_put(&sc, key, (size_t)n, (uint64_t)i);
+        assert_true(vgpu_sig_cache_count(&sc) <= 4);
+        assert_true(vgpu_sig_cache_get(&sc, key, (size_t)n, &v)); /* the newest is always there */
+        assert_int_equal(v, i);
+    }
+    assert_true(sc.hits > 0 && sc.misses > 0);
+    vgpu_sig_cache_free(&sc);
+}
+
+/* ---- pointer map ---- */
+
+static void ptrmap_many(void **state)
+{
+    struct vgpu_ptrmap m = {0};
+    enum { N = 20000 };
+    char *base = malloc(N);
+    for (uint32_t i = 0; i < N; i++)
+        assert_true(vgpu_ptrmap_put(&m, base + i, i * 3));
+    assert_int_equal(m.count, N);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t v = 0;
+        assert_true(vgpu_ptrmap_get(&m, base + i, &v));
+        assert_int_equal(v, i * 3);
+    }
+    uint32_t v;
+    assert_false(vgpu_ptrmap_get(&m, &v, &v));
+    vgpu_ptrmap_clear(&m);
+    assert_false(vgpu_ptrmap_get(&m, base, &v));
+    vgpu_ptrmap_free(&m);
+    free(base);
+}
+
+/* ---- op signatures ---- */
+
+static struct ggml_context *new_ctx(size_t n_tensors)
+{
+    struct ggml_init_params p = {
+        .mem_size = ggml_tensor_overhead() * n_tensors + ggml_graph_overhead_custom(n_tensors, false) + ggml_graph_overhead() + 4096,
+        .mem_buffer = NULL,
+        .no_alloc = true,
+    };
+    return ggml_init(p);
+}
+
+static uint32_t sig_count(const uint8_t *sig) { return sig[0] | sig[1] << 8 | sig[2] << 16 | (uint32_t)sig[3] << 24; }
+
+static void op_signature_dedups_and_blanks(void **state)
+{
+    struct ggml_context *ctx = new_ctx(16);
+    struct ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 8, 4);
+    ggml_set_name(x, "x");
+    struct ggml_tensor *sq = ggml_mul(ctx, x, x);
+    ggml_set_name(sq, "first");
+    struct ggml_tensor *sq2 = ggml_mul(ctx, x, x);
+    ggml_set_name(sq2, "second");
+    uint8_t s1[VGPU_OP_SIG_MAX], s2[VGPU_OP_SIG_MAX], s3[VGPU_OP_SIG_MAX];
+    size_t n1 = vgpu_op_signature(sq, s1);
+    size_t n2 = vgpu_op_signature(sq2, s2);
+    assert_int_equal(sig_count(s1), 2); /* x once, then the op */
+    assert_int_equal(n1, 4 + 2 * APIR_WIRE_TENSOR_SIZE);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(s1, s2, n1); /* names do not matter */
+
+    struct apir_decoder dec;
+    apir_decoder_init(&dec, s1, n1);
+    apir_get_u32(&dec);
+    struct apir_wire_tensor w;
+    apir_wire_tensor_decode(&dec, &w);
+    assert_int_equal(w.op, GGML_OP_NONE);
+    apir_wire_tensor_decode(&dec, &w);
+    assert_int_equal(w.op, GGML_OP_MUL);
+    assert_int_equal(w.src[0], 1);
+    assert_int_equal(w.src[1], 1);
+    assert_int_equal(w.buffer, 0);
+    assert_true(apir_decoder_done(&dec));
+
+    /* a different shape is a different signature */
+    struct ggml_tensor *y = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 8, 5);
+    size_t n3 = vgpu_op_signature(ggml_mul(ctx, y, y), s3);
+    assert_int_equal(n3, n1);
+    assert_memory_not_equal(s1, s3, n1);
+    /* a transposed (non-contiguous) source too */
+    struct ggml_tensor *xt = ggml_transpose(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 4, 8));
+    vgpu_op_signature(ggml_mul(ctx, xt, xt), s3);
+    assert_memory_not_equal(s1, s3, n1);
+    ggml_free(ctx);
+}
+
+/* ---- graph encoding ---- */
+
+struct fake_placement {
+    const struct ggml_tensor *missing; /* this tensor has no buffer */
+    uint64_t shift;                     /* added to every offset: "a tensor moved" */
+};
+
+static bool fake_locate(void *user, const struct ggml_tensor *t, uint32_t *buffer, uint64_t *offset)
+{
+    struct fake_placement *p = user;
+    if (t == p->missing)
+        return false;
+    *buffer = 7;
+    *offset = (uint64_t)(uintptr_t)t % 100000 + p->shift;
+    return true;
+}
+
+struct decoded_graph {
+    uint32_t n_tensors, n_nodes;
+    struct apir_wire_tensor *t;
+    uint32_t *nodes;
+};
+
+static void decode_graph(const uint8_t *bytes, size_t len, struct decoded_graph *g)
+{
+    struct apir_decoder dec;
+    apir_decoder_init(&dec, bytes, len);
+    g->n_tensors = apir_get_u32(&dec);
+    assert_true(g->n_tensors >= 1 && g->n_tensors <= APIR_MAX_GRAPH_TENSORS);
+    g->t = calloc(g->n_tensors, sizeof *g->t);
+    for (uint32_t i = 0; i < g->n_tensors; i++) {
+        apir_wire_tensor_decode(&dec, &g->t[i]);
+        /* every reference names an earlier tensor: one forward pass suffices on the host */
+        for (int s = 0; s < APIR_WIRE_MAX_SRC; s++)
+            assert_true(g->t[i].src[s] <= i);
+        assert_true(g->t[i].view_src <= i);
+        assert_int_equal(g->t[i].buffer, 7);
+    }
+    g->n_nodes = apir_get_u32(&dec);
+    assert_true(g->n_nodes >= 1 && g->n_nodes <= g->n_tensors);
+    g->nodes = calloc(g->n_nodes, sizeof *g->nodes);
+    for (uint32_t i = 0; i < g->n_nodes; i++) {
+        g->nodes[i] = apir_get_u32(&dec);
+        assert_true(g->nodes[i] < g->n_tensors);
+    }
+    assert_true(apir_decoder_done(&dec));
+}
+
+static void free_decoded(struct decoded_graph *g)
+{
+    free(g->t);
+    free(g->nodes);
+}
+
+static void graph_encodes_sources_before_users(void **state)
+{
+    struct ggml_context *ctx = new_ctx(64);
+    struct ggml_tensor *a = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 16, 8);
+    struct ggml_tensor *b = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 16, 4);
+    struct ggml_tensor *mm = ggml_mul_mat(ctx, a, b);                        /* 8 x 4 */
+    struct ggml_tensor *big = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 8, 8);
+    struct ggml_tensor *view = ggml_view_2d(ctx, big, 8, 4, big->nb[1], 4 * big->nb[1]);
+    struct ggml_tensor *out = ggml_add(ctx, mm, view);
+    ggml_set_name(out, "out");
+    struct ggml_cgraph *gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, out);
+
+    struct vgpu_graph_encoder ge = {0};
+    struct fake_placement p = {0};
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    struct decoded_graph g;
+    decode_graph(ge.bytes, ge.len, &g);
+    /* a, b, mm, big, view, out; the view's source is encoded although it is not a node */
+    assert_int_equal(g.n_tensors, 6);
+    assert_int_equal(g.n_nodes, ggml_graph_n_nodes(gf));
+    const struct apir_wire_tensor *last = &g.t[g.nodes[g.n_nodes - 1]];
+    assert_int_equal(last->op, GGML_OP_ADD);
+    assert_string_equal(last->name, "out");
+    const struct apir_wire_tensor *mmw = &g.t[last->src[0] - 1];
+    assert_int_equal(mmw->op, GGML_OP_MUL_MAT);
+    assert_int_equal(g.t[mmw->src[0] - 1].ne[1], 8);
+    const struct apir_wire_tensor *vw = &g.t[last->src[1] - 1];
+    assert_true(vw->view_src != 0);
+    assert_int_equal(vw->view_offs, 4 * big->nb[1]);
+    assert_int_equal(g.t[vw->view_src - 1].ne[1], 8);
+    free_decoded(&g);
+
+    /* a tensor without a buffer fails the whole graph and is named */
+    p.missing = b;
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_NO_BUFFER);
+    assert_ptr_equal(ge.bad_tensor, b);
+    vgpu_graph_encoder_free(&ge);
+    ggml_free(ctx);
+}
+
+/* Leaves that are not nodes: only view_src is followed, not their own sources. */
+static void graph_does_not_follow_sources_of_leaves(void **state)
+{
+    struct ggml_context *ctx = new_ctx(64);
+    struct ggml_tensor *a = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 32);
+    struct ggml_tensor *prev = ggml_scale(ctx, a, 2.0f); /* computed by an earlier graph */
+    struct ggml_tensor *out = ggml_add(ctx, prev, prev);
+    struct ggml_cgraph *gf = ggml_new_graph_custom(ctx, 16, false);
+    ggml_graph_add_node(gf, out);
+    struct vgpu_graph_encoder ge = {0};
+    struct fake_placement p = {.missing = a}; /* a lives elsewhere: irrelevant here */
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    struct decoded_graph g;
+    decode_graph(ge.bytes, ge.len, &g);
+    assert_int_equal(g.n_tensors, 2);
+    assert_int_equal(g.t[0].op, GGML_OP_SCALE);
+    assert_int_equal(g.t[0].src[0], 0);
+    assert_int_equal(g.t[1].src[0], 1);
+    assert_int_equal(g.t[1].src[1], 1);
+    free_decoded(&g);
+    vgpu_graph_encoder_free(&ge);
+    ggml_free(ctx);
+}
+
+/* A long dependency chain whose nodes are listed last-first: a recursive encoder would need a
+ * stack frame per link; the explicit stack handles it. */
+static void graph_deep_chain_is_iterative(void **state)
+{
+    enum { N = 100000 };
+    struct ggml_context *ctx = new_ctx(N + 8);
+    struct ggml_tensor **chain = malloc(N * sizeof *chain);
+    chain[0] = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 4);
+    for (int i = 1; i < N; i++)
+        chain[i] = ggml_neg(ctx, chain[i - 1]);
+    struct ggml_cgraph *gf = ggml_new_graph_custom(ctx, N, false);
+    for (int i = N - 1; i >= 1; i--)
+        ggml_graph_add_node(gf, chain[i]);
+    struct vgpu_graph_encoder ge = {0};
+    struct fake_placement p = {0};
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    struct decoded_graph g;
+    decode_graph(ge.bytes, ge.len, &g);
+    assert_int_equal(g.n_tensors, N);
+    assert_int_equal(g.n_nodes, N - 1);
+    assert_int_equal(g.t[0].op, GGML_OP_NONE);
+    assert_int_equal(g.nodes[0], N - 1); /* the first listed node is the end of the chain */
+    free_decoded(&g);
+    vgpu_graph_encoder_free(&ge);
+    free(chain);
+    ggml_free(ctx);
+}
+
+static void graph_empty_is_not_sent(void **state)
+{
+    struct ggml_context *ctx = new_ctx(8);
+    struct ggml_cgraph *gf = ggml_new_graph(ctx);
+    struct vgpu_graph_encoder ge = {0};
+    struct fake_placement p = {0};
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_EMPTY);
+    vgpu_graph_encoder_free(&ge);
+    ggml_free(ctx);
+}
+
+static void graph_cache_decision(void **state)
+{
+    struct ggml_context *ctx = new_ctx(32);
+    struct ggml_tensor *a = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 32);
+    struct ggml_tensor *out = ggml_sqr(ctx, a);
+    struct ggml_cgraph *gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, out);
+    struct vgpu_graph_encoder ge = {0};
+    struct vgpu_graph_cache gc = {0};
+    struct fake_placement p = {0};
+
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_false(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len)); /* nothing sent yet */
+    vgpu_graph_cache_store(&gc, ge.bytes, ge.len);
+
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_true(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len)); /* same graph: recompute */
+
+    p.shift = 64; /* tensors moved within their buffer: resend */
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_false(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len));
+    p.shift = 0;
+
+    out->op_params[0] = 1; /* any byte of any tensor counts */
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_false(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len));
+    out->op_params[0] = 0;
+
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_true(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len));
+    vgpu_graph_cache_invalidate(&gc); /* e.g. the last compute failed */
+    assert_false(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len));
+
+    vgpu_graph_cache_free(&gc);
+    vgpu_graph_encoder_free(&ge);
+    ggml_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(fake_addr_aligned_unique_guarded),
+        cmocka_unit_test(fake_addr_rejects_bad_requests),
+        cmocka_unit_test(sig_cache_get_put_bounded),
+        cmocka_unit_test(ptrmap_many),
+        cmocka_unit_test(op_signature_dedups_and_blanks),
+        cmocka_unit_test(graph_encodes_sources_before_users),
+        cmocka_unit_test(graph_does_not_follow_sources_of_leaves),
+        cmocka_unit_test(graph_deep_chain_is_iterative),
+        cmocka_unit_test(graph_empty_is_not_sent),
+        cmocka_unit_test(graph_cache_decision),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
