@@ -170,12 +170,19 @@ int main(int argc, char **argv)
     printf("native: %s (%s)   remote: %s (%s)\n", ggml_backend_dev_name(cpu_dev),
            ggml_backend_dev_description(cpu_dev), dev_name, ggml_backend_dev_description(dev));
     printf("%-30s %14s %14s %8s\n", "case", "native", "remote", "ratio");
+    /* all native timings first, then all remote ones: the host's CPU threads may spin for a
+     * while after each compute, which would slow native runs interleaved with remote ones */
+    enum { N_CASES = sizeof cases / sizeof cases[0] };
+    double t_native[N_CASES], t_remote[N_CASES];
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < N_CASES; i++)
+            if (!filter || strstr(cases[i].name, filter))
+                (pass ? t_remote : t_native)[i] = time_case(pass ? remote : native, &cases[i], min_time);
     int failed = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < N_CASES; i++) {
         if (filter && !strstr(cases[i].name, filter))
             continue;
-        double a = time_case(native, &cases[i], min_time);
-        double b = time_case(remote, &cases[i], min_time);
+        double a = t_native[i], b = t_remote[i];
         char ta[32], tb[32];
         fmt_time(ta, sizeof ta, a);
         fmt_time(tb, sizeof tb, b);
@@ -183,7 +190,6 @@ int main(int argc, char **argv)
             printf("%-30s %14s %14s %7.2fx\n", cases[i].name, ta, tb, b / a);
         else
             printf("%-30s %14s %14s %8s\n", cases[i].name, ta, tb, "-");
-        fflush(stdout);
         failed += a < 0 || b < 0;
     }
     printf("ratio = remote time / native time (1.00x = native speed)\n");

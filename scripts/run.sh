@@ -6,7 +6,8 @@
 #   4. starts apir-server in the background on this host's CPU backend,
 #   5. runs the same greedy generation natively and through remoting (VirtGPU0),
 #   6. prints the generated tokens, both speeds and the ratio, and stops the server.
-# Options: --ops  also run bench-ops (per-op timings, native vs remoting)
+# Options: --ops       also run bench-ops (per-op timings, native vs remoting)
+#          --no-build  skip steps 1 and 2 (use what is already built in BUILD_DIR)
 # Environment: BUILD_DIR (default build), RUN_N (tokens to generate, default 64),
 #              RUN_PROMPT, RUN_MODEL (use this GGUF instead of the generated one).
 set -euo pipefail
@@ -16,21 +17,25 @@ build=${BUILD_DIR:-build}
 n=${RUN_N:-64}
 prompt=${RUN_PROMPT:-"Once upon a time, there was a little girl who lived in a small house near the city."}
 with_ops=0
+do_build=1
 for a in "$@"; do
     case "$a" in
     --ops) with_ops=1 ;;
-    *) echo "usage: scripts/run.sh [--ops]" >&2; exit 2 ;;
+    --no-build) do_build=0 ;;
+    *) echo "usage: scripts/run.sh [--ops] [--no-build]" >&2; exit 2 ;;
     esac
 done
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "installing dependencies"
-bash scripts/install-deps.sh
+if [ $do_build = 1 ]; then
+    step "installing dependencies"
+    bash scripts/install-deps.sh
 
-step "configuring and building ($build)"
-cmake -S . -B "$build" >/dev/null
-cmake --build "$build" -j2
+    step "configuring and building ($build)"
+    cmake -S . -B "$build" >/dev/null
+    cmake --build "$build" -j2
+fi
 build=$(cd "$build" && pwd)
 
 model=${RUN_MODEL:-$build/tiny-llama.gguf}

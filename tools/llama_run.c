@@ -4,7 +4,7 @@
  *   device: NAME
  *   prompt_ids: 1 42 ...
  *   ids: 7 99 ...          (generated)
- *   text: ...
+ *   text: ...              (non-printable bytes as \xNN)
  *   pp_tok_s: 123.4        (prompt processing)
  *   tg_tok_s: 45.6         (generation)
  *
@@ -139,8 +139,14 @@ static void print_text(const struct llama_vocab *vocab, const llama_token *t, in
     for (int i = 0; i < n; i++) {
         char buf[256];
         int k = llama_token_to_piece(vocab, t[i], buf, sizeof buf, 0, false);
-        if (k > 0)
-            fwrite(buf, 1, (size_t)k, stdout);
+        /* one line, plain ASCII: random weights produce byte tokens and newlines */
+        for (int j = 0; j < k; j++) {
+            unsigned char ch = (unsigned char)buf[j];
+            if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+                putchar(ch);
+            else
+                printf("\\x%02x", ch);
+        }
     }
     printf("\n");
 }
