@@ -42,8 +42,12 @@ static void fill(float *x, size_t n)
         x[i] = frand();
 }
 
+static char last_stats[256]; /* the guest's "N graphs sent, M recomputed" debug line */
+
 static void log_cb(enum ggml_log_level level, const char *text, void *user)
 {
+    if (strstr(text, "recomputed"))
+        snprintf(last_stats, sizeof last_stats, "%s", text);
     if (level >= GGML_LOG_LEVEL_INFO || level == GGML_LOG_LEVEL_CONT)
         fputs(text, stderr);
 }
@@ -106,22 +110,29 @@ static struct ggml_context *new_ctx(void)
     return ggml_init(p);
 }
 
-static void build(struct model *m)
+/* weights (w, wq, c) go in wctx, the input x and the ops in gctx (may be the same) */
+static void build2(struct model *m, struct ggml_context *wctx, struct ggml_context *gctx)
 {
-    m->ctx = new_ctx();
-    m->w = ggml_new_tensor_2d(m->ctx, GGML_TYPE_F32, K, M);
-    m->wq = ggml_new_tensor_2d(m->ctx, GGML_TYPE_Q8_0, K, MQ);
-    m->x = ggml_new_tensor_2d(m->ctx, GGML_TYPE_F32, K, N);
-    m->c = ggml_new_tensor_2d(m->ctx, GGML_TYPE_F32, M, N);
-    m->out = ggml_add(m->ctx, ggml_mul_mat(m->ctx, m->w, m->x), m->c);
+    m->ctx = gctx;
+    m->w = ggml_new_tensor_2d(wctx, GGML_TYPE_F32, K, M);
+    m->wq = ggml_new_tensor_2d(wctx, GGML_TYPE_Q8_0, K, MQ);
+    m->c = ggml_new_tensor_2d(wctx, GGML_TYPE_F32, M, N);
+    m->x = ggml_new_tensor_2d(gctx, GGML_TYPE_F32, K, N);
+    m->out = ggml_add(gctx, ggml_mul_mat(gctx, m->w, m->x), m->c);
     /* a non-contiguous view feeding an op */
-    m->out = ggml_cont(m->ctx, ggml_transpose(m->ctx, m->out));
-    m->q = ggml_scale(m->ctx, ggml_mul_mat(m->ctx, m->wq, m->x), 0.5f);
+    m->out = ggml_cont(gctx, ggml_transpose(gctx, m->out));
+    m->q = ggml_scale(gctx, ggml_mul_mat(gctx, m->wq, m->x), 0.5f);
     ggml_set_name(m->out, "out");
     ggml_set_name(m->q, "q");
-    m->gf = ggml_new_graph(m->ctx);
+    m->gf = ggml_new_graph(gctx);
     ggml_build_forward_expand(m->gf, m->out);
     ggml_build_forward_expand(m->gf, m->q);
+}
+
+static void build(struct model *m)
+{
+    struct ggml_context *ctx = new_ctx();
+    build2(m, ctx, ctx);
 }
 
 struct inputs {
@@ -181,6 +192,7 @@ static bool test_graph_direct(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
     /* three identical computes: the 2nd and 3rd are GRAPH_RECOMPUTE, same result */
     if (!run_direct(vdev, &in, 3, vo, vq) || !close_enough("mul_mat+add (recomputed)", vo, co, M * N))
         return false;
+    CHECK(strstr(last_stats, "1 graphs sent, 2 recomputed") != NULL, "stats: %s", last_stats);
     return true;
 }
 
@@ -212,7 +224,8 @@ static bool test_recompute_sees_new_data(ggml_backend_dev_t vdev, ggml_backend_d
     return ok;
 }
 
-/* The same model through ggml_backend_sched with VirtGPU first and the CPU as fallback. */
+/* The same model through ggml_backend_sched, as llama.cpp runs it: weights in a VirtGPU
+ * buffer, the input and the intermediate tensors placed by the scheduler, CPU as fallback. */
 static bool test_sched(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
 {
     static struct inputs in;
@@ -225,11 +238,12 @@ static bool test_sched(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
     ggml_backend_sched_t sched = ggml_backend_sched_new(backends, NULL, 2, GGML_DEFAULT_GRAPH_SIZE, false, true);
     CHECK(sched != NULL, "sched");
     struct model m;
-    build(&m);
-    ggml_set_input(m.w);
-    ggml_set_input(m.wq);
+    struct ggml_context *wctx = new_ctx();
+    build2(&m, wctx, new_ctx());
+    ggml_backend_buffer_t wbuf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, ggml_backend_dev_buffer_type(vdev));
+    CHECK(wbuf != NULL, "weights buffer");
+    ggml_backend_buffer_set_usage(wbuf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     ggml_set_input(m.x);
-    ggml_set_input(m.c);
     ggml_set_output(m.out);
     ggml_set_output(m.q);
     for (int r = 0; r < 2; r++) {
@@ -240,13 +254,16 @@ static bool test_sched(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
         ggml_backend_tensor_get(m.q, vq, 0, sizeof vq);
         if (!close_enough("sched out", vo, co, M * N) || !close_enough("sched q", vq, cq, MQ * N))
             return false;
+        ggml_backend_t out_backend = ggml_backend_sched_get_tensor_backend(sched, m.out);
+        CHECK(out_backend == backends[0], "the scheduler put 'out' on %s, not VirtGPU0",
+              out_backend ? ggml_backend_name(out_backend) : "no backend");
         ggml_backend_sched_reset(sched);
     }
-    ggml_backend_t mm_backend = ggml_backend_sched_get_tensor_backend(sched, m.out);
-    printf("sched ran 'out' on %s\n", mm_backend ? ggml_backend_name(mm_backend) : "?");
     ggml_backend_sched_free(sched);
     ggml_backend_free(backends[0]);
     ggml_backend_free(backends[1]);
+    ggml_backend_buffer_free(wbuf);
+    ggml_free(wctx);
     ggml_free(m.ctx);
     return true;
 }
