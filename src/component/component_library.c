@@ -1,5 +1,11 @@
 /* The backend library loader: each path is dlopen'ed once per process and shared by the
- * contexts using it; the last release dlcloses it. */
+ * contexts using it; the last release dlcloses it.
+ *
+ * RTLD_NODELETE: dlclose drops our reference but leaves the code mapped. The backend library
+ * keeps process-wide state that outlives its contexts (the GGML libraries it loaded, whose
+ * thread pools and registrations in libggml-base point back into it); unmapping it would turn
+ * that state into dangling pointers and its bookkeeping into leaks. A later LOADLIBRARY of
+ * the same path gets the same, still initialized, library. */
 #include "component_internal.h"
 
 #include <dlfcn.h>
@@ -28,7 +34,7 @@ static int libs_append(struct apir_library *lib)
 static int library_open(const char *path, struct apir_library **out)
 {
     dlerror();
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!handle) {
         const char *err = dlerror();
         apir_component_log("LOADLIBRARY: cannot open the backend library %s (%s=%s): %s", path,
