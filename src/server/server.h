@@ -13,6 +13,7 @@
 #define SERVER_MAX_RENDERER_NAME 4096
 #define SERVER_MAX_BLOBS 4096                /* per connection */
 #define SERVER_MAX_SYNCS 1024                /* per connection */
+#define SERVER_MAX_CLIENTS 256               /* connections served at once */
 #define SERVER_DEFAULT_MAX_BLOB_SIZE (64ull << 30)
 
 struct server_options {

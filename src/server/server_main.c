@@ -95,6 +95,7 @@ static int parse_options(int argc, char **argv, struct server_options *o)
 }
 
 static struct client *clients;
+static size_t clients_count;
 static pthread_mutex_t clients_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void reap(bool all)
@@ -109,6 +110,7 @@ static void reap(bool all)
             pthread_join(c->thread, NULL);
             close(c->fd);
             *pp = c->next;
+            clients_count--;
             free(c);
         } else {
             pp = &c->next;
@@ -123,6 +125,14 @@ static void accept_client(int lfd, const struct server_options *o)
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0)
         return;
+    pthread_mutex_lock(&clients_lock);
+    size_t live = clients_count;
+    pthread_mutex_unlock(&clients_lock);
+    if (live >= SERVER_MAX_CLIENTS) {
+        apir_component_log("server: %zu clients already connected: refusing a new one", live);
+        close(fd);
+        return;
+    }
     struct client *c = calloc(1, sizeof *c);
     if (!c) {
         apir_component_log("server: out of memory for a new client");
@@ -143,6 +153,7 @@ static void accept_client(int lfd, const struct server_options *o)
     pthread_mutex_lock(&clients_lock);
     c->next = clients;
     clients = c;
+    clients_count++;
     pthread_mutex_unlock(&clients_lock);
 }
 
