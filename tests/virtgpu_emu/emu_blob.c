@@ -5,7 +5,7 @@
 #include "emu_internal.h"
 #include "emu_stats.h"
 
-#include "apir_component.h"
+#include "emu_host.h"
 #include "apir_protocol.h"
 
 #include <errno.h>
@@ -29,14 +29,17 @@ static struct emu_blob *find_blob(struct emu_device *d, uint32_t handle)
     return NULL;
 }
 
+/* the guest kernel's side is gone at once; the host's (mapping, memfd, attachment) goes when
+ * the host gets to the release, after every command queued before it */
 static void blob_free(struct emu_device *d, struct emu_blob *b)
 {
-    if (b->attached)
-        apir_context_detach_resource(d->ctx, b->res_id);
-    if (b->host_ptr)
-        munmap(b->host_ptr, b->size);
-    if (b->memfd >= 0)
-        close(b->memfd);
+    if (b->host_ptr) {
+        emu_host_release(d->host, b->release_op, b->res_id, b->host_ptr, b->size, b->memfd);
+    } else {
+        emu_host_op_free(b->release_op);
+        if (b->memfd >= 0)
+            close(b->memfd);
+    }
     free(b);
 }
 
@@ -55,8 +58,16 @@ int emu_blob_create(struct emu_device *d, struct drm_virtgpu_resource_create_blo
             if (o->blob_id == a->blob_id)
                 emu_stats_event("BLOB_ID_REUSED");
     struct emu_blob *b = calloc(1, sizeof *b);
-    if (!b)
+    struct emu_host_op *attach_op = emu_host_op_alloc();
+    if (b)
+        b->release_op = emu_host_op_alloc();
+    if (!b || !attach_op || !b->release_op) {
+        emu_host_op_free(attach_op);
+        if (b)
+            emu_host_op_free(b->release_op);
+        free(b);
         return -ENOMEM;
+    }
     b->size = a->size;
     b->flags = a->blob_flags;
     b->blob_id = a->blob_id;
@@ -73,13 +84,7 @@ int emu_blob_create(struct emu_device *d, struct drm_virtgpu_resource_create_blo
         goto fail;
     }
     b->res_id = atomic_fetch_add(&next_res_id, 1);
-    if (d->ctx) {
-        if (apir_context_attach_resource(d->ctx, b->res_id, b->host_ptr, b->size) != 0) {
-            r = -EINVAL;
-            goto fail;
-        }
-        b->attached = true;
-    }
+    emu_host_attach(d->host, attach_op, b->res_id, b->host_ptr, b->size);
     b->bo_handle = d->next_bo_handle++;
     b->next = d->blobs;
     d->blobs = b;
@@ -87,6 +92,7 @@ int emu_blob_create(struct emu_device *d, struct drm_virtgpu_resource_create_blo
     a->res_handle = b->res_id;
     return 0;
 fail:
+    emu_host_op_free(attach_op);
     blob_free(d, b);
     return r;
 }
@@ -179,15 +185,15 @@ int emu_execbuffer(struct emu_device *d, struct drm_virtgpu_execbuffer *a)
     if (a->size > MAX_COMMAND_SIZE)
         return -ENOMEM;
     void *copy = malloc(a->size ? a->size : 1);
-    if (!copy)
+    struct emu_host_op *op = emu_host_op_alloc();
+    if (!copy || !op) {
+        free(copy);
+        emu_host_op_free(op);
         return -ENOMEM;
+    }
     if (a->size)
         memcpy(copy, (const void *)(uintptr_t)a->command, a->size);
     count_command_type(copy, a->size);
-    if (!d->ctx)
-        emu_stats_event("EXECBUFFER_DROPPED"); /* no host context: nobody will answer */
-    else if (apir_context_submit(d->ctx, copy, a->size) != 0)
-        emu_stats_event("HOST_SUBMIT_ERROR"); /* the kernel never hears of it either */
-    free(copy);
+    emu_host_submit(d->host, op, copy, a->size); /* the host frees the copy */
     return 0;
 }

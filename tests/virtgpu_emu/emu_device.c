@@ -1,10 +1,10 @@
-/* The emulated virtio-gpu driver: ioctl decoding (request number, direction and struct size
+/* The emulated virtio-gpu driver (the guest kernel's part): ioctl decoding (request number, direction and struct size
  * checked against the kernel ABI written out below), the device-level ioctls (VERSION,
  * GETPARAM, GET_CAPS, CONTEXT_INIT) and the lifetime of a file. */
 #include "emu_internal.h"
 #include "emu_stats.h"
 
-#include "apir_component.h"
+#include "emu_host.h"
 #include "apir_protocol.h"
 
 #include <errno.h>
@@ -117,15 +117,16 @@ static int do_context_init(struct emu_device *d, void *arg)
     }
     if (!have_capset)
         return -EINVAL; /* the kernel would fall back to a virgl context: not emulated */
-    d->capset_id = (uint32_t)capset;
-    d->num_rings = (uint32_t)rings;
-    d->ctx_id = atomic_fetch_add(&next_ctx_id, 1);
-    d->context_initialized = true;
+    uint32_t ctx_id = atomic_fetch_add(&next_ctx_id, 1);
     /* The kernel queues the context creation and returns without the host's answer, so a host
      * that refuses still looks like a success here; the guest finds out when nothing replies. */
-    d->ctx = apir_context_create(d->ctx_id, d->capset_id);
-    if (!d->ctx)
-        emu_stats_event("HOST_CONTEXT_REFUSED");
+    d->host = emu_host_create(ctx_id, (uint32_t)capset);
+    if (!d->host)
+        return -ENOMEM;
+    d->ctx_id = ctx_id;
+    d->capset_id = (uint32_t)capset;
+    d->num_rings = (uint32_t)rings;
+    d->context_initialized = true;
     return 0;
 }
 
@@ -219,7 +220,7 @@ void emu_device_destroy(struct emu_device *d)
     if (!d)
         return;
     emu_blob_free_all(d);
-    apir_context_destroy(d->ctx);
+    emu_host_destroy(d->host);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }

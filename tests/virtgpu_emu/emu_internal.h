@@ -10,7 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct apir_context;
+struct emu_host;
+struct emu_host_op;
 
 struct emu_blob {
     struct emu_blob *next;
@@ -22,7 +23,7 @@ struct emu_blob {
     uint64_t map_offset; /* fake mmap offset, 0 until DRM_IOCTL_VIRTGPU_MAP */
     int memfd;           /* the "host memory" behind the blob */
     void *host_ptr;      /* the host's own mapping, attached to the APIR context */
-    bool attached;
+    struct emu_host_op *release_op; /* reserved at creation: releasing never fails */
 };
 
 struct emu_device {
@@ -31,7 +32,7 @@ struct emu_device {
     bool blob_support;
     bool context_initialized;
     uint32_t ctx_id, capset_id, num_rings;
-    struct apir_context *ctx; /* NULL when the host refused the context */
+    struct emu_host *host; /* the host side of the context, once CONTEXT_INIT ran */
     struct emu_blob *blobs;
     uint32_t next_bo_handle;
 };
