@@ -80,7 +80,7 @@ static uint32_t decode_tensors(struct apir_decoder *dec, uint32_t n, struct ggml
         memcpy(t->op_params, w.op_params, sizeof w.op_params);
         t->flags = w.flags;
         for (int j = 0; j < APIR_WIRE_MAX_SRC; j++)
-            t->src[j] = w.src[j] ? out[w.src[j] - 1] : NULL;
+            t->src[j] = !w.src[j] ? NULL : w.src[j] == i + 1 ? t : out[w.src[j] - 1];
         t->view_src = w.view_src ? out[w.view_src - 1] : NULL;
         t->view_offs = (size_t)w.view_offs;
         memcpy(t->name, w.name, sizeof t->name);

@@ -64,9 +64,11 @@ uint32_t tensor_validate(const struct apir_wire_tensor *t, uint32_t index, uint6
         return APIR_BACKEND_ERR_INVALID_TENSOR;
     if (t->flags & ~KNOWN_FLAGS)
         return APIR_BACKEND_ERR_INVALID_TENSOR;
-    /* references are index + 1 of an earlier tensor: value <= index */
+    /* references are index + 1 of an earlier tensor: value <= index. A source may also be
+     * the tensor itself (index + 1): ggml_cast/ggml_cpy into a new tensor set src[1] to the
+     * result. Nothing later is reachable, so decoding needs no recursion. */
     for (int j = 0; j < APIR_WIRE_MAX_SRC; j++) {
-        if (t->src[j] > index)
+        if (t->src[j] > index + 1)
             return APIR_BACKEND_ERR_INVALID_TENSOR;
     }
     if (t->view_src > index)

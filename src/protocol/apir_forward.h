@@ -62,7 +62,9 @@ enum apir_forward_cmd {
  *   u32 n_tensors (1..APIR_MAX_GRAPH_TENSORS), n_tensors tensors,
  *   u32 n_nodes (1..n_tensors), n_nodes u32 tensor indices.
  * A tensor's src/view_src fields name earlier tensors only (index + 1, 0 = none), so the
- * host decodes in one forward pass with no recursion. */
+ * host decodes in one forward pass with no recursion. One exception, because ggml builds it:
+ * a src may name the tensor itself (ggml_cast/ggml_cpy set the result's src[1] to the
+ * result); a guest walking sources must skip that self-reference. */
 #define APIR_MAX_GRAPH_TENSORS (1u << 20)
 #define APIR_MAX_OP_TENSORS 11 /* GGML_MAX_SRC sources + the op */
 

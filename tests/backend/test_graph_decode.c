@@ -76,6 +76,12 @@ static void test_valid_graph(void **state)
     uint32_t node = 2;
     mul_mat_graph(t);
     assert_int_equal(decode_graph(t, 3, &node, 1, 0, false), APIR_BACKEND_OK);
+    /* ggml_cast: a CPY whose destination (src[1]) is the node itself */
+    t[2] = wt_make(GGML_TYPE_F16, 4, 3, 1, 1, BUF_H, 128);
+    t[2].op = GGML_OP_CPY;
+    t[2].src[0] = 1;
+    t[2].src[1] = 3;
+    assert_int_equal(decode_graph(t, 3, &node, 1, 0, false), APIR_BACKEND_OK);
 }
 
 static void test_framing(void **state)
@@ -129,7 +135,8 @@ static void m_nb_huge(struct apir_wire_tensor *t) { t[0].nb[1] = 1ull << 40; }
 static void m_blck(struct apir_wire_tensor *t) { t[0].type = GGML_TYPE_Q4_0; t[0].ne[0] = 33; }
 static void m_quant_stride(struct apir_wire_tensor *t) { t[0].type = GGML_TYPE_Q4_0; t[0].ne[0] = 32; t[0].nb[0] = 1; }
 static void m_forward_src(struct apir_wire_tensor *t) { t[1].src[0] = 3; }
-static void m_self_src(struct apir_wire_tensor *t) { t[2].src[0] = 3; }
+static void m_self_src(struct apir_wire_tensor *t) { t[2].src[0] = 3; /* allowed, but not as mul_mat's a */ }
+static void m_forward_src2(struct apir_wire_tensor *t) { t[0].src[1] = 2; }
 static void m_forward_view(struct apir_wire_tensor *t) { t[0].view_src = 1; }
 static void m_huge_src(struct apir_wire_tensor *t) { t[2].src[9] = 0xffffffffu; }
 static void m_offset_past(struct apir_wire_tensor *t) { t[2].data_offset = BUF_SIZE - 8; }
@@ -191,6 +198,7 @@ static void test_hostile_tensors(void **state)
     expect_tensor_error(m_quant_stride, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_forward_src, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_self_src, APIR_BACKEND_ERR_INVALID_TENSOR);
+    expect_tensor_error(m_forward_src2, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_forward_view, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_huge_src, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_offset_past, APIR_BACKEND_ERR_BOUNDS);

@@ -1,0 +1,390 @@
+/* A transformer block as llama.cpp builds it (get_rows, rms_norm, quantized mul_mat, rope,
+ * permuted views, soft_max with mask, cont/transpose, flash attention, set_rows into a cache,
+ * swiglu, gelu, scale), built with ggml itself, computed natively on the CPU backend and
+ * through the backend library's GRAPH_COMPUTE / GRAPH_RECOMPUTE: the host's validation must
+ * accept every real node, and the results must match the native ones exactly. */
+#include "apir_codec.h"
+#include "apir_forward.h"
+#include "apir_protocol.h"
+#include "apir_wire_tensor.h"
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs);
+uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs, uint32_t cmd_index,
+                                 char *dec_cur, const char *dec_end, char *enc_cur, const char *enc_end,
+                                 char **enc_cur_after);
+void apir_backend_deinit(uint32_t virgl_ctx_id);
+
+#define CTX 11
+#define RES 3
+#define SHM_SIZE (4u << 20)
+static char cpu_path[PATH_MAX];
+static uint8_t *shm;
+static int failures;
+#define FAIL(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr), failures++)
+
+static const char *get_config(uint32_t c, const char *key) { return strcmp(key, APIR_KEY_GGML_LIBRARY_PATH) ? NULL : cpu_path; }
+static void *get_shmem_ptr(uint32_t c, uint32_t res) { return res == RES ? shm : NULL; }
+static uint64_t get_shmem_size(uint32_t c, uint32_t res) { return res == RES ? SHM_SIZE : 0; }
+static struct virgl_apir_callbacks cbs = {get_config, get_shmem_ptr, get_shmem_size};
+
+static uint8_t *args, reply[4096];
+#define ARGS_CAP (1u << 20)
+static struct apir_encoder a;
+static struct apir_decoder r;
+static void begin(void) { apir_encoder_init(&a, args, ARGS_CAP); }
+static uint32_t call(uint32_t cmd)
+{
+    char *end = NULL;
+    uint32_t st = apir_backend_dispatcher(CTX, &cbs, cmd, (char *)args, (char *)args + a.pos, (char *)reply,
+                                          (char *)reply + sizeof reply, &end);
+    apir_decoder_init(&r, reply, end ? (size_t)(end - (char *)reply) : 0);
+    return st;
+}
+
+static void pick_cpu(void)
+{
+    DIR *d = opendir(GGML_LIB_DIR);
+    int best = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "libggml-cpu-", 12) || n < 4 || strcmp(e->d_name + n - 3, ".so"))
+            continue;
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", GGML_LIB_DIR, e->d_name);
+        void *h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
+        int (*score)(void) = NULL;
+        if (h)
+            *(void **)&score = dlsym(h, "ggml_backend_score");
+        int s = score ? score() : 0;
+        if (s > best) {
+            best = s;
+            snprintf(cpu_path, sizeof cpu_path, "%s", p);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
+/* ---- the guest's view: tensors in dependency order ---- */
+#define MAX_T 512
+static struct ggml_tensor *list[MAX_T];
+static int n_list;
+
+static int index_of(const struct ggml_tensor *t)
+{
+    for (int i = 0; i < n_list; i++)
+        if (list[i] == t)
+            return i;
+    return -1;
+}
+
+static void add_tensor(struct ggml_tensor *t)
+{
+    if (!t || index_of(t) >= 0)
+        return;
+    for (int j = 0; j < GGML_MAX_SRC; j++)
+        if (t->src[j] != t) /* ggml_cast: src[1] is the result itself */
+            add_tensor(t->src[j]);
+    add_tensor(t->view_src);
+    list[n_list++] = t;
+}
+
+static void wire_of(const struct ggml_tensor *t, struct apir_wire_tensor *w, uint32_t buf, const char *base)
+{
+    memset(w, 0, sizeof *w);
+    w->type = t->type;
+    w->op = t->op;
+    for (int d = 0; d < 4; d++) {
+        w->ne[d] = t->ne[d];
+        w->nb[d] = t->nb[d];
+    }
+    memcpy(w->op_params, t->op_params, sizeof w->op_params);
+    w->flags = t->flags;
+    for (int j = 0; j < GGML_MAX_SRC; j++)
+        w->src[j] = t->src[j] ? (uint32_t)index_of(t->src[j]) + 1 : 0;
+    w->view_src = t->view_src ? (uint32_t)index_of(t->view_src) + 1 : 0;
+    w->view_offs = t->view_offs;
+    w->buffer = buf;
+    w->data_offset = (uint64_t)((const char *)t->data - base);
+    memcpy(w->name, t->name, sizeof w->name);
+}
+
+static void fill_f32(float *x, size_t n, unsigned *seed, float scale)
+{
+    for (size_t i = 0; i < n; i++) {
+        *seed = *seed * 1103515245u + 12345u;
+        x[i] = ((float)((*seed >> 8) & 0xffff) / 65536.0f - 0.5f) * scale;
+    }
+}
+
+/* random weights in the tensor's type (quantized through ggml) */
+static void set_random(struct ggml_tensor *t, unsigned seed, float scale)
+{
+    int64_t n = ggml_nelements(t);
+    float *f = malloc((size_t)n * sizeof *f);
+    fill_f32(f, (size_t)n, &seed, scale);
+    void *data = malloc(ggml_nbytes(t));
+    if (t->type == GGML_TYPE_F32)
+        memcpy(data, f, (size_t)n * 4);
+    else if (t->type == GGML_TYPE_F16)
+        ggml_fp32_to_fp16_row(f, data, n);
+    else
+        ggml_quantize_chunk(t->type, f, data, 0, n / t->ne[0], t->ne[0], NULL);
+    ggml_backend_tensor_set(t, data, 0, ggml_nbytes(t));
+    free(data);
+    free(f);
+}
+
+static void set_i32(struct ggml_tensor *t, const int32_t *v) { ggml_backend_tensor_set(t, v, 0, ggml_nbytes(t)); }
+
+enum { N_EMBD = 64, N_HEAD = 4, HD = 16, N_TOK = 5, N_VOCAB = 32, N_KV = 8, N_FF = 96 };
+
+struct model {
+    struct ggml_tensor *ids, *pos, *kidx, *mask, *tok, *norm_w, *wq, *wk, *wv, *wg, *wu, *wd, *kcache;
+    struct ggml_tensor *out, *fa, *kupd;
+};
+
+static struct ggml_cgraph *build(struct ggml_context *ctx, struct model *m)
+{
+    m->tok = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, N_EMBD, N_VOCAB);
+    m->ids = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, N_TOK);
+    m->pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, N_TOK);
+    m->kidx = ggml_new_tensor_1d(ctx, GGML_TYPE_I64, N_TOK);
+    m->mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, N_TOK, N_TOK);
+    m->norm_w = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, N_EMBD);
+    m->wq = ggml_new_tensor_2d(ctx, GGML_TYPE_Q8_0, N_EMBD, N_EMBD);
+    m->wk = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, N_EMBD, N_EMBD);
+    m->wv = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, N_EMBD, N_EMBD);
+    m->wg = ggml_new_tensor_2d(ctx, GGML_TYPE_Q4_0, N_EMBD, N_FF);
+    m->wu = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, N_EMBD, N_FF);
+    m->wd = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, N_FF, N_EMBD);
+    m->kcache = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, N_EMBD, N_KV);
+
+    struct ggml_tensor *x = ggml_get_rows(ctx, m->tok, m->ids);
+    struct ggml_tensor *h = ggml_mul(ctx, ggml_rms_norm(ctx, x, 1e-5f), m->norm_w);
+    struct ggml_tensor *q = ggml_reshape_3d(ctx, ggml_mul_mat(ctx, m->wq, h), HD, N_HEAD, N_TOK);
+    struct ggml_tensor *k = ggml_reshape_3d(ctx, ggml_mul_mat(ctx, m->wk, h), HD, N_HEAD, N_TOK);
+    struct ggml_tensor *v = ggml_reshape_3d(ctx, ggml_mul_mat(ctx, m->wv, h), HD, N_HEAD, N_TOK);
+    q = ggml_rope_ext(ctx, q, m->pos, NULL, HD, 0, 0, 10000.0f, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f);
+    k = ggml_rope_ext(ctx, k, m->pos, NULL, HD, 2 /* neox */, 0, 10000.0f, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f);
+    m->kupd = ggml_set_rows(ctx, m->kcache, ggml_reshape_2d(ctx, k, N_EMBD, N_TOK), m->kidx);
+
+    struct ggml_tensor *Q = ggml_permute(ctx, q, 0, 2, 1, 3);
+    struct ggml_tensor *K = ggml_permute(ctx, k, 0, 2, 1, 3);
+    struct ggml_tensor *kq = ggml_mul_mat(ctx, K, Q);
+    kq = ggml_soft_max_ext(ctx, kq, m->mask, 1.0f / sqrtf(HD), 0.0f);
+    struct ggml_tensor *Vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));
+    struct ggml_tensor *kqv = ggml_mul_mat(ctx, Vt, kq);
+    struct ggml_tensor *o = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), N_EMBD, N_TOK);
+
+    struct ggml_tensor *Kh = ggml_cast(ctx, K, GGML_TYPE_F16);
+    struct ggml_tensor *Vh = ggml_cast(ctx, ggml_permute(ctx, v, 0, 2, 1, 3), GGML_TYPE_F16);
+    m->fa = ggml_flash_attn_ext(ctx, Q, Kh, Vh, NULL, 1.0f / sqrtf(HD), 0.0f, 0.0f);
+
+    struct ggml_tensor *x2 = ggml_add(ctx, x, o);
+    struct ggml_tensor *act = ggml_swiglu_split(ctx, ggml_mul_mat(ctx, m->wg, x2), ggml_mul_mat(ctx, m->wu, x2));
+    struct ggml_tensor *y = ggml_add(ctx, x2, ggml_mul_mat(ctx, m->wd, act));
+    y = ggml_gelu(ctx, ggml_scale(ctx, y, 0.5f));
+    m->out = ggml_silu(ctx, ggml_cont(ctx, ggml_transpose(ctx, y)));
+
+    struct ggml_cgraph *gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, m->out);
+    ggml_build_forward_expand(gf, m->fa);
+    ggml_build_forward_expand(gf, m->kupd);
+    return gf;
+}
+
+static void set_inputs(struct model *m, int round)
+{
+    int32_t ids[N_TOK], pos[N_TOK];
+    int64_t kidx[N_TOK];
+    float mask[N_TOK * N_TOK];
+    for (int i = 0; i < N_TOK; i++) {
+        ids[i] = (i * 7 + round * 3) % N_VOCAB;
+        pos[i] = i + round;
+        kidx[i] = (i + round) % N_KV;
+        for (int j = 0; j < N_TOK; j++)
+            mask[i * N_TOK + j] = j <= i ? 0.0f : -INFINITY;
+    }
+    set_i32(m->ids, ids);
+    set_i32(m->pos, pos);
+    ggml_backend_tensor_set(m->kidx, kidx, 0, sizeof kidx);
+    ggml_backend_tensor_set(m->mask, mask, 0, sizeof mask);
+}
+
+/* the remote copy of t must equal the native one */
+static void compare(uint32_t buf, const char *base, struct ggml_tensor *t, const char *what)
+{
+    size_t n = ggml_nbytes(t), off = (size_t)((char *)t->data - base);
+    begin();
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, off);
+    apir_put_u64(&a, n);
+    apir_put_u32(&a, RES);
+    apir_put_u64(&a, 0);
+    if (call(APIR_CMD_BUFFER_GET) != APIR_BACKEND_OK) {
+        FAIL("%s: GET failed", what);
+        return;
+    }
+    if (memcmp(shm, t->data, n) != 0)
+        FAIL("%s: remote result differs from the native one", what);
+}
+
+/* the whole native buffer (inputs and weights) to the remote one */
+static void upload(uint32_t buf, ggml_backend_buffer_t nbuf)
+{
+    size_t size = ggml_backend_buffer_get_size(nbuf);
+    memcpy(shm, ggml_backend_buffer_get_base(nbuf), size);
+    begin();
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, 0);
+    apir_put_u64(&a, size);
+    apir_put_u32(&a, RES);
+    apir_put_u64(&a, 0);
+    if (call(APIR_CMD_BUFFER_SET) != APIR_BACKEND_OK)
+        FAIL("upload failed");
+}
+
+int main(void)
+{
+    pick_cpu();
+    if (!cpu_path[0])
+        return 1;
+    setenv(APIR_ENV_BACKEND_LOG, "/dev/null", 1);
+    shm = calloc(1, SHM_SIZE);
+    args = malloc(ARGS_CAP);
+
+    /* native CPU backend, from the same library file the backend library will load */
+    void *dl = dlopen(cpu_path, RTLD_NOW | RTLD_LOCAL);
+    ggml_backend_reg_t (*init)(void);
+    *(void **)&init = dlsym(dl, "ggml_backend_init");
+    ggml_backend_dev_t dev = ggml_backend_reg_dev_get(init(), 0);
+    ggml_backend_t backend = ggml_backend_dev_init(dev, NULL);
+
+    struct ggml_init_params ip = {MAX_T * ggml_tensor_overhead() + ggml_graph_overhead(), NULL, true};
+    struct ggml_context *ctx = ggml_init(ip);
+    struct model m;
+    struct ggml_cgraph *gf = build(ctx, &m);
+    ggml_backend_buffer_t nbuf = ggml_backend_alloc_ctx_tensors(ctx, backend);
+    const char *base = ggml_backend_buffer_get_base(nbuf);
+    size_t size = ggml_backend_buffer_get_size(nbuf);
+    if (size > SHM_SIZE) {
+        FAIL("model too large for the test's shared resource");
+        return 1;
+    }
+    struct ggml_tensor *weights[] = {m.tok, m.norm_w, m.wq, m.wk, m.wv, m.wg, m.wu, m.wd, m.kcache};
+    for (unsigned i = 0; i < sizeof weights / sizeof *weights; i++)
+        set_random(weights[i], 17 + i, i == 1 ? 2.0f : 0.5f);
+    set_inputs(&m, 0);
+
+    /* remote: context, buffer of the same layout, backend */
+    if (apir_backend_initialize(CTX, &cbs) != 0)
+        return 1;
+    begin();
+    apir_put_u32(&a, 0);
+    call(APIR_CMD_DEVICE_GET_INFO);
+    char name[256];
+    apir_get_str(&r, name, sizeof name);
+    apir_get_str(&r, name, sizeof name);
+    apir_get_u32(&r);
+    apir_get_u32(&r);
+    uint32_t buft = apir_get_u32(&r);
+    begin();
+    apir_put_u32(&a, buft);
+    apir_put_u64(&a, size);
+    if (call(APIR_CMD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
+        return 1;
+    uint32_t buf = apir_get_u32(&r);
+    begin();
+    apir_put_u32(&a, 0);
+    call(APIR_CMD_BACKEND_INIT);
+    uint32_t be = apir_get_u32(&r);
+    upload(buf, nbuf);
+
+    /* encode the graph like the guest does */
+    int n_nodes = ggml_graph_n_nodes(gf);
+    for (int i = 0; i < n_nodes; i++)
+        add_tensor(ggml_graph_node(gf, i));
+    begin();
+    apir_put_u32(&a, be);
+    apir_put_u32(&a, (uint32_t)n_list);
+    struct apir_wire_tensor w;
+    for (int i = 0; i < n_list; i++) {
+        wire_of(list[i], &w, buf, base);
+        apir_wire_tensor_encode(&a, &w);
+    }
+    apir_put_u32(&a, (uint32_t)n_nodes);
+    for (int i = 0; i < n_nodes; i++)
+        apir_put_u32(&a, (uint32_t)index_of(ggml_graph_node(gf, i)));
+    size_t graph_len = a.pos;
+    uint32_t st = call(APIR_CMD_GRAPH_COMPUTE);
+    if (st != APIR_BACKEND_OK || apir_get_u32(&r) != GGML_STATUS_SUCCESS)
+        FAIL("GRAPH_COMPUTE of a real transformer block refused: status %u", st);
+
+    /* supports_op agrees node by node (op sources first, the op last, no buffers) */
+    for (int i = 0; i < n_nodes; i++) {
+        struct ggml_tensor *node = ggml_graph_node(gf, i), *ops[GGML_MAX_SRC + 1];
+        int n = 0;
+        for (int j = 0; j < GGML_MAX_SRC; j++)
+            if (node->src[j] && node->src[j] != node)
+                ops[n++] = node->src[j];
+        begin();
+        apir_put_u32(&a, 0);
+        apir_put_u32(&a, (uint32_t)n + 1);
+        for (int j = 0; j < n; j++) {
+            wire_of(ops[j], &w, 0, base);
+            memset(w.src, 0, sizeof w.src);
+            w.view_src = 0;
+            apir_wire_tensor_encode(&a, &w);
+        }
+        wire_of(node, &w, 0, base);
+        memset(w.src, 0, sizeof w.src);
+        w.view_src = 0;
+        for (int j = 0, k = 0; j < GGML_MAX_SRC; j++)
+            if (node->src[j])
+                w.src[j] = node->src[j] == node ? (uint32_t)n + 1 : (uint32_t)++k;
+        apir_wire_tensor_encode(&a, &w);
+        if (call(APIR_CMD_DEVICE_SUPPORTS_OP) != APIR_BACKEND_OK || apir_get_u8(&r) != 1)
+            FAIL("supports_op says no to node %d (%s)", i, ggml_op_desc(node));
+    }
+
+    if (ggml_backend_graph_compute(backend, gf) != GGML_STATUS_SUCCESS)
+        FAIL("native compute failed");
+    compare(buf, base, m.out, "block output");
+    compare(buf, base, m.fa, "flash attention");
+    compare(buf, base, m.kcache, "k cache after set_rows");
+
+    /* new inputs, same graph: RECOMPUTE on the host, compute natively, compare again */
+    set_inputs(&m, 1);
+    upload(buf, nbuf);
+    begin();
+    apir_put_u32(&a, be);
+    if (call(APIR_CMD_GRAPH_RECOMPUTE) != APIR_BACKEND_OK || apir_get_u32(&r) != GGML_STATUS_SUCCESS)
+        FAIL("GRAPH_RECOMPUTE failed");
+    ggml_backend_graph_compute(backend, gf);
+    compare(buf, base, m.out, "block output (recompute)");
+    compare(buf, base, m.kcache, "k cache (recompute)");
+    (void)graph_len;
+
+    apir_backend_deinit(CTX);
+    ggml_backend_buffer_free(nbuf);
+    ggml_free(ctx);
+    ggml_backend_free(backend);
+    free(args);
+    free(shm);
+    if (!failures)
+        printf("transformer block: %d nodes, %d tensors, remote == native\n", n_nodes, n_list);
+    return failures ? 1 : 0;
+}
