@@ -10,6 +10,7 @@
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "ggml.h"
+#include "llama_block.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -77,50 +78,6 @@ static void pick_cpu(void)
         closedir(d);
 }
 
-/* ---- the guest's view: tensors in dependency order ---- */
-#define MAX_T 512
-static struct ggml_tensor *list[MAX_T];
-static int n_list;
-
-static int index_of(const struct ggml_tensor *t)
-{
-    for (int i = 0; i < n_list; i++)
-        if (list[i] == t)
-            return i;
-    return -1;
-}
-
-static void add_tensor(struct ggml_tensor *t)
-{
-    if (!t || index_of(t) >= 0)
-        return;
-    for (int j = 0; j < GGML_MAX_SRC; j++)
-        if (t->src[j] != t) /* ggml_cast: src[1] is the result itself */
-            add_tensor(t->src[j]);
-    add_tensor(t->view_src);
-    list[n_list++] = t;
-}
-
-static void wire_of(const struct ggml_tensor *t, struct apir_wire_tensor *w, uint32_t buf, const char *base)
-{
-    memset(w, 0, sizeof *w);
-    w->type = t->type;
-    w->op = t->op;
-    for (int d = 0; d < 4; d++) {
-        w->ne[d] = t->ne[d];
-        w->nb[d] = t->nb[d];
-    }
-    memcpy(w->op_params, t->op_params, sizeof w->op_params);
-    w->flags = t->flags;
-    for (int j = 0; j < GGML_MAX_SRC; j++)
-        w->src[j] = t->src[j] ? (uint32_t)index_of(t->src[j]) + 1 : 0;
-    w->view_src = t->view_src ? (uint32_t)index_of(t->view_src) + 1 : 0;
-    w->view_offs = t->view_offs;
-    w->buffer = buf;
-    w->data_offset = (uint64_t)((const char *)t->data - base);
-    memcpy(w->name, t->name, sizeof w->name);
-}
-
 static void fill_f32(float *x, size_t n, unsigned *seed, float scale)
 {
     for (size_t i = 0; i < n; i++) {
@@ -148,63 +105,6 @@ static void set_random(struct ggml_tensor *t, unsigned seed, float scale)
 }
 
 static void set_i32(struct ggml_tensor *t, const int32_t *v) { ggml_backend_tensor_set(t, v, 0, ggml_nbytes(t)); }
-
-enum { N_EMBD = 64, N_HEAD = 4, HD = 16, N_TOK = 5, N_VOCAB = 32, N_KV = 8, N_FF = 96 };
-
-struct model {
-    struct ggml_tensor *ids, *pos, *kidx, *mask, *tok, *norm_w, *wq, *wk, *wv, *wg, *wu, *wd, *kcache;
-    struct ggml_tensor *out, *fa, *kupd;
-};
-
-static struct ggml_cgraph *build(struct ggml_context *ctx, struct model *m)
-{
-    m->tok = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, N_EMBD, N_VOCAB);
-    m->ids = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, N_TOK);
-    m->pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, N_TOK);
-    m->kidx = ggml_new_tensor_1d(ctx, GGML_TYPE_I64, N_TOK);
-    m->mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, N_TOK, N_TOK);
-    m->norm_w = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, N_EMBD);
-    m->wq = ggml_new_tensor_2d(ctx, GGML_TYPE_Q8_0, N_EMBD, N_EMBD);
-    m->wk = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, N_EMBD, N_EMBD);
-    m->wv = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, N_EMBD, N_EMBD);
-    m->wg = ggml_new_tensor_2d(ctx, GGML_TYPE_Q4_0, N_EMBD, N_FF);
-    m->wu = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, N_EMBD, N_FF);
-    m->wd = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, N_FF, N_EMBD);
-    m->kcache = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, N_EMBD, N_KV);
-
-    struct ggml_tensor *x = ggml_get_rows(ctx, m->tok, m->ids);
-    struct ggml_tensor *h = ggml_mul(ctx, ggml_rms_norm(ctx, x, 1e-5f), m->norm_w);
-    struct ggml_tensor *q = ggml_reshape_3d(ctx, ggml_mul_mat(ctx, m->wq, h), HD, N_HEAD, N_TOK);
-    struct ggml_tensor *k = ggml_reshape_3d(ctx, ggml_mul_mat(ctx, m->wk, h), HD, N_HEAD, N_TOK);
-    struct ggml_tensor *v = ggml_reshape_3d(ctx, ggml_mul_mat(ctx, m->wv, h), HD, N_HEAD, N_TOK);
-    q = ggml_rope_ext(ctx, q, m->pos, NULL, HD, 0, 0, 10000.0f, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f);
-    k = ggml_rope_ext(ctx, k, m->pos, NULL, HD, 2 /* neox */, 0, 10000.0f, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f);
-    m->kupd = ggml_set_rows(ctx, m->kcache, ggml_reshape_2d(ctx, k, N_EMBD, N_TOK), m->kidx);
-
-    struct ggml_tensor *Q = ggml_permute(ctx, q, 0, 2, 1, 3);
-    struct ggml_tensor *K = ggml_permute(ctx, k, 0, 2, 1, 3);
-    struct ggml_tensor *kq = ggml_mul_mat(ctx, K, Q);
-    kq = ggml_soft_max_ext(ctx, kq, m->mask, 1.0f / sqrtf(HD), 0.0f);
-    struct ggml_tensor *Vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));
-    struct ggml_tensor *kqv = ggml_mul_mat(ctx, Vt, kq);
-    struct ggml_tensor *o = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), N_EMBD, N_TOK);
-
-    struct ggml_tensor *Kh = ggml_cast(ctx, K, GGML_TYPE_F16);
-    struct ggml_tensor *Vh = ggml_cast(ctx, ggml_permute(ctx, v, 0, 2, 1, 3), GGML_TYPE_F16);
-    m->fa = ggml_flash_attn_ext(ctx, Q, Kh, Vh, NULL, 1.0f / sqrtf(HD), 0.0f, 0.0f);
-
-    struct ggml_tensor *x2 = ggml_add(ctx, x, o);
-    struct ggml_tensor *act = ggml_swiglu_split(ctx, ggml_mul_mat(ctx, m->wg, x2), ggml_mul_mat(ctx, m->wu, x2));
-    struct ggml_tensor *y = ggml_add(ctx, x2, ggml_mul_mat(ctx, m->wd, act));
-    y = ggml_gelu(ctx, ggml_scale(ctx, y, 0.5f));
-    m->out = ggml_silu(ctx, ggml_cont(ctx, ggml_transpose(ctx, y)));
-
-    struct ggml_cgraph *gf = ggml_new_graph(ctx);
-    ggml_build_forward_expand(gf, m->out);
-    ggml_build_forward_expand(gf, m->fa);
-    ggml_build_forward_expand(gf, m->kupd);
-    return gf;
-}
 
 static void set_inputs(struct model *m, int round)
 {

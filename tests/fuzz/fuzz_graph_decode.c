@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define BUF_SIZE 65536
+#define BUF_SIZE (1 << 20)
 static char mem[2][BUF_SIZE] __attribute__((aligned(64)));
 static ggml_backend_buffer_t bufs[2];
 

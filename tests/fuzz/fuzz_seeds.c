@@ -1,0 +1,184 @@
+/* Writes seed inputs for the fuzzers into DIR/dispatch and DIR/graph: real sessions and real
+ * graphs (a llama.cpp-style transformer block built with ggml), so that fuzzing starts from
+ * messages the host accepts and mutates them from there.
+ * Usage: fuzz_seeds DIR */
+#include "apir_codec.h"
+#include "apir_forward.h"
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "llama_block.h"
+#include "wire_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+/* handles in a fresh CPU context: buffer type 1 (the CPU device has no host buffer type),
+ * then the first buffer 2 and the first backend 3 */
+#define H_BUFT 1
+#define H_BUF 2
+#define H_BACKEND 3
+
+static uint8_t out[1 << 20];
+static struct apir_encoder seed;
+static uint8_t args[1 << 19];
+static struct apir_encoder a;
+
+static void rec_begin(void) { apir_encoder_init(&a, args, sizeof args); }
+static void rec_end(uint32_t cmd)
+{
+    apir_put_u8(&seed, (uint8_t)cmd);
+    apir_put_bytes(&seed, &(uint16_t){(uint16_t)(a.pos > 0xffff ? 0xffff : a.pos)}, 2);
+    apir_put_bytes(&seed, args, a.pos);
+}
+
+static void save(const char *dir, const char *name, const void *data, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len) {
+        perror(path);
+        exit(1);
+    }
+    fclose(f);
+}
+
+static void put_graph(struct apir_encoder *e, struct ggml_cgraph *gf, uint32_t buf, const char *base)
+{
+    int n_nodes = ggml_graph_n_nodes(gf);
+    n_list = 0;
+    for (int i = 0; i < n_nodes; i++)
+        add_tensor(ggml_graph_node(gf, i));
+    apir_put_u32(e, (uint32_t)n_list);
+    struct apir_wire_tensor w;
+    for (int i = 0; i < n_list; i++) {
+        wire_of(list[i], &w, buf, base);
+        apir_wire_tensor_encode(e, &w);
+    }
+    apir_put_u32(e, (uint32_t)n_nodes);
+    for (int i = 0; i < n_nodes; i++)
+        apir_put_u32(e, (uint32_t)index_of(ggml_graph_node(gf, i)));
+}
+
+static void session_mul_mat(const char *dir)
+{
+    apir_encoder_init(&seed, out, sizeof out);
+    rec_begin();
+    apir_put_u32(&a, H_BUFT);
+    apir_put_u64(&a, 4096);
+    rec_end(APIR_CMD_BUFT_ALLOC_BUFFER);
+    rec_begin();
+    apir_put_u32(&a, 0);
+    rec_end(APIR_CMD_BACKEND_INIT);
+    rec_begin();
+    apir_put_u32(&a, H_BUF);
+    apir_put_u64(&a, 0);
+    apir_put_u64(&a, 80);
+    apir_put_u32(&a, 1);
+    apir_put_u64(&a, 0);
+    rec_end(APIR_CMD_BUFFER_SET);
+    struct apir_wire_tensor t[3];
+    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, H_BUF, 0);
+    t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, H_BUF, 64);
+    t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, H_BUF, 128);
+    t[2].op = GGML_OP_MUL_MAT;
+    t[2].src[0] = 1;
+    t[2].src[1] = 2;
+    t[2].flags = GGML_TENSOR_FLAG_COMPUTE;
+    uint32_t node = 2;
+    rec_begin();
+    apir_put_u32(&a, H_BACKEND);
+    wt_put_graph(&a, t, 3, &node, 1);
+    rec_end(APIR_CMD_GRAPH_COMPUTE);
+    rec_begin();
+    apir_put_u32(&a, H_BACKEND);
+    rec_end(APIR_CMD_GRAPH_RECOMPUTE);
+    rec_begin();
+    apir_put_u32(&a, H_BUF);
+    apir_put_u64(&a, 128);
+    apir_put_u64(&a, 24);
+    apir_put_u32(&a, 1);
+    apir_put_u64(&a, 1024);
+    rec_end(APIR_CMD_BUFFER_GET);
+    rec_begin();
+    apir_put_u32(&a, 0);
+    apir_put_u32(&a, 3);
+    for (int i = 0; i < 3; i++)
+        apir_wire_tensor_encode(&a, &t[i]);
+    rec_end(APIR_CMD_DEVICE_SUPPORTS_OP);
+    rec_begin();
+    apir_put_u32(&a, H_BUF);
+    apir_put_u64(&a, 8);
+    apir_put_u32(&a, H_BUF);
+    apir_put_u64(&a, 512);
+    apir_put_u64(&a, 64);
+    rec_end(APIR_CMD_BUFFER_COPY);
+    rec_begin();
+    apir_put_u32(&a, H_BUF);
+    rec_end(APIR_CMD_BUFFER_FREE);
+    rec_begin();
+    apir_put_u32(&a, H_BACKEND);
+    rec_end(APIR_CMD_GRAPH_RECOMPUTE);
+    save(dir, "session_mul_mat", out, seed.pos);
+
+    /* the same graph alone for the decoder fuzzer (buffer handle 1 there) */
+    for (int i = 0; i < 3; i++)
+        t[i].buffer = 1;
+    apir_encoder_init(&seed, out, sizeof out);
+    apir_put_u8(&seed, 0);
+    wt_put_graph(&seed, t, 3, &node, 1);
+    save(dir, "graph_mul_mat", out, seed.pos);
+}
+
+static void block(const char *dir)
+{
+    struct ggml_init_params ip = {MAX_T * ggml_tensor_overhead() + ggml_graph_overhead(), NULL, true};
+    struct ggml_context *ctx = ggml_init(ip);
+    struct model m;
+    struct ggml_cgraph *gf = build(ctx, &m);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_cpu_buffer_type());
+    const char *base = ggml_backend_buffer_get_base(buf);
+    size_t size = ggml_backend_buffer_get_size(buf);
+
+    apir_encoder_init(&seed, out, sizeof out);
+    rec_begin();
+    apir_put_u32(&a, H_BUFT);
+    apir_put_u64(&a, size);
+    rec_end(APIR_CMD_BUFT_ALLOC_BUFFER);
+    rec_begin();
+    apir_put_u32(&a, 0);
+    rec_end(APIR_CMD_BACKEND_INIT);
+    rec_begin();
+    apir_put_u32(&a, H_BACKEND);
+    put_graph(&a, gf, H_BUF, base);
+    if (a.pos > 0xffff) {
+        fprintf(stderr, "block graph too large for a seed record (%zu bytes)\n", a.pos);
+        exit(1);
+    }
+    rec_end(APIR_CMD_GRAPH_COMPUTE);
+    rec_begin();
+    apir_put_u32(&a, H_BACKEND);
+    rec_end(APIR_CMD_GRAPH_RECOMPUTE);
+    save(dir, "session_block", out, seed.pos);
+
+    apir_encoder_init(&seed, out, sizeof out);
+    apir_put_u8(&seed, 0);
+    put_graph(&seed, gf, 1, base);
+    save(dir, "graph_block", out, seed.pos);
+    printf("block: %zu bytes of buffer, %d nodes\n", size, ggml_graph_n_nodes(gf));
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: fuzz_seeds DIR\n");
+        return 2;
+    }
+    mkdir(argv[1], 0755);
+    session_mul_mat(argv[1]);
+    block(argv[1]);
+    return 0;
+}
