@@ -17,6 +17,10 @@
 
 #define DEFAULT_TIMEOUT_S 300
 #define SPIN_NS 50000 /* spin this long before blocking: most replies come in microseconds */
+/* The host answers HANDSHAKE without loading anything, so silence means a host that will never
+ * answer (in a VM: a Venus context the host does not route to APIR); don't make every process
+ * that loads the backend wait the full command timeout for it. */
+#define HANDSHAKE_TIMEOUT_S 5
 
 static uint64_t now_ns(void)
 {
@@ -215,9 +219,17 @@ static bool handshake_and_load(struct apir_client *c, char *why, size_t why_len)
 {
     uint32_t hs[2] = {APIR_PROTOCOL_MAJOR, APIR_PROTOCOL_MINOR};
     struct apir_decoder reply;
+    uint64_t timeout_ns = c->timeout_ns;
+    if (c->timeout_ns > HANDSHAKE_TIMEOUT_S * 1000000000ull)
+        c->timeout_ns = HANDSHAKE_TIMEOUT_S * 1000000000ull;
     int rc = apir_client_command(c, APIR_COMMAND_TYPE_HANDSHAKE, hs, sizeof hs, &reply);
+    c->timeout_ns = timeout_ns;
     if (rc < 0) {
-        snprintf(why, why_len, "HANDSHAKE over %s failed: %s", c->transport->name, apir_client_status_str(rc));
+        bool venus_silent = rc == APIR_CLIENT_ERR_TIMEOUT && c->transport->capset_id == APIR_CAPSET_ID_VENUS;
+        snprintf(why, why_len, "HANDSHAKE over %s failed: %s%s", c->transport->name, apir_client_status_str(rc),
+                 venus_silent ? " (a Venus context needs VIRGL_ROUTE_VENUS_TO_APIR=1 on the host; or set "
+                                "GGML_REMOTING_USE_APIR_CAPSET=1 if the hypervisor supports APIR)"
+                              : "");
         return false;
     }
     c->host_major = apir_get_u32(&reply);
