@@ -135,6 +135,11 @@ void emu_blob_free_all(struct emu_device *d)
 void *emu_device_mmap(struct emu_device *d, void *addr, size_t len, int prot, int flags, off_t offset)
 {
     pthread_mutex_lock(&d->lock);
+    if (d->lost) {
+        pthread_mutex_unlock(&d->lock);
+        errno = ENODEV;
+        return MAP_FAILED;
+    }
     int memfd = -1;
     for (struct emu_blob *b = d->blobs; b; b = b->next)
         if (b->map_offset && b->map_offset == (uint64_t)offset && len <= b->size)

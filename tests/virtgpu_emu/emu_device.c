@@ -170,6 +170,7 @@ int emu_device_ioctl(struct emu_device *d, unsigned long request, void *arg)
     if (!arg)
         return -EFAULT;
     emu_stats_event(ioctls[i].name);
+
     /* copy_from_user / copy_to_user: the handler works on a private copy */
     union {
         uint64_t align;
@@ -177,8 +178,12 @@ int emu_device_ioctl(struct emu_device *d, unsigned long request, void *arg)
     } k;
     memcpy(k.bytes, arg, ioctls[i].size);
     pthread_mutex_lock(&d->lock);
-    int r = ioctls[i].run(d, k.bytes);
+    if (ioctls[i].run == do_execbuffer && d->lose_at && ++d->n_execbuffer >= d->lose_at)
+        d->lost = true;
+    int r = d->lost ? -ENODEV : ioctls[i].run(d, k.bytes);
     pthread_mutex_unlock(&d->lock);
+    if (r == -ENODEV)
+        emu_stats_count("DEVICE_LOST");
     if (r == 0 && (ioctls[i].dir & _IOC_READ))
         memcpy(arg, k.bytes, ioctls[i].size);
     return r;
@@ -211,6 +216,8 @@ struct emu_device *emu_device_create(void)
     pthread_mutex_init(&d->lock, NULL);
     d->capset_mask = capset_mask_from_env();
     d->blob_support = getenv("VIRTGPU_EMU_NO_BLOB") == NULL;
+    const char *lose = getenv("VIRTGPU_EMU_LOSE_AT");
+    d->lose_at = lose ? strtoul(lose, NULL, 10) : 0;
     d->next_bo_handle = 1;
     return d;
 }

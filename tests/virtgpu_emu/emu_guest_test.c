@@ -2,10 +2,16 @@
  * run_emu_test.sh). Each mode sets the guest/host environment, opens the connection through
  * apir_client_open() -- no socket configured, so it must take the render-node path -- and checks
  * the outcome, then checks the ioctl sequence the emulation recorded (VIRTGPU_EMU_STATS).
- * Modes: apir, venus (routed), venus-unrouted, apir-not-offered, no-blob, no-backend, bad-node. */
+ * Modes: apir, venus (routed), venus-unrouted, apir-not-offered, no-blob, no-backend, bad-node,
+ * device-lost, bad-ioctls. */
 #include "apir_client.h"
 #include "apir_forward.h"
 #include "apir_protocol.h"
+#include "virtgpu_uapi.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +303,51 @@ static void mode_no_backend(void)
     CHECK(stat_count("EXECBUFFER") == 2 && stat_count("GEM_CLOSE") == 2, "%s", stats);
 }
 
+/* the device goes away (ENODEV) after HANDSHAKE and LOADLIBRARY: the next command fails at
+ * once with a transport error instead of waiting for a timeout, and closing stays clean */
+static void mode_device_lost(void)
+{
+    set_env("GGML_REMOTING_USE_APIR_CAPSET", "1");
+    set_env("VIRTGPU_EMU_LOSE_AT", "3");
+    char why[512] = "";
+    struct apir_client *c = apir_client_open(why, sizeof why);
+    CHECK(c != NULL, "apir_client_open: %s", why);
+    if (!c)
+        return;
+    for (int i = 0; i < 2; i++) {
+        struct apir_decoder r;
+        int st = forward_simple(c, APIR_CMD_GET_INFO, NULL, 0, &r);
+        apir_client_end(c);
+        CHECK(st == APIR_CLIENT_ERR_TRANSPORT, "GET_INFO on a lost device: %s", apir_client_status_str(st));
+    }
+    CHECK(!c->transport->ops->alive(c->transport), "the transport did not notice ENODEV");
+    apir_client_close(c);
+    load_stats();
+    CHECK(stat_count("DEVICE_LOST") >= 2, "%s", stats);
+}
+
+static void mode_bad_ioctls(void)
+{
+    /* layouts the kernel ABI does not have are refused by the emulated driver */
+    int fd = open("/dev/dri/renderD128", O_RDWR | O_CLOEXEC);
+    CHECK(fd >= 0, "open the emulated node");
+    struct {
+        uint8_t bytes[32];
+    } old_execbuffer = {{0}}; /* the pre-ring_idx 32-byte struct: not the current ABI */
+    CHECK(ioctl(fd, DRM_IOWR(DRM_COMMAND_BASE + 0x02, old_execbuffer), &old_execbuffer) == -1 && errno == EINVAL,
+          "a 32-byte EXECBUFFER was accepted");
+    CHECK(ioctl(fd, DRM_IOWR(DRM_COMMAND_BASE + 0x30, old_execbuffer), &old_execbuffer) == -1 && errno == ENOTTY,
+          "an unknown virtio-gpu ioctl was accepted");
+    CHECK(ioctl(fd, DRM_IOCTL_VIRTGPU_MAP, &(struct drm_virtgpu_map){.handle = 77}) == -1 && errno == ENOENT,
+          "MAP of an unknown handle");
+    struct drm_virtgpu_resource_create_blob blob = {.blob_mem = VIRTGPU_BLOB_MEM_HOST3D, .size = 4096};
+    CHECK(ioctl(fd, DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, &blob) == -1 && errno == EINVAL,
+          "a blob before CONTEXT_INIT");
+    close(fd);
+    load_stats();
+    CHECK(stat_count("BAD_IOCTL_LAYOUT") == 1 && stat_count("UNKNOWN_IOCTL") == 1, "%s", stats);
+}
+
 static void mode_bad_node(void)
 {
     char why[256] = "";
@@ -358,6 +409,10 @@ int main(int argc, char **argv)
         mode_no_backend();
     else if (!strcmp(mode, "bad-node"))
         mode_bad_node();
+    else if (!strcmp(mode, "device-lost"))
+        mode_device_lost();
+    else if (!strcmp(mode, "bad-ioctls"))
+        mode_bad_ioctls();
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

@@ -30,6 +30,9 @@ struct emu_device {
     pthread_mutex_t lock; /* one ioctl at a time per file, as the host runs a context */
     uint64_t capset_mask; /* capsets the emulated host offers */
     bool blob_support;
+    unsigned long lose_at;  /* VIRTGPU_EMU_LOSE_AT: the device is lost at this EXECBUFFER (0: never) */
+    unsigned long n_execbuffer;
+    bool lost;              /* every ioctl and mmap fails with ENODEV, as after a device unplug */
     bool context_initialized;
     uint32_t ctx_id, capset_id, num_rings;
     struct emu_host *host; /* the host side of the context, once CONTEXT_INIT ran */
