@@ -46,6 +46,16 @@ uint32_t cmd_backend_free(struct cmd_call *c)
     return APIR_BACKEND_OK;
 }
 
+/* the row indices may have changed since the last compute (BUFFER_SET): check them each time */
+static uint32_t compute(struct cmd_call *c, struct backend_stream *s)
+{
+    uint32_t st = index_guard_check(&s->graph.indices);
+    if (st != APIR_BACKEND_OK)
+        return st;
+    apir_put_u32(&c->enc, (uint32_t)ggml_backend_graph_compute(s->backend, s->graph.graph));
+    return APIR_BACKEND_OK;
+}
+
 uint32_t cmd_graph_compute(struct cmd_call *c)
 {
     struct backend_stream *s = backend_ctx_stream(c->ctx, apir_get_u32(&c->dec));
@@ -61,8 +71,7 @@ uint32_t cmd_graph_compute(struct cmd_call *c)
     /* the new graph replaces the cached one, whatever the compute status */
     decoded_graph_free(&s->graph);
     s->graph = g;
-    apir_put_u32(&c->enc, (uint32_t)ggml_backend_graph_compute(s->backend, s->graph.graph));
-    return APIR_BACKEND_OK;
+    return compute(c, s);
 }
 
 uint32_t cmd_graph_recompute(struct cmd_call *c)
@@ -73,8 +82,7 @@ uint32_t cmd_graph_recompute(struct cmd_call *c)
         return APIR_BACKEND_ERR_HANDLE;
     if (!s->graph.graph)
         return APIR_BACKEND_ERR_NO_GRAPH;
-    apir_put_u32(&c->enc, (uint32_t)ggml_backend_graph_compute(s->backend, s->graph.graph));
-    return APIR_BACKEND_OK;
+    return compute(c, s);
 }
 
 uint32_t cmd_backend_synchronize(struct cmd_call *c)

@@ -61,7 +61,7 @@ uint32_t cmd_device_supports_op(struct cmd_call *c)
     if (st != APIR_BACKEND_OK)
         return st;
     /* an op the graph checks would refuse is reported unsupported, so the guest keeps it */
-    uint8_t ok = d && op_check_node(g.last) && ggml_backend_dev_supports_op(d->dev, g.last);
+    uint8_t ok = d && op_check_node(g.last) == APIR_BACKEND_OK && ggml_backend_dev_supports_op(d->dev, g.last);
     decoded_graph_free(&g);
     if (!d)
         return APIR_BACKEND_ERR_HANDLE;

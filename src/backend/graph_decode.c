@@ -11,6 +11,7 @@
 
 void decoded_graph_free(struct decoded_graph *g)
 {
+    index_guard_free(&g->indices);
     if (g->ctx)
         ggml_free(g->ctx);
     free(g->mem);
@@ -94,9 +95,11 @@ static uint32_t decode_tensors(struct apir_decoder *dec, uint32_t n, struct ggml
 
 static uint32_t check_node(struct ggml_tensor *node, ggml_backend_dev_t dev)
 {
-    if (!op_check_node(node)) {
-        blog("graph: node '%s' (%s) has inconsistent sources, shape or type", node->name, ggml_op_desc(node));
-        return APIR_BACKEND_ERR_INVALID_TENSOR;
+    uint32_t st = op_check_node(node);
+    if (st != APIR_BACKEND_OK) {
+        blog("graph: node '%s' (%s) %s", node->name, ggml_op_desc(node),
+             st == APIR_BACKEND_ERR_UNSUPPORTED ? "is not offloaded by this host" : "has inconsistent sources, shape or type");
+        return st;
     }
     if (dev) {
         for (int j = -1; j < GGML_MAX_SRC; j++) {
@@ -149,6 +152,8 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
         }
         out->last = tensors[n_tensors - 1];
     }
+    if (st == APIR_BACKEND_OK)
+        st = index_guard_build(out->graph, &out->indices);
     if (st == APIR_BACKEND_OK && !apir_decoder_done(dec))
         st = APIR_BACKEND_ERR_DECODE;
     free(tensors);

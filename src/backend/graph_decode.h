@@ -6,6 +6,7 @@
 #define APIR_GRAPH_DECODE_H
 
 #include "apir_codec.h"
+#include "index_guard.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 
@@ -25,6 +26,7 @@ struct decoded_graph {
     struct ggml_context *ctx;
     struct ggml_cgraph *graph;    /* graphs only */
     struct ggml_tensor *last;     /* the last tensor decoded (the op of SUPPORTS_OP) */
+    struct index_guard indices;   /* graphs only: row indices to check before each compute */
 };
 
 /* GRAPH_COMPUTE arguments after the backend handle: u32 n_tensors, tensors, u32 n_nodes,

@@ -1,13 +1,16 @@
 #include "op_checks.h"
 
+#include "apir_forward.h"
+
 #include <stddef.h>
 
 typedef bool (*op_check_fn)(const struct ggml_tensor *t);
 
 struct op_rule {
+    bool known;        /* the host validates this op; any other op is not offloaded */
     unsigned n_src;    /* sources that must be present */
-    bool strided;      /* nb[0] != type size allowed for sources and dst (copies, views) */
-    bool no_compute;   /* view-like: the kernel does nothing, dst may be strided */
+    bool strided;      /* nb[0] != type size allowed for sources and dst (copies) */
+    bool no_compute;   /* view-like: the kernel does nothing */
     op_check_fn check; /* op-specific check, or NULL */
 };
 
@@ -29,6 +32,12 @@ static bool can_repeat(const struct ggml_tensor *b, const struct ggml_tensor *a)
 }
 
 static bool is_float(enum ggml_type t) { return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16; }
+static bool is_int(enum ggml_type t)
+{
+    return t == GGML_TYPE_I8 || t == GGML_TYPE_I16 || t == GGML_TYPE_I32 || t == GGML_TYPE_I64;
+}
+/* types a kernel can dequantize rows of: floats and block-quantized types */
+static bool is_row_type(enum ggml_type t) { return is_float(t) || (ggml_is_quantized(t) && !is_int(t)); }
 
 static bool check_binary(const struct ggml_tensor *t)
 {
@@ -41,6 +50,12 @@ static bool check_binary(const struct ggml_tensor *t)
     return (b->type == a->type || b->type == GGML_TYPE_F32) && (t->type == a->type || t->type == GGML_TYPE_F32);
 }
 
+static bool check_add1(const struct ggml_tensor *t)
+{
+    return ggml_nelements(t->src[1]) == 1 && same_shape(t, t->src[0]) && t->type == t->src[0]->type &&
+           is_float(t->type) && is_float(t->src[1]->type);
+}
+
 static bool check_mul_mat(const struct ggml_tensor *t)
 {
     const struct ggml_tensor *a = t->src[0], *b = t->src[1];
@@ -49,7 +64,7 @@ static bool check_mul_mat(const struct ggml_tensor *t)
     if (t->ne[0] != a->ne[1] || t->ne[1] != b->ne[1] || t->ne[2] != b->ne[2] || t->ne[3] != b->ne[3])
         return false;
     /* ggml_mul_mat refuses a transposed a; the kernel writes f32 rows in increasing strides */
-    if (a->nb[0] > a->nb[1] || t->type != GGML_TYPE_F32)
+    if (!is_row_type(a->type) || !is_float(b->type) || t->type != GGML_TYPE_F32 || ggml_is_transposed(a))
         return false;
     return t->nb[0] <= t->nb[1] && t->nb[1] <= t->nb[2] && t->nb[2] <= t->nb[3];
 }
@@ -61,7 +76,9 @@ static bool check_get_rows(const struct ggml_tensor *t)
         return false;
     if (t->ne[0] != a->ne[0] || t->ne[1] != b->ne[0] || t->ne[2] != b->ne[1] || t->ne[3] != b->ne[2])
         return false;
-    return t->type == GGML_TYPE_F32 || t->type == a->type;
+    if (a->type == GGML_TYPE_I32)
+        return t->type == GGML_TYPE_I32;
+    return is_row_type(a->type) && t->type == GGML_TYPE_F32;
 }
 
 static bool check_set_rows(const struct ggml_tensor *t)
@@ -69,104 +86,190 @@ static bool check_set_rows(const struct ggml_tensor *t)
     const struct ggml_tensor *a = t->src[0], *b = t->src[1];
     if (b->type != GGML_TYPE_I32 && b->type != GGML_TYPE_I64)
         return false;
-    /* dst rows of ne[0] elements; a's rows are scattered into dst at b's indices */
+    /* a's rows are scattered into dst (ne[0] elements each) at b's indices */
     if (a->ne[0] != t->ne[0] || a->ne[1] != b->ne[0] || a->ne[2] % b->ne[1] != 0 || a->ne[3] % b->ne[2] != 0)
         return false;
-    return b->ne[3] == 1 && t->ne[2] == a->ne[2] && t->ne[3] == a->ne[3];
+    return b->ne[3] == 1 && t->ne[2] == a->ne[2] && t->ne[3] == a->ne[3] && a->type == GGML_TYPE_F32 &&
+           is_row_type(t->type);
 }
 
-static bool check_same_nelements(const struct ggml_tensor *t) { return ggml_nelements(t) == ggml_nelements(t->src[0]); }
+/* DUP/CPY/CONT: same element count and a conversion the CPU copy kernels have */
+static bool check_copy(const struct ggml_tensor *t)
+{
+    const struct ggml_tensor *a = t->src[0];
+    if (ggml_nelements(t) != ggml_nelements(a))
+        return false;
+    if (a->type == t->type)
+        return true;
+    if (is_float(a->type) && is_float(t->type))
+        return true;
+    if ((a->type == GGML_TYPE_I32 && t->type == GGML_TYPE_F32) || (a->type == GGML_TYPE_F32 && t->type == GGML_TYPE_I32))
+        return true;
+    /* quantizing needs packed rows on both sides; dequantizing goes to f32 only */
+    if (is_float(a->type) && is_row_type(t->type))
+        return ggml_is_contiguous(t) && a->nb[0] == ggml_type_size(a->type);
+    if (is_row_type(a->type) && !is_float(a->type))
+        return t->type == GGML_TYPE_F32;
+    return false;
+}
 
-static bool check_same_shape_src0(const struct ggml_tensor *t) { return same_shape(t, t->src[0]); }
+static bool check_reshape(const struct ggml_tensor *t) { return ggml_nelements(t) == ggml_nelements(t->src[0]); }
+
+/* f32 kernels over rows, dst shaped like src0 */
+static bool check_f32_rows(const struct ggml_tensor *t)
+{
+    return same_shape(t, t->src[0]) && t->type == GGML_TYPE_F32 && t->src[0]->type == GGML_TYPE_F32 &&
+           ggml_is_contiguous_1(t->src[0]) && ggml_is_contiguous_1(t);
+}
 
 static bool check_unary(const struct ggml_tensor *t)
 {
-    return same_shape(t, t->src[0]) && is_float(t->type) && is_float(t->src[0]->type);
+    const struct ggml_tensor *a = t->src[0];
+    return same_shape(t, a) && is_float(t->type) && t->type == a->type && ggml_is_contiguous_1(a) &&
+           ggml_is_contiguous_1(t);
 }
 
 static bool check_glu(const struct ggml_tensor *t)
 {
     const struct ggml_tensor *a = t->src[0], *b = t->src[1];
-    if (b) /* split form: gate and value side by side in two tensors */
-        return same_shape(a, b) && same_shape(a, t);
+    if (!is_float(a->type) || t->type != a->type || !ggml_is_contiguous_1(a) || !ggml_is_contiguous_1(t))
+        return false;
+    if (b) /* split form: gate and value in two tensors */
+        return same_shape(a, b) && same_shape(a, t) && b->type == a->type && ggml_is_contiguous_1(b);
     return t->ne[0] * 2 == a->ne[0] && t->ne[1] == a->ne[1] && t->ne[2] == a->ne[2] && t->ne[3] == a->ne[3];
 }
 
 static bool check_soft_max(const struct ggml_tensor *t)
 {
-    const struct ggml_tensor *a = t->src[0], *m = t->src[1];
-    if (!same_shape(a, t) || t->type != GGML_TYPE_F32 || a->type != GGML_TYPE_F32)
+    const struct ggml_tensor *a = t->src[0], *m = t->src[1], *sinks = t->src[2];
+    if (!same_shape(a, t) || t->type != GGML_TYPE_F32 || a->type != GGML_TYPE_F32 || !ggml_is_contiguous(a))
         return false;
-    if (m && (m->ne[0] != a->ne[0] || m->ne[1] < a->ne[1] || a->ne[2] % m->ne[2] != 0 || a->ne[3] % m->ne[3] != 0))
+    if (m && (m->ne[0] != a->ne[0] || m->ne[1] < a->ne[1] || a->ne[2] % m->ne[2] != 0 || a->ne[3] % m->ne[3] != 0 ||
+              (m->type != GGML_TYPE_F32 && m->type != GGML_TYPE_F16) || !ggml_is_contiguous(m)))
         return false;
-    return !m || m->type == GGML_TYPE_F32 || m->type == GGML_TYPE_F16;
+    return !sinks || (sinks->type == GGML_TYPE_F32 && sinks->ne[0] >= a->ne[2]);
 }
 
 static bool check_rope(const struct ggml_tensor *t)
 {
     const struct ggml_tensor *a = t->src[0], *pos = t->src[1], *ff = t->src[2];
     int n_dims = t->op_params[1], mode = t->op_params[2];
-    if (!same_shape(a, t) || pos->type != GGML_TYPE_I32)
+    if (!same_shape(a, t) || pos->type != GGML_TYPE_I32 || t->type != a->type ||
+        (a->type != GGML_TYPE_F32 && a->type != GGML_TYPE_F16))
         return false;
     if (n_dims <= 0 || n_dims > a->ne[0] || n_dims % 2 != 0)
         return false;
     /* multi-section rope (mode bit 8) reads 4 positions per row */
     int64_t per = (mode & GGML_ROPE_TYPE_MROPE) ? 4 : 1;
-    if (pos->ne[0] < a->ne[2] * per)
+    if (!ggml_is_contiguous(pos) || pos->ne[0] < a->ne[2] * per)
         return false;
     return !ff || (ff->type == GGML_TYPE_F32 && ff->ne[0] >= n_dims / 2);
 }
 
 static bool check_flash_attn(const struct ggml_tensor *t)
 {
-    const struct ggml_tensor *q = t->src[0], *k = t->src[1], *v = t->src[2];
-    if (q->ne[0] != k->ne[0] || k->ne[1] != v->ne[1] || q->ne[2] % k->ne[2] != 0 || q->ne[3] % k->ne[3] != 0)
+    const struct ggml_tensor *q = t->src[0], *k = t->src[1], *v = t->src[2], *mask = t->src[3], *sinks = t->src[4];
+    if (q->ne[0] != k->ne[0] || k->ne[1] != v->ne[1] || q->ne[2] % k->ne[2] != 0 || q->ne[3] % k->ne[3] != 0 ||
+        q->ne[2] % v->ne[2] != 0 || q->ne[3] % v->ne[3] != 0)
         return false;
-    return t->ne[0] == v->ne[0] && t->ne[1] == q->ne[2] && t->ne[2] == q->ne[1] && t->ne[3] == q->ne[3];
+    if (t->ne[0] != v->ne[0] || t->ne[1] != q->ne[2] || t->ne[2] != q->ne[1] || t->ne[3] != q->ne[3])
+        return false;
+    if (q->type != GGML_TYPE_F32 || t->type != GGML_TYPE_F32 || !is_row_type(k->type) || !is_row_type(v->type))
+        return false;
+    /* the kernel reads one f16 mask row of n_kv entries per query */
+    if (mask && (mask->type != GGML_TYPE_F16 || mask->ne[0] < k->ne[1] || mask->ne[1] < q->ne[1] ||
+                 q->ne[2] % mask->ne[2] != 0 || q->ne[3] % mask->ne[3] != 0))
+        return false;
+    return !sinks || (sinks->type == GGML_TYPE_F32 && sinks->ne[0] >= q->ne[2]);
 }
 
-/* ops missing from this table get only the generic node rules and supports_op */
+static bool check_scale(const struct ggml_tensor *t) { return check_f32_rows(t); }
+
+static bool check_sum_rows(const struct ggml_tensor *t)
+{
+    const struct ggml_tensor *a = t->src[0];
+    return t->ne[0] == 1 && t->ne[1] == a->ne[1] && t->ne[2] == a->ne[2] && t->ne[3] == a->ne[3] &&
+           a->type == GGML_TYPE_F32 && t->type == GGML_TYPE_F32;
+}
+
+static bool check_repeat(const struct ggml_tensor *t)
+{
+    return can_repeat(t->src[0], t) && t->type == t->src[0]->type && is_float(t->type);
+}
+
+static bool check_concat(const struct ggml_tensor *t)
+{
+    const struct ggml_tensor *a = t->src[0], *b = t->src[1];
+    int dim = t->op_params[0];
+    if (dim < 0 || dim >= GGML_MAX_DIMS || a->type != b->type || t->type != a->type)
+        return false;
+    for (int d = 0; d < GGML_MAX_DIMS; d++) {
+        int64_t want = d == dim ? a->ne[d] + b->ne[d] : a->ne[d];
+        if ((d != dim && b->ne[d] != a->ne[d]) || t->ne[d] != want)
+            return false;
+    }
+    return true;
+}
+
+static bool check_argsort(const struct ggml_tensor *t)
+{
+    return same_shape(t, t->src[0]) && t->src[0]->type == GGML_TYPE_F32 && t->type == GGML_TYPE_I32;
+}
+
+/* Only the ops below are offloaded: for each, the host knows which shapes, types and strides
+ * the CPU kernels accept. A guest asking about any other op is told it is unsupported, so
+ * ggml's scheduler keeps it on the guest. */
 static const struct op_rule rules[GGML_OP_COUNT] = {
-    [GGML_OP_NONE] = {0, true, true, NULL},
-    [GGML_OP_DUP] = {1, true, false, check_same_nelements},
-    [GGML_OP_CPY] = {2, true, false, check_same_nelements},
-    [GGML_OP_CONT] = {1, true, false, check_same_nelements},
-    [GGML_OP_ADD] = {2, false, false, check_binary},
-    [GGML_OP_SUB] = {2, false, false, check_binary},
-    [GGML_OP_MUL] = {2, false, false, check_binary},
-    [GGML_OP_DIV] = {2, false, false, check_binary},
-    [GGML_OP_MUL_MAT] = {2, false, false, check_mul_mat},
-    [GGML_OP_GET_ROWS] = {2, false, false, check_get_rows},
-    [GGML_OP_SET_ROWS] = {2, false, false, check_set_rows},
-    [GGML_OP_SCALE] = {1, false, false, check_same_shape_src0},
-    [GGML_OP_SQR] = {1, false, false, check_unary},
-    [GGML_OP_SQRT] = {1, false, false, check_unary},
-    [GGML_OP_UNARY] = {1, false, false, check_unary},
-    [GGML_OP_GLU] = {1, false, false, check_glu},
-    [GGML_OP_NORM] = {1, false, false, check_same_shape_src0},
-    [GGML_OP_RMS_NORM] = {1, false, false, check_same_shape_src0},
-    [GGML_OP_SOFT_MAX] = {1, false, false, check_soft_max},
-    [GGML_OP_ROPE] = {2, false, false, check_rope},
-    [GGML_OP_FLASH_ATTN_EXT] = {3, false, false, check_flash_attn},
-    [GGML_OP_RESHAPE] = {1, true, true, check_same_nelements},
-    [GGML_OP_VIEW] = {1, true, true, NULL},
-    [GGML_OP_PERMUTE] = {1, true, true, NULL},
-    [GGML_OP_TRANSPOSE] = {1, true, true, NULL},
+    [GGML_OP_NONE] = {true, 0, true, true, NULL},
+    [GGML_OP_DUP] = {true, 1, true, false, check_copy},
+    [GGML_OP_CPY] = {true, 2, true, false, check_copy},
+    [GGML_OP_CONT] = {true, 1, true, false, check_copy},
+    [GGML_OP_ADD] = {true, 2, false, false, check_binary},
+    [GGML_OP_ADD1] = {true, 2, false, false, check_add1},
+    [GGML_OP_SUB] = {true, 2, false, false, check_binary},
+    [GGML_OP_MUL] = {true, 2, false, false, check_binary},
+    [GGML_OP_DIV] = {true, 2, false, false, check_binary},
+    [GGML_OP_SQR] = {true, 1, false, false, check_unary},
+    [GGML_OP_SQRT] = {true, 1, false, false, check_unary},
+    [GGML_OP_SUM_ROWS] = {true, 1, false, false, check_sum_rows},
+    [GGML_OP_MEAN] = {true, 1, false, false, check_sum_rows},
+    [GGML_OP_REPEAT] = {true, 1, false, false, check_repeat},
+    [GGML_OP_CONCAT] = {true, 2, false, false, check_concat},
+    [GGML_OP_NORM] = {true, 1, false, false, check_f32_rows},
+    [GGML_OP_RMS_NORM] = {true, 1, false, false, check_f32_rows},
+    [GGML_OP_MUL_MAT] = {true, 2, false, false, check_mul_mat},
+    [GGML_OP_SCALE] = {true, 1, false, false, check_scale},
+    [GGML_OP_RESHAPE] = {true, 1, true, true, check_reshape},
+    [GGML_OP_VIEW] = {true, 1, true, true, NULL},
+    [GGML_OP_PERMUTE] = {true, 1, true, true, NULL},
+    [GGML_OP_TRANSPOSE] = {true, 1, true, true, NULL},
+    [GGML_OP_GET_ROWS] = {true, 2, false, false, check_get_rows},
+    [GGML_OP_SET_ROWS] = {true, 2, false, false, check_set_rows},
+    [GGML_OP_SOFT_MAX] = {true, 1, false, false, check_soft_max},
+    [GGML_OP_ROPE] = {true, 2, false, false, check_rope},
+    [GGML_OP_ARGSORT] = {true, 1, false, false, check_argsort},
+    [GGML_OP_FLASH_ATTN_EXT] = {true, 3, false, false, check_flash_attn},
+    [GGML_OP_UNARY] = {true, 1, false, false, check_unary},
+    [GGML_OP_GLU] = {true, 1, false, false, check_glu},
 };
 
-bool op_check_node(const struct ggml_tensor *node)
+uint32_t op_check_node(const struct ggml_tensor *node)
 {
     const struct op_rule *r = &rules[node->op];
+    if (!r->known)
+        return APIR_BACKEND_ERR_UNSUPPORTED;
     for (unsigned j = 0; j < r->n_src; j++)
         if (!node->src[j])
-            return false;
+            return APIR_BACKEND_ERR_INVALID_TENSOR;
     if (!r->no_compute && !r->strided) {
         /* computing kernels write packed elements and (mostly) read packed rows */
         if (node->nb[0] != ggml_type_size(node->type))
-            return false;
+            return APIR_BACKEND_ERR_INVALID_TENSOR;
         for (int j = 0; j < GGML_MAX_SRC; j++)
             if (node->src[j] && node->src[j]->nb[0] != ggml_type_size(node->src[j]->type))
-                return false;
+                return APIR_BACKEND_ERR_INVALID_TENSOR;
     }
-    return !r->check || r->check(node);
+    if (r->check && !r->check(node))
+        return APIR_BACKEND_ERR_INVALID_TENSOR;
+    return APIR_BACKEND_OK;
 }

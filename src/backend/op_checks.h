@@ -2,18 +2,22 @@
  * GGML_ASSERT (abort the host) on shapes, strides or types a well-behaved ggml graph never
  * has. These run after tensor_validate() and before ggml_backend_dev_supports_op().
  *
- * Limits: these checks cover what can be known from the graph alone. Kernels that assert on
- * tensor *contents* (GET_ROWS / SET_ROWS row indices, which may be produced by earlier nodes
- * of the same graph) cannot be fully guarded host-side, and ops without a rule below are
- * only checked generically and by the device's supports_op. docs/protocol.md says the same. */
+ * Only ops with a rule are offloaded at all; others are reported unsupported so that ggml's
+ * scheduler keeps them on the guest.
+ *
+ * Limits: these checks cover what can be known from the graph alone, for the CPU kernels of
+ * ggml v0.5.0; another host backend may assert on combinations the CPU accepts. Row indices
+ * of GET_ROWS / SET_ROWS are data: index_guard.c checks them before each compute.
+ * docs/protocol.md says the same. */
 #ifndef APIR_OP_CHECKS_H
 #define APIR_OP_CHECKS_H
 
 #include "ggml.h"
 
-#include <stdbool.h>
+#include <stdint.h>
 
-/* true when the node may be handed to ggml */
-bool op_check_node(const struct ggml_tensor *node);
+/* APIR_BACKEND_OK when the node may be handed to ggml; ERR_UNSUPPORTED for an op the host
+ * does not offload; ERR_INVALID_TENSOR for an inconsistent node */
+uint32_t op_check_node(const struct ggml_tensor *node);
 
 #endif

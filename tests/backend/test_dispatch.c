@@ -307,6 +307,41 @@ static void test_session(const char *cpu)
     apir_put_u32(&a, be);
     CHECK_EQ(call(1, APIR_CMD_BACKEND_SYNCHRONIZE), APIR_BACKEND_OK);
 
+    /* GET_ROWS: indices are checked before each compute, never reaching ggml's assert */
+    {
+        struct apir_wire_tensor g[3];
+        int32_t idx[2] = {2, 0};
+        g[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, buf, 0); /* A's rows */
+        g[1] = wt_make(GGML_TYPE_I32, 2, 1, 1, 1, buf, 1024);
+        g[2] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, buf, 1088);
+        g[2].op = GGML_OP_GET_ROWS;
+        g[2].src[0] = 1;
+        g[2].src[1] = 2;
+        g[2].flags = GGML_TENSOR_FLAG_COMPUTE;
+        memcpy(shm + 512, idx, sizeof idx);
+        CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 1024, 8, RES_ID, 512), APIR_BACKEND_OK);
+        uint32_t gnode = 2;
+        begin();
+        apir_put_u32(&a, be);
+        wt_put_graph(&a, g, 3, &gnode, 1);
+        CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+        CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 1088, 32, RES_ID, 600), APIR_BACKEND_OK);
+        CHECK(!memcmp(shm + 600, A + 8, 16) && !memcmp(shm + 616, A, 16));
+        int32_t bad[3][2] = {{0, 3}, {-1, 0}, {0, 0x7fffffff}};
+        for (int i = 0; i < 3; i++) {
+            memcpy(shm + 512, bad[i], sizeof bad[i]);
+            CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 1024, 8, RES_ID, 512), APIR_BACKEND_OK);
+            begin();
+            apir_put_u32(&a, be);
+            CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_BOUNDS);
+        }
+        /* back to the mul_mat graph */
+        begin();
+        apir_put_u32(&a, be);
+        wt_put_graph(&a, t, 3, &node, 1);
+        CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    }
+
     /* supports_op and alloc size on the op alone (no buffers) */
     for (int i = 0; i < 3; i++)
         t[i].buffer = 0;

@@ -139,6 +139,7 @@ static void m_self_src(struct apir_wire_tensor *t) { t[2].src[0] = 3; /* allowed
 static void m_forward_src2(struct apir_wire_tensor *t) { t[0].src[1] = 2; }
 static void m_forward_view(struct apir_wire_tensor *t) { t[0].view_src = 1; }
 static void m_huge_src(struct apir_wire_tensor *t) { t[2].src[9] = 0xffffffffu; }
+static void m_overlapping_rows(struct apir_wire_tensor *t) { t[0].nb[1] = 4; /* rows overlap: smaller than packed */ }
 static void m_offset_past(struct apir_wire_tensor *t) { t[2].data_offset = BUF_SIZE - 8; }
 static void m_offset_wrap(struct apir_wire_tensor *t) { t[2].data_offset = UINT64_MAX - 4; }
 static void m_no_buffer(struct apir_wire_tensor *t) { t[1].buffer = 0; }
@@ -181,8 +182,11 @@ static void m_view_mismatch(struct apir_wire_tensor *t)
     t[1].view_src = 1; /* claims to be a view of t[0] at offset 0, but lives at 64 */
 }
 
+static void m_unknown_op(struct apir_wire_tensor *t) { t[2].op = GGML_OP_CONV_TRANSPOSE_1D; }
+
 static void test_hostile_tensors(void **state)
 {
+    expect_tensor_error(m_unknown_op, APIR_BACKEND_ERR_UNSUPPORTED);
     expect_tensor_error(m_type_range, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_type_removed, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_op_range, APIR_BACKEND_ERR_INVALID_TENSOR);
@@ -202,6 +206,7 @@ static void test_hostile_tensors(void **state)
     expect_tensor_error(m_forward_view, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_huge_src, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_offset_past, APIR_BACKEND_ERR_BOUNDS);
+    expect_tensor_error(m_overlapping_rows, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_offset_wrap, APIR_BACKEND_ERR_BOUNDS);
     expect_tensor_error(m_no_buffer, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_bad_buffer, APIR_BACKEND_ERR_HANDLE);
@@ -214,6 +219,51 @@ static void test_hostile_tensors(void **state)
     expect_tensor_error(m_cpy_nel, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_get_rows_type, APIR_BACKEND_ERR_INVALID_TENSOR);
     expect_tensor_error(m_view_mismatch, APIR_BACKEND_ERR_INVALID_TENSOR);
+}
+
+/* a[4x3] rows, idx[2] (I32), dst[4x2] = get_rows(a, idx) */
+static void get_rows_graph(struct apir_wire_tensor t[3], uint64_t dst_offset)
+{
+    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, BUF_H, 0);
+    t[1] = wt_make(GGML_TYPE_I32, 2, 1, 1, 1, BUF_H, 64);
+    t[2] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, BUF_H, dst_offset);
+    t[2].op = GGML_OP_GET_ROWS;
+    t[2].src[0] = 1;
+    t[2].src[1] = 2;
+}
+
+/* row indices must not be written by any node of the same graph (their range is checked
+ * before the compute, so a node must not change them during it) */
+static void test_index_aliasing(void **state)
+{
+    struct apir_wire_tensor t[4];
+    uint32_t node = 2, nodes[2] = {3, 2};
+    get_rows_graph(t, 128);
+    assert_int_equal(decode_graph(t, 3, &node, 1, 0, false), APIR_BACKEND_OK);
+    get_rows_graph(t, 60); /* its own output overlaps its indices */
+    assert_int_equal(decode_graph(t, 3, &node, 1, 0, false), APIR_BACKEND_ERR_UNSUPPORTED);
+    get_rows_graph(t, 128);
+    t[3] = wt_make(GGML_TYPE_F32, 2, 1, 1, 1, BUF_H, 68); /* another node writes idx[1] */
+    t[3].op = GGML_OP_ADD;
+    t[3].src[0] = 4; /* self */
+    t[3].src[1] = 4;
+    assert_int_equal(decode_graph(t, 4, nodes, 2, 0, false), APIR_BACKEND_ERR_UNSUPPORTED);
+    t[3].data_offset = 256; /* elsewhere: fine */
+    assert_int_equal(decode_graph(t, 4, nodes, 2, 0, false), APIR_BACKEND_OK);
+    /* strided indices are not offloaded */
+    get_rows_graph(t, 128);
+    t[1].nb[1] = t[1].nb[2] = t[1].nb[3] = 16;
+    t[1].ne[0] = 1;
+    t[1].ne[1] = 2;
+    t[2].ne[1] = 1;
+    t[2].ne[2] = 2;
+    t[2].nb[2] = t[2].nb[1];
+    t[2].nb[3] = t[2].nb[2] * 2;
+    t[0].ne[2] = 2;
+    t[0].ne[1] = 1;
+    t[0].nb[2] = t[0].nb[1];
+    t[0].nb[3] = t[0].nb[2] * 2;
+    assert_int_equal(decode_graph(t, 3, &node, 1, 0, false), APIR_BACKEND_ERR_UNSUPPORTED);
 }
 
 static void test_extent(void **state)
@@ -281,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_framing),
         cmocka_unit_test(test_hostile_tensors),
         cmocka_unit_test(test_extent),
+        cmocka_unit_test(test_index_aliasing),
         cmocka_unit_test(test_op_tensors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
