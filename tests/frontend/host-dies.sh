@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# host-dies.sh BUILD_DIR: starts apir-server, runs test-vgpu-host-dies against it; the test
+# kills the server mid-session (so this does not use with-server.sh, which expects a clean stop).
+set -u
+build=$(cd "$1" && pwd) || exit 2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/apir-dies.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT
+export VIRGL_APIR_BACKEND_LIBRARY="$build/host/libggml-virtgpu-backend.so"
+APIR_LLAMA_CPP_GGML_LIBRARY_PATH=$("$build/bin/ggml-pick-cpu") || exit 2
+export APIR_LLAMA_CPP_GGML_LIBRARY_PATH VIRGL_ROUTE_VENUS_TO_APIR=1 VIRGL_APIR_LOG_TO_FILE="$tmp/apir.log"
+"$build/bin/apir-server" --socket-path "$tmp/sock" >>"$tmp/apir.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do [ -S "$tmp/sock" ] && break; sleep 0.05; done
+[ -S "$tmp/sock" ] || { echo "apir-server did not start"; cat "$tmp/apir.log"; kill -KILL $pid; exit 1; }
+GGML_VIRTGPU_SOCKET="$tmp/sock" "$build/bin/test-vgpu-host-dies" "$build/bin/libggml-virtgpu.so" "$pid"
+rc=$?
+kill -KILL $pid 2>/dev/null
+wait $pid 2>/dev/null
+exit $rc
