@@ -3,12 +3,13 @@
  * apir_client_open() -- no socket configured, so it must take the render-node path -- and checks
  * the outcome, then checks the ioctl sequence the emulation recorded (VIRTGPU_EMU_STATS).
  * Modes: apir, venus (routed), venus-unrouted, apir-not-offered, no-blob, no-backend, bad-node,
- * device-lost, bad-ioctls. */
+ * device-lost, bad-ioctls, denied. */
 #include "apir_client.h"
 #include "apir_forward.h"
 #include "apir_protocol.h"
 #include "virtgpu_uapi.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -40,6 +41,11 @@ static char stats[8192];
 static void load_stats(void)
 {
     stats[0] = '\0';
+    /* the shim writes the record when the node closes; ask for it now in case none was opened */
+    void (*dump)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "emu_stats_dump");
+    CHECK(dump != NULL, "not running under the virtgpu emulation shim");
+    if (dump)
+        dump();
     FILE *f = fopen(stats_path, "r");
     CHECK(f != NULL, "no stats file %s (did the emulated node get closed?)", stats_path);
     if (!f)
@@ -326,6 +332,17 @@ static void mode_device_lost(void)
     CHECK(stat_count("DEVICE_LOST") >= 2, "%s", stats);
 }
 
+/* a user who may not open the node hears that, not "no device" (the node is recognised
+ * through sysfs) */
+static void mode_denied(void)
+{
+    set_env("GGML_REMOTING_USE_APIR_CAPSET", "1");
+    set_env("VIRTGPU_EMU_DENY", "1");
+    CHECK(apir_transport_virtgpu_present(), "a node we may not open must still count as present");
+    expect_open_failure("cannot open /dev/dri/renderD128: Permission denied");
+    CHECK(stat_count("OPEN_DENIED") >= 2 && stat_count("OPEN") == 0, "%s", stats);
+}
+
 static void mode_bad_ioctls(void)
 {
     /* layouts the kernel ABI does not have are refused by the emulated driver */
@@ -409,6 +426,8 @@ int main(int argc, char **argv)
         mode_no_backend();
     else if (!strcmp(mode, "bad-node"))
         mode_bad_node();
+    else if (!strcmp(mode, "denied"))
+        mode_denied();
     else if (!strcmp(mode, "device-lost"))
         mode_device_lost();
     else if (!strcmp(mode, "bad-ioctls"))

@@ -1,7 +1,9 @@
 /* LD_PRELOAD shim: makes /dev/dri/renderD128 (or VIRTGPU_EMU_NODE) a virtio-gpu render node
  * backed by emu_device. open*() of that path returns a placeholder fd (a memfd) that is
  * remembered as emulated; ioctl(), mmap() and close() on it go to the emulation, and every
- * other call is forwarded to the next definition (libc) found with dlsym(RTLD_NEXT). */
+ * other call is forwarded to the next definition (libc) found with dlsym(RTLD_NEXT).
+ * readlink() of the node's sysfs driver link names virtio_gpu, and VIRTGPU_EMU_DENY=1 makes
+ * open() fail with EACCES, as for a user outside the 'render' group. */
 #include "emu_device.h"
 #include "emu_stats.h"
 
@@ -10,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -30,6 +33,7 @@ static struct {
     int (*ioctl)(int, unsigned long, ...);
     void *(*mmap)(void *, size_t, int, int, int, off_t);
     int (*close)(int);
+    ssize_t (*readlink)(const char *, char *, size_t);
 } real;
 static pthread_once_t real_once = PTHREAD_ONCE_INIT;
 
@@ -40,6 +44,7 @@ static void resolve_real(void)
     real.ioctl = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
     real.mmap = (void *(*)(void *, size_t, int, int, int, off_t))dlsym(RTLD_NEXT, "mmap");
     real.close = (int (*)(int))dlsym(RTLD_NEXT, "close");
+    real.readlink = (ssize_t(*)(const char *, char *, size_t))dlsym(RTLD_NEXT, "readlink");
 }
 
 static void init_real(void) { pthread_once(&real_once, resolve_real); }
@@ -58,6 +63,11 @@ static bool is_node(const char *path)
 /* a new emulated file: a memfd stands in for the kernel's file so the fd number is real */
 static int open_node(int flags)
 {
+    if (getenv("VIRTGPU_EMU_DENY")) {
+        emu_stats_count("OPEN_DENIED");
+        errno = EACCES;
+        return -1;
+    }
     int fd = memfd_create("virtgpu-emu-node", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
     if (fd < 0)
         return -1;
@@ -120,6 +130,27 @@ int __open_2(const char *path, int flags) { return open(path, flags); }
 int __open64_2(const char *path, int flags) { return open(path, flags); }
 int __openat_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
 int __openat64_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+
+/* /sys/class/drm/<node name>/device/driver for the emulated node */
+static bool is_node_driver_link(const char *path)
+{
+    const char *node = getenv("VIRTGPU_EMU_NODE");
+    const char *name = strrchr(node ? node : DEFAULT_NODE, '/');
+    char link[128];
+    snprintf(link, sizeof link, "/sys/class/drm/%s/device/driver", name ? name + 1 : DEFAULT_NODE);
+    return path && strcmp(path, link) == 0;
+}
+
+ssize_t readlink(const char *path, char *buf, size_t size)
+{
+    init_real();
+    if (!is_node_driver_link(path))
+        return real.readlink(path, buf, size);
+    static const char target[] = "../../../../bus/virtio/drivers/virtio_gpu";
+    size_t n = strlen(target) < size ? strlen(target) : size; /* readlink does not terminate */
+    memcpy(buf, target, n);
+    return (ssize_t)n;
+}
 
 int ioctl(int fd, unsigned long request, ...)
 {

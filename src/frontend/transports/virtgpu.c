@@ -64,31 +64,61 @@ static bool is_virtio_gpu(int fd)
     return strcmp(name, DRIVER_NAME) == 0;
 }
 
-/* Opens the first virtio_gpu render node. Nodes are tried by name rather than by listing
- * /dev/dri: a missing node costs one failed open(), and the test emulation only has to
- * intercept open(). Returns the fd or -1 (path gets the node name). */
-static int find_render_node(char *path, size_t path_len)
+/* A node we may not open can still be recognised: sysfs names the driver of the device behind
+ * it (/sys/class/drm/renderDN/device/driver -> .../virtio_gpu) and is readable by anyone. */
+static bool sysfs_says_virtio_gpu(int minor)
 {
+    char link[96], target[256];
+    snprintf(link, sizeof link, "/sys/class/drm/renderD%d/device/driver", minor);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0)
+        return false;
+    target[n] = '\0';
+    const char *base = strrchr(target, '/');
+    return strcmp(base ? base + 1 : target, DRIVER_NAME) == 0;
+}
+
+/* What the scan found: the first virtio_gpu render node we could open, or the first one we
+ * were not allowed to open (so the user hears about permissions, not "no device"). Nodes are
+ * tried by name rather than by listing /dev/dri: a missing node costs one failed open(), and
+ * the test emulation only has to intercept open(). */
+struct node_scan {
+    int fd;             /* -1 if none could be opened */
+    char path[64];
+    int denied_errno;   /* EACCES/EPERM on a virtio_gpu node, when fd is -1 */
+    char denied_path[64];
+};
+
+static void scan_render_nodes(struct node_scan *s)
+{
+    s->fd = -1;
+    s->denied_errno = 0;
     for (int i = RENDER_NODE_FIRST; i <= RENDER_NODE_LAST; i++) {
-        snprintf(path, path_len, "/dev/dri/renderD%d", i);
-        int fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd < 0)
+        snprintf(s->path, sizeof s->path, "/dev/dri/renderD%d", i);
+        int fd = open(s->path, O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+            if ((errno == EACCES || errno == EPERM) && !s->denied_errno && sysfs_says_virtio_gpu(i)) {
+                s->denied_errno = errno;
+                snprintf(s->denied_path, sizeof s->denied_path, "%s", s->path);
+            }
             continue;
-        if (is_virtio_gpu(fd))
-            return fd;
+        }
+        if (is_virtio_gpu(fd)) {
+            s->fd = fd;
+            return;
+        }
         close(fd);
     }
-    return -1;
 }
 
 bool apir_transport_virtgpu_present(void)
 {
-    char path[64];
-    int fd = find_render_node(path, sizeof path);
-    if (fd < 0)
-        return false;
-    close(fd);
-    return true;
+    struct node_scan s;
+    scan_render_nodes(&s);
+    if (s.fd >= 0)
+        close(s.fd);
+    /* a node we may not open counts: opening it will then say why it fails */
+    return s.fd >= 0 || s.denied_errno;
 }
 
 /* VIRTGPU_PARAM_* value, or -errno */
@@ -299,7 +329,16 @@ struct apir_transport *apir_transport_virtgpu_open(const char *node_path, uint32
             goto fail;
         }
     } else {
-        t->fd = find_render_node(t->node, sizeof t->node);
+        struct node_scan scan;
+        scan_render_nodes(&scan);
+        t->fd = scan.fd;
+        snprintf(t->node, sizeof t->node, "%s", scan.path);
+        if (t->fd < 0 && scan.denied_errno) {
+            snprintf(why, why_len, "virtgpu: cannot open %s: %s (errno %d): give this user access to it "
+                     "(usually the 'render' group)", scan.denied_path, strerror(scan.denied_errno),
+                     scan.denied_errno);
+            goto fail;
+        }
         if (t->fd < 0) {
             snprintf(why, why_len, "virtgpu: no virtio_gpu render node in /dev/dri/renderD%d..%d",
                      RENDER_NODE_FIRST, RENDER_NODE_LAST);
