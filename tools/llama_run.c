@@ -7,9 +7,11 @@
  *   text: ...              (non-printable bytes as \xNN)
  *   pp_tok_s: 123.4        (prompt processing)
  *   tg_tok_s: 45.6         (generation)
+ *   nodes_on_device: 900/1000   (with --count-nodes: graph nodes computed in the device's
+ *                                buffers, proof that the work was offloaded)
  *
  * Usage: llama-run -m MODEL [-p PROMPT] [-n N] [--native | --device NAME] [-t THREADS]
- *                  [-c CTX] [--ignore-eos] [--no-warmup] [-v] */
+ *                  [-c CTX] [--ignore-eos] [--no-warmup] [--count-nodes] [-v] */
 #include "ggml_backends.h"
 
 #include <llama.h>
@@ -24,8 +26,28 @@
 struct opts {
     const char *model, *prompt, *device;
     int n_gen, threads, n_ctx;
-    bool native, ignore_eos, warmup, verbose;
+    bool native, ignore_eos, warmup, verbose, count_nodes;
 };
+
+/* --count-nodes: ggml's scheduler asks the eval callback about every node before computing it;
+ * answering "not needed" keeps each split in one piece, and the node's buffer says where it ran */
+struct node_count {
+    ggml_backend_dev_t dev;
+    long on_dev, total;
+};
+
+static bool count_cb(struct ggml_tensor *t, bool ask, void *ud)
+{
+    struct node_count *nc = ud;
+    if (ask && t->buffer) {
+        ggml_backend_dev_t d = ggml_backend_buft_get_device(ggml_backend_buffer_get_type(t->buffer));
+        if (!d) /* ggml's CPU buffer type names no device */
+            d = gb_cpu_device();
+        nc->total++;
+        nc->on_dev += d == nc->dev;
+    }
+    return !ask;
+}
 
 static double now_s(void)
 {
@@ -50,14 +72,14 @@ static void log_cb(enum ggml_log_level level, const char *text, void *ud)
 static void usage(void)
 {
     fprintf(stderr, "usage: llama-run -m MODEL [-p PROMPT] [-n N] [--native | --device NAME] "
-                    "[-t THREADS] [-c CTX] [--ignore-eos] [--no-warmup] [-v]\n");
+                    "[-t THREADS] [-c CTX] [--ignore-eos] [--no-warmup] [--count-nodes] [-v]\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     *o = (struct opts){ NULL, "Once upon a time, there was a little girl who", NULL, 32,
-                        ncpu > 0 ? (int)ncpu : 1, 512, false, false, true, false };
+                        ncpu > 0 ? (int)ncpu : 1, 512, false, false, true, false, false };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -67,6 +89,8 @@ static int parse(int argc, char **argv, struct opts *o)
             o->ignore_eos = true;
         else if (!strcmp(a, "--no-warmup"))
             o->warmup = false;
+        else if (!strcmp(a, "--count-nodes"))
+            o->count_nodes = true;
         else if (!strcmp(a, "-v"))
             o->verbose = true;
         else if (has && !strcmp(a, "-m"))
@@ -160,7 +184,8 @@ static int decode_timed(struct llama_context *ctx, llama_token *t, int n, double
     return rc;
 }
 
-static int run(const struct opts *o, struct llama_model *model, struct llama_context *ctx)
+static int run(const struct opts *o, struct llama_model *model, struct llama_context *ctx,
+               const struct node_count *nc)
 {
     const struct llama_vocab *vocab = llama_model_get_vocab(model);
     llama_token *prompt = NULL;
@@ -207,6 +232,8 @@ static int run(const struct opts *o, struct llama_model *model, struct llama_con
         printf("pp_tokens: %d\npp_s: %.6f\npp_tok_s: %.2f\n", n_prompt, t_pp,
                t_pp > 0 ? n_prompt / t_pp : 0.0);
         printf("tg_tokens: %d\ntg_s: %.6f\ntg_tok_s: %.2f\n", n, t_tg, t_tg > 0 ? n / t_tg : 0.0);
+        if (o->count_nodes)
+            printf("nodes_on_device: %ld/%ld\n", nc->on_dev, nc->total);
     }
     llama_sampler_free(smpl);
     free(gen);
@@ -246,12 +273,18 @@ int main(int argc, char **argv)
     cp.n_ctx = (uint32_t)o.n_ctx;
     cp.n_batch = (uint32_t)o.n_ctx;
     cp.n_threads = cp.n_threads_batch = o.threads;
+    struct node_count nc = { NULL, 0, 0 };
+    if (o.count_nodes) {
+        nc.dev = o.native ? gb_cpu_device() : o.device ? devs[0] : gb_first_gpu();
+        cp.cb_eval = count_cb;
+        cp.cb_eval_user_data = &nc;
+    }
     struct llama_context *ctx = llama_init_from_model(model, cp);
     int rc = 1;
     if (!ctx)
         fprintf(stderr, "llama-run: cannot create a context\n");
     else
-        rc = run(&o, model, ctx);
+        rc = run(&o, model, ctx, &nc);
     llama_free(ctx);
     llama_model_free(model);
     llama_backend_free();
