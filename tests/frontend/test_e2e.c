@@ -10,6 +10,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +355,61 @@ static bool test_device(ggml_backend_dev_t vdev)
     return true;
 }
 
+/* Several application threads at once (llama.cpp's loader, server slots): transfers through
+ * the shared data page and supports_op through the shared cache must not mix. */
+enum { N_THREADS = 4, T_ELEMS = 300000, T_ROUNDS = 20 };
+
+struct thread_arg {
+    ggml_backend_dev_t dev;
+    struct ggml_tensor *t;
+    int id;
+    bool ok;
+};
+
+static void *thread_main(void *p)
+{
+    struct thread_arg *a = p;
+    float *src = malloc(T_ELEMS * sizeof *src), *dst = malloc(T_ELEMS * sizeof *dst);
+    struct ggml_init_params ip = {ggml_tensor_overhead() * (2 * T_ROUNDS + 4), NULL, true};
+    struct ggml_context *ctx = ggml_init(ip);
+    a->ok = src && dst && ctx;
+    for (int r = 0; a->ok && r < T_ROUNDS; r++) {
+        for (int i = 0; i < T_ELEMS; i++)
+            src[i] = (float)(a->id * 1000000 + r * 1000 + i % 997);
+        ggml_backend_tensor_set(a->t, src, 0, T_ELEMS * sizeof *src);
+        ggml_backend_tensor_get(a->t, dst, 0, T_ELEMS * sizeof *dst);
+        a->ok = memcmp(src, dst, T_ELEMS * sizeof *src) == 0;
+        struct ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 16 + a->id, 4 + r % 3);
+        a->ok = a->ok && ggml_backend_dev_supports_op(a->dev, ggml_add(ctx, x, x));
+    }
+    ggml_free(ctx);
+    free(src);
+    free(dst);
+    return NULL;
+}
+
+static bool test_threads(ggml_backend_dev_t vdev)
+{
+    struct ggml_context *ctx = new_ctx();
+    struct thread_arg args[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++)
+        args[i] = (struct thread_arg){vdev, ggml_new_tensor_1d(ctx, GGML_TYPE_F32, T_ELEMS), i, false};
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_dev_buffer_type(vdev));
+    CHECK(buf != NULL, "alloc");
+    pthread_t th[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++)
+        pthread_create(&th[i], NULL, thread_main, &args[i]);
+    bool ok = true;
+    for (int i = 0; i < N_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ok = ok && args[i].ok;
+    }
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+    CHECK(ok, "concurrent transfers and supports_op");
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     ggml_log_set(log_cb, NULL);
@@ -382,6 +438,7 @@ int main(int argc, char **argv)
     test_graph_direct(vdev, cdev);
     test_recompute_sees_new_data(vdev, cdev);
     test_sched(vdev, cdev);
+    test_threads(vdev);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
