@@ -10,16 +10,31 @@ struct vgpu_sig_entry {
     uint8_t key[];
 };
 
+/* Word-at-a-time multiply/xor-shift hash: signatures are ~1 KB and hashed on every
+ * supports_op call, so a byte-at-a-time hash would cost microseconds per op. */
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    return h;
+}
+
 uint64_t vgpu_hash_bytes(const void *data, size_t len)
 {
-    /* FNV-1a, 64-bit */
     const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        h ^= h >> 29;
     }
-    return h;
+    uint64_t tail = 0;
+    if (len > i)
+        memcpy(&tail, p + i, len - i);
+    return mix(h ^ tail);
 }
 
 bool vgpu_sig_cache_init(struct vgpu_sig_cache *sc, size_t max_entries)
