@@ -1,7 +1,8 @@
 /* op-consistency: runs every graph of op_cases.c on the native CPU backend and on a remote
  * device (VirtGPU0 by default) with identical inputs, and compares the outputs by normalized
- * mean squared error against ggml's test-backend-ops tolerances. Each case runs twice with
- * different inputs, so a remote side that reuses a cached graph must still pick up new data.
+ * mean squared error against ggml's test-backend-ops tolerances. Each case runs three times
+ * with different inputs: so a remote side that reuses a cached graph must still pick up new
+ * data, and the last time through the async set/compute/get entry points.
  *
  * Usage: op-consistency [--device NAME] [--require-all] [--filter SUBSTR]
  * Exit 0 only if every case the device supports matches (and, with --require-all, the device
@@ -66,24 +67,56 @@ static void side_free(struct side *s)
         ggml_free(s->ctx);
 }
 
-/* allocate on the backend, fill the inputs with seed, compute, read the output as floats */
-static int side_run(struct side *s, uint64_t seed, float *out)
+/* Uploads the inputs for seed and computes, through the async entry points (as ggml's scheduler
+ * uses them) or the plain ones; the upload buffers live until the backend has synchronized. */
+static int side_compute(struct side *s, uint64_t seed, bool async, void *out_raw)
+{
+    enum { MAX_INPUTS = 16 };
+    void *bytes[MAX_INPUTS];
+    int n = 0, rc = -1;
+    for (struct ggml_tensor *t = ggml_get_first_tensor(s->ctx); t; t = ggml_get_next_tensor(s->ctx, t)) {
+        if (t->op != GGML_OP_NONE)
+            continue;
+        if (n == MAX_INPUTS || !(bytes[n] = tensor_fill_bytes(t, seed)))
+            goto out;
+        if (async)
+            ggml_backend_tensor_set_async(s->backend, t, bytes[n], 0, ggml_nbytes(t));
+        else
+            ggml_backend_tensor_set(t, bytes[n], 0, ggml_nbytes(t));
+        n++;
+    }
+    if (async) {
+        if (ggml_backend_graph_compute_async(s->backend, s->graph) != GGML_STATUS_SUCCESS)
+            goto out;
+        ggml_backend_tensor_get_async(s->backend, s->out, out_raw, 0, ggml_nbytes(s->out));
+        ggml_backend_synchronize(s->backend);
+    } else {
+        if (ggml_backend_graph_compute(s->backend, s->graph) != GGML_STATUS_SUCCESS)
+            goto out;
+        ggml_backend_tensor_get(s->out, out_raw, 0, ggml_nbytes(s->out));
+    }
+    rc = 0;
+out:
+    if (rc && async)
+        ggml_backend_synchronize(s->backend);
+    while (n > 0)
+        free(bytes[--n]);
+    return rc;
+}
+
+/* allocate on the backend (once), run with seed, read the output as floats */
+static int side_run(struct side *s, uint64_t seed, bool async, float *out)
 {
     if (!s->buf) {
         s->buf = ggml_backend_alloc_ctx_tensors(s->ctx, s->backend);
         if (!s->buf)
             return -1;
     }
-    for (struct ggml_tensor *t = ggml_get_first_tensor(s->ctx); t; t = ggml_get_next_tensor(s->ctx, t))
-        if (t->op == GGML_OP_NONE && tensor_fill(t, seed))
-            return -1;
-    if (ggml_backend_graph_compute(s->backend, s->graph) != GGML_STATUS_SUCCESS)
+    void *raw = malloc(ggml_nbytes(s->out));
+    if (!raw || side_compute(s, seed, async, raw)) {
+        free(raw);
         return -1;
-    size_t nbytes = ggml_nbytes(s->out);
-    void *raw = malloc(nbytes);
-    if (!raw)
-        return -1;
-    ggml_backend_tensor_get(s->out, raw, 0, nbytes);
+    }
     const int64_t n = ggml_nelements(s->out);
     if (s->out->type == GGML_TYPE_F32)
         memcpy(out, raw, (size_t)n * sizeof(float));
@@ -135,12 +168,17 @@ static enum verdict run_case(const struct op_case *c, ggml_backend_dev_t cpu_dev
     const int64_t n = ggml_nelements(a.out);
     float *ra = malloc(sizeof(float) * (size_t)n), *rb = malloc(sizeof(float) * (size_t)n);
     v = V_OK;
-    for (uint64_t round = 0; round < 2 && v == V_OK; round++) {
-        uint64_t seed = 1000 + round;
-        if (!ra || !rb || side_run(&a, seed, ra)) {
+    /* round 0 sends the graph; round 1 computes the same graph on new inputs (a remote side
+     * that reuses the graph must pick the new data up); round 2 uses the async entry points */
+    static const char *const round_why[] = { "mismatch", "mismatch on the second run (stale inputs?)",
+                                              "mismatch with async set/compute/get" };
+    for (int round = 0; round < 3 && v == V_OK; round++) {
+        uint64_t seed = 1000 + (uint64_t)round;
+        bool async = round == 2;
+        if (!ra || !rb || side_run(&a, seed, false, ra)) {
             v = V_FAIL;
             *why = "native run failed";
-        } else if (side_run(&b, seed, rb)) {
+        } else if (side_run(&b, seed, async, rb)) {
             v = V_FAIL;
             *why = "device claims support but the run failed";
         } else {
@@ -149,7 +187,7 @@ static enum verdict run_case(const struct op_case *c, ggml_backend_dev_t cpu_dev
                 *worst = e;
             if (!(e <= c->max_nmse)) {
                 v = V_FAIL;
-                *why = round ? "mismatch on the second run (stale inputs?)" : "mismatch";
+                *why = round_why[round];
             }
         }
     }

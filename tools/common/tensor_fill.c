@@ -72,7 +72,7 @@ static void to_type(const struct ggml_tensor *t, const float *f, void *dst)
     }
 }
 
-int tensor_fill(struct ggml_tensor *t, uint64_t seed)
+void *tensor_fill_bytes(const struct ggml_tensor *t, uint64_t seed)
 {
     const int64_t n = ggml_nelements(t);
     uint64_t rng = seed;
@@ -81,9 +81,11 @@ int tensor_fill(struct ggml_tensor *t, uint64_t seed)
     void *bytes = malloc(ggml_nbytes(t));
     float *f = malloc(sizeof(float) * (size_t)n);
     int64_t *ints = malloc(sizeof(int64_t) * (size_t)n);
-    int rc = -1;
-    if (!bytes || !f || !ints)
+    if (!bytes || !f || !ints) {
+        free(bytes);
+        bytes = NULL;
         goto out;
+    }
     if (t->type == GGML_TYPE_I32 || t->type == GGML_TYPE_I64) {
         fill_ints(t, n, &rng, ints);
         for (int64_t i = 0; i < n; i++) {
@@ -100,11 +102,18 @@ int tensor_fill(struct ggml_tensor *t, uint64_t seed)
                 f[i] = uniform(&rng);
         to_type(t, f, bytes);
     }
-    ggml_backend_tensor_set(t, bytes, 0, ggml_nbytes(t));
-    rc = 0;
 out:
-    free(bytes);
     free(f);
     free(ints);
-    return rc;
+    return bytes;
+}
+
+int tensor_fill(struct ggml_tensor *t, uint64_t seed)
+{
+    void *bytes = tensor_fill_bytes(t, seed);
+    if (!bytes)
+        return -1;
+    ggml_backend_tensor_set(t, bytes, 0, ggml_nbytes(t));
+    free(bytes);
+    return 0;
 }

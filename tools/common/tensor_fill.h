@@ -14,4 +14,8 @@
  * 0 on success, -1 on allocation failure. */
 int tensor_fill(struct ggml_tensor *t, uint64_t seed);
 
+/* The same data as a malloc'ed buffer of ggml_nbytes(t) bytes (for async uploads, which need
+ * it alive until the backend synchronizes); NULL on allocation failure. */
+void *tensor_fill_bytes(const struct ggml_tensor *t, uint64_t seed);
+
 #endif
