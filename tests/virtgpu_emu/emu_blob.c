@@ -15,7 +15,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define BLOB_FLAGS (VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE | VIRTGPU_BLOB_FLAG_USE_CROSS_DEVICE)
+#define BLOB_FLAGS \
+    (VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE | VIRTGPU_BLOB_FLAG_USE_CROSS_DEVICE)
 #define MAX_BLOB_SIZE (1ull << 40)
 #define MAX_COMMAND_SIZE (256u << 20)
 
@@ -184,6 +185,8 @@ int emu_execbuffer(struct emu_device *d, struct drm_virtgpu_execbuffer *a)
     if ((a->flags & VIRTGPU_EXECBUF_RING_IDX) && a->ring_idx >= d->num_rings)
         return -EINVAL;
     const uint32_t *handles = (const uint32_t *)(uintptr_t)a->bo_handles;
+    if ((a->num_bo_handles && !handles) || (a->size && !a->command))
+        return -EFAULT; /* the only bad user pointer the emulation can tell */
     for (uint32_t i = 0; i < a->num_bo_handles; i++)
         if (!find_blob(d, handles[i]))
             return -ENOENT;

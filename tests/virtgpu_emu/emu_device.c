@@ -55,6 +55,8 @@ static int do_getparam(struct emu_device *d, void *arg)
     case VIRTGPU_PARAM_SUPPORTED_CAPSET_IDs: value = (int)d->capset_mask; break;
     default: return -EINVAL;
     }
+    if (!p->value)
+        return -EFAULT;
     *(int *)(uintptr_t)p->value = value; /* the kernel writes an int */
     return 0;
 }
@@ -81,7 +83,10 @@ static int do_get_caps(struct emu_device *d, void *arg)
         data[0] = 1; /* wire format version */
         size = sizeof data;
     }
-    memcpy((void *)(uintptr_t)c->addr, data, c->size < size ? c->size : size);
+    if (c->size && !c->addr)
+        return -EFAULT;
+    if (c->size)
+        memcpy((void *)(uintptr_t)c->addr, data, c->size < size ? c->size : size);
     return 0;
 }
 
@@ -93,6 +98,8 @@ static int do_context_init(struct emu_device *d, void *arg)
     if (ci->num_params == 0 || ci->num_params > MAX_CONTEXT_PARAMS)
         return -EINVAL;
     const struct drm_virtgpu_context_set_param *p = (const void *)(uintptr_t)ci->ctx_set_params;
+    if (!p)
+        return -EFAULT;
     uint64_t capset = 0, rings = 0;
     bool have_capset = false, have_rings = false;
     for (uint32_t i = 0; i < ci->num_params; i++) {

@@ -82,7 +82,7 @@ static void check_emulation_record(const char *path)
     CHECK(stat_count(stats, "CONTEXT_INIT") == 1, "the guest did not open a virtio-gpu context:\n%s", stats);
     CHECK(stat_count(stats, "EXECBUFFER") >= 8, "too few commands for two graph computes:\n%s", stats);
     static const char *const bad[] = {"UNKNOWN_IOCTL", "BAD_IOCTL_LAYOUT", "MMAP_REFUSED", "HOST_SUBMIT_ERROR",
-                                      "EXECBUFFER_DROPPED", "HOST_CONTEXT_REFUSED"};
+                                      "HOST_ATTACH_FAILED", "EXECBUFFER_DROPPED", "HOST_CONTEXT_REFUSED"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(stat_count(stats, bad[i]) == 0, "emulation recorded %s:\n%s", bad[i], stats);
     printf("emulation record:\n%s", stats);

@@ -98,7 +98,8 @@ static bool file_contains(const char *path, const char *needle)
 static void check_no_anomaly(void)
 {
     static const char *const bad[] = {"UNKNOWN_IOCTL", "BAD_IOCTL_LAYOUT", "MMAP_REFUSED", "HOST_SUBMIT_ERROR",
-                                      "BLOB_ID_REUSED", "CMD_UNKNOWN_NUMBERING"};
+                                      "HOST_ATTACH_FAILED", "BLOB_ID_REUSED",
+                                      "CMD_UNKNOWN_NUMBERING"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(stat_count(bad[i]) == 0, "emulation recorded %s %lu", bad[i], stat_count(bad[i]));
 }

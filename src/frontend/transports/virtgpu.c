@@ -138,7 +138,8 @@ static const struct {
 } required_params[] = {
     {VIRTGPU_PARAM_3D_FEATURES, "3D_FEATURES", "start the VM with a 3D-enabled virtio-gpu (virgl/venus)"},
     {VIRTGPU_PARAM_RESOURCE_BLOB, "RESOURCE_BLOB", "enable blob resources on the virtio-gpu device (blob=true)"},
-    {VIRTGPU_PARAM_HOST_VISIBLE, "HOST_VISIBLE", "give the virtio-gpu device a host-visible memory window (hostmem=...)"},
+    {VIRTGPU_PARAM_HOST_VISIBLE, "HOST_VISIBLE",
+     "give the virtio-gpu device a host-visible memory window (hostmem=...)"},
     {VIRTGPU_PARAM_CONTEXT_INIT, "CONTEXT_INIT", "use a guest kernel and hypervisor with virtio-gpu context init"},
 };
 
