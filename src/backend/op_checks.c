@@ -38,6 +38,24 @@ static bool is_int(enum ggml_type t)
 }
 /* types a kernel can dequantize rows of: floats and block-quantized types */
 static bool is_row_type(enum ggml_type t) { return is_float(t) || (ggml_is_quantized(t) && !is_int(t)); }
+/* types the CPU can quantize rows into (KV-cache types): the others have no from_float */
+static bool is_store_type(enum ggml_type t)
+{
+    switch (t) {
+    case GGML_TYPE_F32:
+    case GGML_TYPE_F16:
+    case GGML_TYPE_BF16:
+    case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q4_1:
+    case GGML_TYPE_Q5_0:
+    case GGML_TYPE_Q5_1:
+    case GGML_TYPE_Q8_0:
+    case GGML_TYPE_IQ4_NL:
+        return true;
+    default:
+        return false;
+    }
+}
 
 static bool check_binary(const struct ggml_tensor *t)
 {
@@ -52,8 +70,10 @@ static bool check_binary(const struct ggml_tensor *t)
 
 static bool check_add1(const struct ggml_tensor *t)
 {
-    return ggml_nelements(t->src[1]) == 1 && same_shape(t, t->src[0]) && t->type == t->src[0]->type &&
-           is_float(t->type) && is_float(t->src[1]->type);
+    /* the f32 kernel reads the scalar as a float: it must be one */
+    const struct ggml_tensor *a = t->src[0], *b = t->src[1];
+    return ggml_nelements(b) == 1 && same_shape(t, a) && t->type == a->type && is_float(a->type) &&
+           (b->type == GGML_TYPE_F32 || (b->type == a->type && a->type != GGML_TYPE_F32));
 }
 
 static bool check_mul_mat(const struct ggml_tensor *t)
@@ -90,7 +110,7 @@ static bool check_set_rows(const struct ggml_tensor *t)
     if (a->ne[0] != t->ne[0] || a->ne[1] != b->ne[0] || a->ne[2] % b->ne[1] != 0 || a->ne[3] % b->ne[2] != 0)
         return false;
     return b->ne[3] == 1 && t->ne[2] == a->ne[2] && t->ne[3] == a->ne[3] && a->type == GGML_TYPE_F32 &&
-           is_row_type(t->type);
+           is_store_type(t->type);
 }
 
 /* DUP/CPY/CONT: same element count and a conversion the CPU copy kernels have */
@@ -106,7 +126,7 @@ static bool check_copy(const struct ggml_tensor *t)
     if ((a->type == GGML_TYPE_I32 && t->type == GGML_TYPE_F32) || (a->type == GGML_TYPE_F32 && t->type == GGML_TYPE_I32))
         return true;
     /* quantizing needs packed rows on both sides; dequantizing goes to f32 only */
-    if (is_float(a->type) && is_row_type(t->type))
+    if (is_float(a->type) && is_store_type(t->type))
         return ggml_is_contiguous(t) && a->nb[0] == ggml_type_size(a->type);
     if (is_row_type(a->type) && !is_float(a->type))
         return t->type == GGML_TYPE_F32;
@@ -159,8 +179,21 @@ static bool check_rope(const struct ggml_tensor *t)
         return false;
     if (n_dims <= 0 || n_dims > a->ne[0] || n_dims % 2 != 0)
         return false;
-    /* multi-section rope (mode bit 8) reads 4 positions per row */
+    /* multi-section rope (mode bit 8) reads 4 positions per row and takes a modulo by the
+     * sum of its sections (op_params[11..14]); vision rope asserts n_dims == ne0 / 2 */
     int64_t per = (mode & GGML_ROPE_TYPE_MROPE) ? 4 : 1;
+    if (mode & GGML_ROPE_TYPE_MROPE) {
+        int64_t sum = 0;
+        for (int i = 11; i < 15; i++) {
+            if (t->op_params[i] < 0)
+                return false;
+            sum += t->op_params[i];
+        }
+        if (sum <= 0 || sum > INT32_MAX)
+            return false;
+    }
+    if (mode == GGML_ROPE_TYPE_VISION && n_dims * 2 != a->ne[0])
+        return false;
     if (!ggml_is_contiguous(pos) || pos->ne[0] < a->ne[2] * per)
         return false;
     return !ff || (ff->type == GGML_TYPE_F32 && ff->ne[0] >= n_dims / 2);
@@ -174,7 +207,11 @@ static bool check_flash_attn(const struct ggml_tensor *t)
         return false;
     if (t->ne[0] != v->ne[0] || t->ne[1] != q->ne[2] || t->ne[2] != q->ne[1] || t->ne[3] != q->ne[3])
         return false;
-    if (q->type != GGML_TYPE_F32 || t->type != GGML_TYPE_F32 || !is_row_type(k->type) || !is_row_type(v->type))
+    /* f32 K/V have no to_float in ggml's type traits: only f16, bf16 and quantized caches */
+    if (q->type != GGML_TYPE_F32 || t->type != GGML_TYPE_F32 || !is_row_type(k->type) || !is_row_type(v->type) ||
+        k->type == GGML_TYPE_F32 || v->type == GGML_TYPE_F32)
+        return false;
+    if (t->nb[0] > t->nb[1] || t->nb[1] > t->nb[2] || t->nb[2] > t->nb[3])
         return false;
     /* the kernel reads one f16 mask row of n_kv entries per query */
     if (mask && (mask->type != GGML_TYPE_F16 || mask->ne[0] < k->ne[1] || mask->ne[1] < q->ne[1] ||
@@ -213,7 +250,9 @@ static bool check_concat(const struct ggml_tensor *t)
 
 static bool check_argsort(const struct ggml_tensor *t)
 {
-    return same_shape(t, t->src[0]) && t->src[0]->type == GGML_TYPE_F32 && t->type == GGML_TYPE_I32;
+    int order = t->op_params[0]; /* GGML_SORT_ORDER_ASC / DESC */
+    return same_shape(t, t->src[0]) && t->src[0]->type == GGML_TYPE_F32 && t->type == GGML_TYPE_I32 &&
+           (order == GGML_SORT_ORDER_ASC || order == GGML_SORT_ORDER_DESC);
 }
 
 /* Only the ops below are offloaded: for each, the host knows which shapes, types and strides

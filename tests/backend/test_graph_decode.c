@@ -266,6 +266,40 @@ static void test_index_aliasing(void **state)
     assert_int_equal(decode_graph(t, 3, &node, 1, 0, false), APIR_BACKEND_ERR_UNSUPPORTED);
 }
 
+/* x[16x2x3] (f32), pos[3] (i32), rope(x, pos) */
+static uint32_t rope_case(int n_dims, int mode, int64_t n_pos, int section)
+{
+    struct apir_wire_tensor t[3];
+    uint32_t node = 2;
+    t[0] = wt_make(GGML_TYPE_F32, 16, 2, 3, 1, BUF_H, 0);
+    t[1] = wt_make(GGML_TYPE_I32, n_pos, 1, 1, 1, BUF_H, 512);
+    t[2] = wt_make(GGML_TYPE_F32, 16, 2, 3, 1, BUF_H, 1024);
+    t[2].op = GGML_OP_ROPE;
+    t[2].src[0] = 1;
+    t[2].src[1] = 2;
+    t[2].op_params[1] = n_dims;
+    t[2].op_params[2] = mode;
+    for (int i = 11; i < 15; i++)
+        t[2].op_params[i] = section;
+    return decode_graph(t, 3, &node, 1, 0, false);
+}
+
+static void test_rope(void **state)
+{
+    assert_int_equal(rope_case(16, 0, 3, 0), APIR_BACKEND_OK);
+    assert_int_equal(rope_case(8, 2, 3, 0), APIR_BACKEND_OK);
+    assert_int_equal(rope_case(17, 0, 3, 0), APIR_BACKEND_ERR_INVALID_TENSOR); /* n_dims > ne0 */
+    assert_int_equal(rope_case(7, 0, 3, 0), APIR_BACKEND_ERR_INVALID_TENSOR);  /* odd */
+    assert_int_equal(rope_case(0, 0, 3, 0), APIR_BACKEND_ERR_INVALID_TENSOR);
+    assert_int_equal(rope_case(16, 0, 2, 0), APIR_BACKEND_ERR_INVALID_TENSOR); /* too few positions */
+    assert_int_equal(rope_case(16, GGML_ROPE_TYPE_MROPE, 12, 2), APIR_BACKEND_OK);
+    assert_int_equal(rope_case(16, GGML_ROPE_TYPE_MROPE, 3, 2), APIR_BACKEND_ERR_INVALID_TENSOR); /* 4 per row */
+    assert_int_equal(rope_case(16, GGML_ROPE_TYPE_MROPE, 12, 0), APIR_BACKEND_ERR_INVALID_TENSOR); /* x % 0 */
+    assert_int_equal(rope_case(16, GGML_ROPE_TYPE_MROPE, 12, -1), APIR_BACKEND_ERR_INVALID_TENSOR);
+    assert_int_equal(rope_case(16, GGML_ROPE_TYPE_VISION, 12, 2), APIR_BACKEND_ERR_INVALID_TENSOR); /* 2*n_dims */
+    assert_int_equal(rope_case(8, GGML_ROPE_TYPE_VISION, 12, 2), APIR_BACKEND_OK);
+}
+
 static void test_extent(void **state)
 {
     uint64_t ext;
@@ -332,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_hostile_tensors),
         cmocka_unit_test(test_extent),
         cmocka_unit_test(test_index_aliasing),
+        cmocka_unit_test(test_rope),
         cmocka_unit_test(test_op_tensors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
