@@ -6,6 +6,7 @@
 #include "virtgpu_uapi.h"
 
 #include "apir_protocol.h"
+#include "guest_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -236,17 +237,24 @@ static int vt_create_blob(struct apir_transport *base, size_t size, struct apir_
         .blob_id = atomic_fetch_add(&t->next_blob_id, 1),
     };
     int r = vt_ioctl(t, DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, &create);
-    if (r)
+    if (r) {
+        GUEST_LOG_ERROR("virtgpu: RESOURCE_CREATE_BLOB of %zu bytes on %s failed: %s (errno %d)\n", size, t->node,
+                        strerror(-r), -r);
         return r;
+    }
     struct drm_virtgpu_map map = {.handle = create.bo_handle};
     r = vt_ioctl(t, DRM_IOCTL_VIRTGPU_MAP, &map);
     if (r) {
+        GUEST_LOG_ERROR("virtgpu: VIRTGPU_MAP of a %zu-byte blob on %s failed: %s (errno %d)\n", size, t->node,
+                        strerror(-r), -r);
         gem_close(t, create.bo_handle);
         return r;
     }
     void *ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, (off_t)map.offset);
     if (ptr == MAP_FAILED) {
         r = -errno;
+        GUEST_LOG_ERROR("virtgpu: mmap of a %zu-byte blob on %s failed: %s (errno %d)\n", size, t->node,
+                        strerror(-r), -r);
         gem_close(t, create.bo_handle);
         return r;
     }
@@ -278,7 +286,11 @@ static int vt_submit(struct apir_transport *base, const void *cmd, size_t size)
         .fence_fd = -1,
         .ring_idx = 0,
     };
-    return vt_ioctl(vt(base), DRM_IOCTL_VIRTGPU_EXECBUFFER, &args);
+    int r = vt_ioctl(vt(base), DRM_IOCTL_VIRTGPU_EXECBUFFER, &args);
+    if (r)
+        GUEST_LOG_ERROR("virtgpu: EXECBUFFER of %zu bytes on %s failed: %s (errno %d)%s\n", size, vt(base)->node,
+                        strerror(-r), -r, r == -ENODEV ? ": the device is gone" : "");
+    return r;
 }
 
 static bool vt_alive(struct apir_transport *base) { return !atomic_load(&vt(base)->lost); }
