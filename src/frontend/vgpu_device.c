@@ -27,7 +27,9 @@ enum ggml_backend_dev_type vgpu_device_type_from_host(uint32_t host_type)
  * when it processes a large batch; GET_ROWS only gathers a few rows whatever the batch. */
 bool vgpu_offload_op_heuristic(const struct ggml_tensor *op)
 {
-    return op->ne[1] >= OFFLOAD_MIN_BATCH && op->op != GGML_OP_GET_ROWS;
+    /* MUL_MAT_ID keeps its tokens in dimension 2 (dimension 1 is the experts used) */
+    int64_t batch = op->op == GGML_OP_MUL_MAT_ID ? op->ne[2] : op->ne[1];
+    return batch >= OFFLOAD_MIN_BATCH && op->op != GGML_OP_GET_ROWS;
 }
 
 static const char *dev_get_name(ggml_backend_dev_t dev) { return ctx_of(dev)->name; }
