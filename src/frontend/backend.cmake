@@ -6,6 +6,7 @@
 add_library(ggml_virtgpu_core STATIC
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_fake_addr.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_graph.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_policy.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_ptrmap.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_sig_cache.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_wire.c)

@@ -58,8 +58,6 @@ struct vgpu_backend {
 /* vgpu_device.c */
 bool vgpu_device_init(struct vgpu_device *d, ggml_backend_reg_t reg, struct apir_client *c, uint32_t index);
 void vgpu_device_fini(struct vgpu_device *d);
-enum ggml_backend_dev_type vgpu_device_type_from_host(uint32_t host_type);
-bool vgpu_offload_op_heuristic(const struct ggml_tensor *op);
 
 /* vgpu_buft.c */
 bool vgpu_buft_init(struct vgpu_buft *b, struct vgpu_device *d, uint32_t handle);

@@ -5,6 +5,7 @@
 #include "apir_wire_tensor.h"
 #include "vgpu_fake_addr.h"
 #include "vgpu_graph.h"
+#include "vgpu_policy.h"
 #include "vgpu_ptrmap.h"
 #include "vgpu_sig_cache.h"
 #include "vgpu_wire.h"
@@ -356,6 +357,39 @@ static void graph_cache_decision(void **state)
     ggml_free(ctx);
 }
 
+/* ---- device policy ---- */
+
+static void device_type_mapping(void **state)
+{
+    /* a host CPU must not look like the local CPU to llama.cpp */
+    assert_int_equal(vgpu_device_type_from_host(GGML_BACKEND_DEVICE_TYPE_CPU), GGML_BACKEND_DEVICE_TYPE_GPU);
+    assert_int_equal(vgpu_device_type_from_host(GGML_BACKEND_DEVICE_TYPE_GPU), GGML_BACKEND_DEVICE_TYPE_GPU);
+    assert_int_equal(vgpu_device_type_from_host(GGML_BACKEND_DEVICE_TYPE_IGPU), GGML_BACKEND_DEVICE_TYPE_IGPU);
+    assert_int_equal(vgpu_device_type_from_host(GGML_BACKEND_DEVICE_TYPE_ACCEL), GGML_BACKEND_DEVICE_TYPE_ACCEL);
+    assert_int_equal(vgpu_device_type_from_host(12345), GGML_BACKEND_DEVICE_TYPE_GPU);
+}
+
+static void offload_heuristic(void **state)
+{
+    struct ggml_context *ctx = new_ctx(32);
+    struct ggml_tensor *w = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 64, 64);
+    struct ggml_tensor *x1 = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 64, 1);
+    struct ggml_tensor *x32 = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 64, 32);
+    assert_false(vgpu_offload_op_heuristic(ggml_mul_mat(ctx, w, x1))); /* one token */
+    assert_true(vgpu_offload_op_heuristic(ggml_mul_mat(ctx, w, x32)));  /* a batch */
+    struct ggml_tensor *ids = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, 40);
+    assert_false(vgpu_offload_op_heuristic(ggml_get_rows(ctx, w, ids)));
+    /* MUL_MAT_ID: experts in dimension 1, tokens in dimension 2 */
+    struct ggml_tensor *experts = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, 64, 16, 8);
+    struct ggml_tensor *xb = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, 64, 2, 40);
+    struct ggml_tensor *sel = ggml_new_tensor_2d(ctx, GGML_TYPE_I32, 2, 40);
+    assert_true(vgpu_offload_op_heuristic(ggml_mul_mat_id(ctx, experts, xb, sel)));
+    struct ggml_tensor *xs = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, 64, 2, 1);
+    struct ggml_tensor *sels = ggml_new_tensor_2d(ctx, GGML_TYPE_I32, 2, 1);
+    assert_false(vgpu_offload_op_heuristic(ggml_mul_mat_id(ctx, experts, xs, sels)));
+    ggml_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +403,8 @@ int main(void)
         cmocka_unit_test(graph_deep_chain_is_iterative),
         cmocka_unit_test(graph_empty_is_not_sent),
         cmocka_unit_test(graph_cache_decision),
+        cmocka_unit_test(device_type_mapping),
+        cmocka_unit_test(offload_heuristic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
