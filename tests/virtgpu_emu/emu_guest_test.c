@@ -2,7 +2,7 @@
  * run_emu_test.sh). Each mode sets the guest/host environment, opens the connection through
  * apir_client_open() -- no socket configured, so it must take the render-node path -- and checks
  * the outcome, then checks the ioctl sequence the emulation recorded (VIRTGPU_EMU_STATS).
- * Modes: apir, venus (routed), venus-unrouted, apir-not-offered, no-blob, no-backend, bad-node,
+ * Modes: apir, apir-any-value, venus (routed), venus-unrouted, apir-not-offered, no-blob, no-backend, bad-node,
  * device-lost, bad-ioctls, denied. */
 #include "apir_client.h"
 #include "apir_forward.h"
@@ -221,9 +221,12 @@ static void set_env(const char *k, const char *v)
 }
 
 /* a full session; numbering is which command types the host must have seen */
-static void mode_connect(bool apir_capset)
+/* use_apir: the value of GGML_REMOTING_USE_APIR_CAPSET (presence-based: any value, even "0",
+ * selects the APIR capset), NULL for Venus */
+static void mode_connect(const char *use_apir)
 {
-    set_env("GGML_REMOTING_USE_APIR_CAPSET", apir_capset ? "1" : NULL);
+    bool apir_capset = use_apir != NULL;
+    set_env("GGML_REMOTING_USE_APIR_CAPSET", use_apir);
     set_env("VIRGL_ROUTE_VENUS_TO_APIR", apir_capset ? NULL : "1");
     char why[512] = "";
     struct apir_client *c = apir_client_open(why, sizeof why);
@@ -414,9 +417,11 @@ int main(int argc, char **argv)
     }
 
     if (!strcmp(mode, "apir"))
-        mode_connect(true);
+        mode_connect("1");
+    else if (!strcmp(mode, "apir-any-value"))
+        mode_connect("0");
     else if (!strcmp(mode, "venus"))
-        mode_connect(false);
+        mode_connect(NULL);
     else if (!strcmp(mode, "venus-unrouted"))
         mode_venus_unrouted();
     else if (!strcmp(mode, "apir-not-offered"))
