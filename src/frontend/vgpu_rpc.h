@@ -14,7 +14,7 @@
 #define VGPU_RPC_ERR_REPLY (-100) /* the host's reply did not decode */
 
 #define VGPU_HOST_NAME_MAX 128
-#define VGPU_HOST_DESC_MAX 256
+#define VGPU_HOST_DESC_MAX 1024 /* the host may describe a device at length */
 
 struct vgpu_host_device_info {
     char name[VGPU_HOST_NAME_MAX];
