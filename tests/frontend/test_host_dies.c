@@ -64,6 +64,7 @@ int main(int argc, char **argv)
         x[i] = (float)i;
     ggml_backend_tensor_set(a, x, 0, sizeof x);
     CHECK(ggml_backend_graph_compute(be, gf) == GGML_STATUS_SUCCESS, "compute while the host is up");
+    CHECK(ggml_backend_dev_supports_op(dev, b), "sqr is supported");
 
     /* the host dies */
     CHECK(kill(server, SIGKILL) == 0, "kill %d", (int)server);
@@ -92,6 +93,11 @@ int main(int argc, char **argv)
     CHECK(free_b == 0 && total_b == 0, "memory without a host");
     struct ggml_tensor *c = ggml_exp(ctx, a); /* a signature never asked before */
     CHECK(!ggml_backend_dev_supports_op(dev, c), "supports_op without a host");
+    /* an answer the host gave once is cached in the guest: no round trip, so still true */
+    CHECK(ggml_backend_dev_supports_op(dev, b), "cached supports_op answer");
+    struct ggml_tensor *b2 = ggml_sqr(ctx, a); /* same signature, another tensor and name */
+    ggml_set_name(b2, "another name");
+    CHECK(ggml_backend_dev_supports_op(dev, b2), "cached by signature, not by tensor");
     CHECK(ggml_backend_dev_init(dev, NULL) == NULL, "a new backend without a host");
     CHECK(ggml_backend_buft_alloc_buffer(ggml_backend_dev_buffer_type(dev), 4096) == NULL, "alloc without a host");
     ggml_backend_synchronize(be);
