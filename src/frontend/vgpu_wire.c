@@ -24,10 +24,13 @@ void vgpu_wire_from_tensor(struct apir_wire_tensor *w, const struct ggml_tensor 
     w->name[sizeof w->name - 1] = '\0';
 }
 
+/* what does not change whether or how an op runs: names, views, graph flags (input, output,
+ * compute...), so that equal ops share one cache entry */
 static void blank(struct apir_wire_tensor *w)
 {
     memset(w->name, 0, sizeof w->name);
     w->view_offs = 0;
+    w->flags = 0;
 }
 
 size_t vgpu_op_signature(const struct ggml_tensor *op, uint8_t *out)

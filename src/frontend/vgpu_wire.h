@@ -15,7 +15,7 @@
 void vgpu_wire_from_tensor(struct apir_wire_tensor *w, const struct ggml_tensor *t);
 
 /* u32 n + n tensors: the op's distinct sources first, the op last, src fields pointing into
- * the list; names, views and placement blanked so equal ops give equal bytes. */
+ * the list; names, views, flags and placement blanked so equal ops give equal bytes. */
 #define VGPU_OP_SIG_MAX (4 + APIR_MAX_OP_TENSORS * APIR_WIRE_TENSOR_SIZE)
 /* writes into out[VGPU_OP_SIG_MAX]; returns the length */
 size_t vgpu_op_signature(const struct ggml_tensor *op, uint8_t *out);
