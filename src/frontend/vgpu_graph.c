@@ -10,11 +10,15 @@
 
 #define VISITING UINT32_MAX
 
-/* a DFS frame: the tensor and which of its dependencies to look at next
- * (0..GGML_MAX_SRC-1: src[i], GGML_MAX_SRC: view_src, then done) */
+#define VIEW_SRC GGML_MAX_SRC /* refs[] slot of view_src */
+
+/* A DFS frame: the tensor, which dependency to look at next (0..GGML_MAX_SRC-1: src[i],
+ * VIEW_SRC: view_src, then done) and the references found so far. A child placed later
+ * writes its own reference into its parent's frame, so each dependency costs one lookup. */
 struct vgpu_graph_frame {
     const struct ggml_tensor *t;
     int next;
+    uint32_t refs[GGML_MAX_SRC + 1];
 };
 
 static bool reserve(void **p, size_t *cap, size_t need, size_t elem)
@@ -35,41 +39,50 @@ static bool reserve(void **p, size_t *cap, size_t need, size_t elem)
     return true;
 }
 
-static const struct ggml_tensor *dep_of(const struct vgpu_graph_encoder *ge, const struct ggml_tensor *t, int i)
+/* starts a frame; tensors that are not nodes only depend on their view_src, since the host
+ * never computes them */
+static enum vgpu_graph_result push(struct vgpu_graph_encoder *ge, size_t *sp, const struct ggml_tensor *t)
 {
-    if (i == GGML_MAX_SRC)
-        return t->view_src;
+    if (!reserve((void **)&ge->stack, &ge->cap_stack, *sp + 1, sizeof *ge->stack) ||
+        !vgpu_ptrmap_put(&ge->index, t, VISITING))
+        return VGPU_GRAPH_NO_MEMORY;
+    struct vgpu_graph_frame *f = &ge->stack[(*sp)++];
     uint32_t dummy;
-    if (!vgpu_ptrmap_get(&ge->is_node, t, &dummy))
-        return NULL; /* not a node: its sources are not needed */
-    return t->src[i];
+    f->t = t;
+    f->next = vgpu_ptrmap_get(&ge->is_node, t, &dummy) ? 0 : VIEW_SRC;
+    memset(f->refs, 0, sizeof f->refs);
+    return VGPU_GRAPH_OK;
 }
 
-/* Post-order DFS from t with an explicit stack; appends to ge->order. */
+/* Post-order DFS from root with an explicit stack; appends to ge->order. */
 static enum vgpu_graph_result visit(struct vgpu_graph_encoder *ge, const struct ggml_tensor *root)
 {
     uint32_t idx;
     if (vgpu_ptrmap_get(&ge->index, root, &idx))
         return idx == VISITING ? VGPU_GRAPH_CYCLE : VGPU_GRAPH_OK;
     size_t sp = 0;
-    if (!reserve((void **)&ge->stack, &ge->cap_stack, 1, sizeof *ge->stack) ||
-        !vgpu_ptrmap_put(&ge->index, root, VISITING))
-        return VGPU_GRAPH_NO_MEMORY;
-    ge->stack[sp++] = (struct vgpu_graph_frame){root, 0};
-    while (sp) {
+    enum vgpu_graph_result r = push(ge, &sp, root);
+    while (r == VGPU_GRAPH_OK && sp) {
         struct vgpu_graph_frame *f = &ge->stack[sp - 1];
-        if (f->next > GGML_MAX_SRC) {
-            /* all dependencies placed: place the tensor */
+        if (f->next > VIEW_SRC) {
+            /* all dependencies placed: place the tensor, tell the parent where it is */
             if (ge->n_order >= APIR_MAX_GRAPH_TENSORS)
                 return VGPU_GRAPH_TOO_LARGE;
+            uint32_t pos = (uint32_t)ge->n_order;
             if (!reserve((void **)&ge->order, &ge->cap_order, ge->n_order + 1, sizeof *ge->order) ||
-                !vgpu_ptrmap_put(&ge->index, f->t, (uint32_t)ge->n_order))
+                !vgpu_ptrmap_put(&ge->index, f->t, pos))
                 return VGPU_GRAPH_NO_MEMORY;
-            ge->order[ge->n_order++] = f->t;
-            sp--;
+            struct vgpu_graph_entry *e = &ge->order[ge->n_order++];
+            e->t = f->t;
+            memcpy(e->refs, f->refs, sizeof e->refs);
+            if (--sp) {
+                struct vgpu_graph_frame *parent = &ge->stack[sp - 1];
+                parent->refs[parent->next - 1] = pos + 1;
+            }
             continue;
         }
-        const struct ggml_tensor *d = dep_of(ge, f->t, f->next++);
+        int slot = f->next++;
+        const struct ggml_tensor *d = slot == VIEW_SRC ? f->t->view_src : f->t->src[slot];
         if (!d)
             continue;
         if (vgpu_ptrmap_get(&ge->index, d, &idx)) {
@@ -77,22 +90,12 @@ static enum vgpu_graph_result visit(struct vgpu_graph_encoder *ge, const struct 
                 ge->bad_tensor = d;
                 return VGPU_GRAPH_CYCLE;
             }
+            f->refs[slot] = idx + 1;
             continue;
         }
-        if (!reserve((void **)&ge->stack, &ge->cap_stack, sp + 1, sizeof *ge->stack) ||
-            !vgpu_ptrmap_put(&ge->index, d, VISITING))
-            return VGPU_GRAPH_NO_MEMORY;
-        ge->stack[sp++] = (struct vgpu_graph_frame){d, 0};
+        r = push(ge, &sp, d);
     }
-    return VGPU_GRAPH_OK;
-}
-
-static uint32_t ref_of(const struct vgpu_graph_encoder *ge, const struct ggml_tensor *t)
-{
-    uint32_t idx;
-    if (!t || !vgpu_ptrmap_get(&ge->index, t, &idx))
-        return 0;
-    return idx + 1;
+    return r;
 }
 
 static enum vgpu_graph_result write_bytes(struct vgpu_graph_encoder *ge, struct ggml_cgraph *g, int n_nodes,
@@ -101,30 +104,30 @@ static enum vgpu_graph_result write_bytes(struct vgpu_graph_encoder *ge, struct 
     size_t need = 4 + ge->n_order * (size_t)APIR_WIRE_TENSOR_SIZE + 4 + 4 * (size_t)n_nodes;
     if (!reserve((void **)&ge->bytes, &ge->cap, need, 1))
         return VGPU_GRAPH_NO_MEMORY;
-    struct apir_encoder enc;
-    apir_encoder_init(&enc, ge->bytes, need);
-    apir_put_u32(&enc, (uint32_t)ge->n_order);
-    struct apir_wire_tensor w;
+    uint8_t *p = ge->bytes;
+    uint32_t n_tensors = (uint32_t)ge->n_order, n = (uint32_t)n_nodes;
+    memcpy(p, &n_tensors, 4); /* little-endian, as vgpu_wire_pack_tensor */
+    p += 4;
     for (size_t i = 0; i < ge->n_order; i++) {
-        const struct ggml_tensor *t = ge->order[i];
-        vgpu_wire_from_tensor(&w, t);
-        if (!locate(user, t, &w.buffer, &w.data_offset)) {
-            ge->bad_tensor = t;
+        const struct vgpu_graph_entry *e = &ge->order[i];
+        uint32_t buffer;
+        uint64_t offset;
+        if (!locate(user, e->t, &buffer, &offset)) {
+            ge->bad_tensor = e->t;
             return VGPU_GRAPH_NO_BUFFER;
         }
-        uint32_t dummy;
-        if (vgpu_ptrmap_get(&ge->is_node, t, &dummy))
-            for (int s = 0; s < GGML_MAX_SRC; s++)
-                w.src[s] = ref_of(ge, t->src[s]);
-        w.view_src = ref_of(ge, t->view_src);
-        apir_wire_tensor_encode(&enc, &w);
+        vgpu_wire_pack_tensor(p, e->t, e->refs, e->refs[VIEW_SRC], buffer, offset);
+        p += APIR_WIRE_TENSOR_SIZE;
     }
-    apir_put_u32(&enc, (uint32_t)n_nodes);
-    for (int i = 0; i < n_nodes; i++)
-        apir_put_u32(&enc, ref_of(ge, ggml_graph_node(g, i)) - 1);
-    if (enc.error)
-        return VGPU_GRAPH_NO_MEMORY; /* cannot happen: need was computed above */
-    ge->len = enc.pos;
+    memcpy(p, &n, 4);
+    p += 4;
+    for (int i = 0; i < n_nodes; i++) {
+        uint32_t idx = 0; /* every node was placed by visit() */
+        vgpu_ptrmap_get(&ge->index, ggml_graph_node(g, i), &idx);
+        memcpy(p, &idx, 4);
+        p += 4;
+    }
+    ge->len = (size_t)(p - ge->bytes);
     return VGPU_GRAPH_OK;
 }
 

@@ -25,11 +25,17 @@ enum vgpu_graph_result {
 
 struct vgpu_graph_frame;
 
+/* a tensor in encoding order, with its references (index + 1, 0 = none): src[0..9], view_src */
+struct vgpu_graph_entry {
+    const struct ggml_tensor *t;
+    uint32_t refs[GGML_MAX_SRC + 1];
+};
+
 /* Reusable encoder state; zero-initialize, then call vgpu_graph_encode as often as needed. */
 struct vgpu_graph_encoder {
     struct vgpu_ptrmap index;       /* tensor -> position in order[], or VISITING */
     struct vgpu_ptrmap is_node;     /* tensors that are graph nodes */
-    const struct ggml_tensor **order; /* every tensor after its sources and view_src */
+    struct vgpu_graph_entry *order; /* every tensor after its sources and view_src */
     size_t n_order, cap_order;
     struct vgpu_graph_frame *stack; /* explicit DFS stack: no recursion on graph depth */
     size_t cap_stack;

@@ -8,6 +8,39 @@ _Static_assert(GGML_MAX_OP_PARAMS / sizeof(int32_t) == APIR_WIRE_OP_PARAMS, "wir
 _Static_assert(GGML_MAX_NAME == APIR_WIRE_MAX_NAME, "wire name");
 _Static_assert(APIR_MAX_OP_TENSORS == GGML_MAX_SRC + 1, "op tensor list");
 
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "vgpu_wire_pack_tensor copies integers as they are in memory: little-endian hosts only"
+#endif
+_Static_assert(sizeof(((struct ggml_tensor *)0)->nb[0]) == 8, "nb is 64-bit");
+
+static uint8_t *put(uint8_t *p, const void *v, size_t n)
+{
+    memcpy(p, v, n);
+    return p + n;
+}
+
+void vgpu_wire_pack_tensor(uint8_t *out, const struct ggml_tensor *t, const uint32_t src[APIR_WIRE_MAX_SRC],
+                           uint32_t view_src, uint32_t buffer, uint64_t data_offset)
+{
+    uint32_t type = (uint32_t)t->type, op = (uint32_t)t->op;
+    uint64_t view_offs = t->view_offs;
+    uint8_t *p = out;
+    p = put(p, &type, 4);
+    p = put(p, &op, 4);
+    p = put(p, t->ne, 8 * APIR_WIRE_MAX_DIMS);
+    p = put(p, t->nb, 8 * APIR_WIRE_MAX_DIMS);
+    p = put(p, t->op_params, 4 * APIR_WIRE_OP_PARAMS);
+    p = put(p, &t->flags, 4);
+    p = put(p, src, 4 * APIR_WIRE_MAX_SRC);
+    p = put(p, &view_src, 4);
+    p = put(p, &view_offs, 8);
+    p = put(p, &buffer, 4);
+    p = put(p, &data_offset, 8);
+    size_t n = strnlen(t->name, APIR_WIRE_MAX_NAME - 1);
+    memcpy(p, t->name, n);
+    memset(p + n, 0, APIR_WIRE_MAX_NAME - n);
+}
+
 void vgpu_wire_from_tensor(struct apir_wire_tensor *w, const struct ggml_tensor *t)
 {
     memset(w, 0, sizeof *w);

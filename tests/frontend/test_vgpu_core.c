@@ -162,6 +162,41 @@ static void op_signature_dedups_and_blanks(void **state)
     ggml_free(ctx);
 }
 
+/* the fast packer writes exactly what the protocol's encoder writes */
+static void pack_matches_encoder(void **state)
+{
+    struct ggml_context *ctx = new_ctx(8);
+    struct ggml_tensor *a = ggml_new_tensor_4d(ctx, GGML_TYPE_Q8_0, 64, 3, 2, 5);
+    struct ggml_tensor *v = ggml_view_2d(ctx, a, 32, 2, a->nb[1], a->nb[2]);
+    struct ggml_tensor *r = ggml_rope_ext(ctx, ggml_new_tensor_3d(ctx, GGML_TYPE_F32, 64, 4, 3),
+                                          ggml_new_tensor_1d(ctx, GGML_TYPE_I32, 3), NULL, 64, 0, 4096, 10000.0f,
+                                          1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
+    ggml_set_name(r, "a name that is longer than sixty-three characters, so it gets cut off at 63!!");
+    ggml_set_output(r);
+    const struct ggml_tensor *cases[] = {a, v, r};
+    for (size_t c = 0; c < 3; c++) {
+        const struct ggml_tensor *t = cases[c];
+        uint32_t src[APIR_WIRE_MAX_SRC] = {3, 0, 1, 0, 0, 0, 0, 0, 0, 9};
+        struct apir_wire_tensor w;
+        vgpu_wire_from_tensor(&w, t);
+        memcpy(w.src, src, sizeof src);
+        w.view_src = 2;
+        w.buffer = 0xabcdef;
+        w.data_offset = 0x123456789ull;
+        uint8_t want[APIR_WIRE_TENSOR_SIZE], got[APIR_WIRE_TENSOR_SIZE + 1];
+        struct apir_encoder enc;
+        apir_encoder_init(&enc, want, sizeof want);
+        apir_wire_tensor_encode(&enc, &w);
+        assert_false(enc.error);
+        assert_int_equal(enc.pos, APIR_WIRE_TENSOR_SIZE);
+        memset(got, 0x55, sizeof got);
+        vgpu_wire_pack_tensor(got, t, src, 2, 0xabcdef, 0x123456789ull);
+        assert_memory_equal(got, want, APIR_WIRE_TENSOR_SIZE);
+        assert_int_equal(got[APIR_WIRE_TENSOR_SIZE], 0x55); /* not one byte more */
+    }
+    ggml_free(ctx);
+}
+
 /* ---- graph encoding ---- */
 
 struct fake_placement {
@@ -399,6 +434,7 @@ int main(void)
         cmocka_unit_test(sig_cache_get_put_bounded),
         cmocka_unit_test(ptrmap_many),
         cmocka_unit_test(op_signature_dedups_and_blanks),
+        cmocka_unit_test(pack_matches_encoder),
         cmocka_unit_test(graph_encodes_sources_before_users),
         cmocka_unit_test(graph_does_not_follow_sources_of_leaves),
         cmocka_unit_test(graph_deep_chain_is_iterative),
