@@ -59,11 +59,20 @@ void vgpu_wire_from_tensor(struct apir_wire_tensor *w, const struct ggml_tensor 
 
 /* what does not change whether or how an op runs: names, views, graph flags (input, output,
  * compute...), so that equal ops share one cache entry */
-static void blank(struct apir_wire_tensor *w)
+/* field offsets in an encoded wire tensor (apir_wire_tensor.h) */
+#define OFF_FLAGS (4 + 4 + 8 * APIR_WIRE_MAX_DIMS * 2 + 4 * APIR_WIRE_OP_PARAMS)
+#define OFF_VIEW_OFFS (OFF_FLAGS + 4 + 4 * APIR_WIRE_MAX_SRC + 4)
+#define OFF_NAME (OFF_VIEW_OFFS + 8 + 4 + 8)
+_Static_assert(OFF_NAME + APIR_WIRE_MAX_NAME == APIR_WIRE_TENSOR_SIZE, "wire tensor layout");
+
+/* packs t, then blanks what does not change whether or how an op runs: names, views, graph
+ * flags (input, output, compute...), so that equal ops share one cache entry */
+static void pack_blank(uint8_t *out, const struct ggml_tensor *t, const uint32_t src[APIR_WIRE_MAX_SRC])
 {
-    memset(w->name, 0, sizeof w->name);
-    w->view_offs = 0;
-    w->flags = 0;
+    vgpu_wire_pack_tensor(out, t, src, 0, 0, 0);
+    memset(out + OFF_FLAGS, 0, 4);
+    memset(out + OFF_VIEW_OFFS, 0, 8);
+    memset(out + OFF_NAME, 0, APIR_WIRE_MAX_NAME);
 }
 
 size_t vgpu_op_signature(const struct ggml_tensor *op, uint8_t *out)
@@ -84,16 +93,9 @@ size_t vgpu_op_signature(const struct ggml_tensor *op, uint8_t *out)
     }
     list[n++] = op;
 
-    struct apir_encoder enc;
-    apir_encoder_init(&enc, out, VGPU_OP_SIG_MAX);
-    apir_put_u32(&enc, n);
-    struct apir_wire_tensor w;
-    for (uint32_t i = 0; i < n; i++) {
-        vgpu_wire_from_tensor(&w, list[i]);
-        blank(&w);
-        if (i == n - 1)
-            memcpy(w.src, src_idx, sizeof w.src);
-        apir_wire_tensor_encode(&enc, &w);
-    }
-    return enc.pos;
+    static const uint32_t no_src[APIR_WIRE_MAX_SRC];
+    memcpy(out, &n, 4); /* little-endian (checked above) */
+    for (uint32_t i = 0; i < n; i++)
+        pack_blank(out + 4 + (size_t)i * APIR_WIRE_TENSOR_SIZE, list[i], i == n - 1 ? src_idx : no_src);
+    return 4 + (size_t)n * APIR_WIRE_TENSOR_SIZE;
 }

@@ -145,9 +145,17 @@ static void op_signature_dedups_and_blanks(void **state)
     assert_int_equal(w.op, GGML_OP_NONE);
     apir_wire_tensor_decode(&dec, &w);
     assert_int_equal(w.op, GGML_OP_MUL);
+    assert_int_equal(w.type, GGML_TYPE_F32);
+    assert_int_equal(w.ne[0], 8);
+    assert_int_equal(w.ne[1], 4);
+    assert_int_equal(w.nb[1], 32);
     assert_int_equal(w.src[0], 1);
     assert_int_equal(w.src[1], 1);
+    assert_int_equal(w.src[2], 0);
     assert_int_equal(w.buffer, 0);
+    assert_int_equal(w.flags, 0);
+    assert_int_equal(w.view_offs, 0);
+    assert_string_equal(w.name, "");
     assert_true(apir_decoder_done(&dec));
 
     /* a different shape is a different signature */
