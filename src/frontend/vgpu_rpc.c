@@ -36,12 +36,7 @@ const char *vgpu_rpc_status_str(int rc)
     return apir_client_status_str(rc);
 }
 
-/* Runs the command begun on c; on success the reply must decode completely via `dec`. */
-static int finish(struct apir_client *c, struct apir_decoder *reply)
-{
-    return apir_client_call(c, reply);
-}
-
+/* a successful reply must decode completely: short or trailing bytes mean a confused host */
 static int check_done(int rc, const struct apir_decoder *d)
 {
     if (rc == APIR_BACKEND_OK && !apir_decoder_done(d))
@@ -53,7 +48,7 @@ static int check_done(int rc, const struct apir_decoder *d)
 static int call_no_reply(struct apir_client *c)
 {
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     rc = check_done(rc, &d);
     apir_client_end(c);
     return rc;
@@ -63,7 +58,7 @@ static int call_no_reply(struct apir_client *c)
 static int call_status_reply(struct apir_client *c, int32_t *status)
 {
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK)
         *status = (int32_t)apir_get_u32(&d);
     rc = check_done(rc, &d);
@@ -75,7 +70,7 @@ int vgpu_rpc_get_info(struct apir_client *c, uint32_t *version, uint32_t *n_devi
 {
     apir_client_begin(c, APIR_CMD_GET_INFO, 0);
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK) {
         *version = apir_get_u32(&d);
         *n_devices = apir_get_u32(&d);
@@ -90,7 +85,7 @@ int vgpu_rpc_device_info(struct apir_client *c, uint32_t dev, struct vgpu_host_d
     struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_GET_INFO, 4);
     apir_put_u32(e, dev);
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK) {
         memset(info, 0, sizeof *info);
         apir_get_str(&d, info->name, sizeof info->name);
@@ -113,7 +108,7 @@ int vgpu_rpc_device_memory(struct apir_client *c, uint32_t dev, uint64_t *free_b
     struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_GET_MEMORY, 4);
     apir_put_u32(e, dev);
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK) {
         *free_b = apir_get_u64(&d);
         *total_b = apir_get_u64(&d);
@@ -129,7 +124,7 @@ int vgpu_rpc_supports_op(struct apir_client *c, uint32_t dev, const void *sig, s
     apir_put_u32(e, dev);
     apir_put_bytes(e, sig, sig_len);
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK)
         *supported = apir_get_u8(&d) != 0;
     rc = check_done(rc, &d);
@@ -142,7 +137,7 @@ int vgpu_rpc_buft_info(struct apir_client *c, uint32_t buft, struct vgpu_host_bu
     struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_GET_INFO, 4);
     apir_put_u32(e, buft);
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK) {
         memset(info, 0, sizeof *info);
         apir_get_str(&d, info->name, sizeof info->name);
@@ -161,7 +156,7 @@ int vgpu_rpc_buft_alloc_size(struct apir_client *c, uint32_t buft, const void *s
     apir_put_u32(e, buft);
     apir_put_bytes(e, sig, sig_len);
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK)
         *bytes = apir_get_u64(&d);
     rc = check_done(rc, &d);
@@ -175,7 +170,7 @@ int vgpu_rpc_buft_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uin
     apir_put_u32(e, buft);
     apir_put_u64(e, size);
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK) {
         *buffer = apir_get_u32(&d);
         *got = apir_get_u64(&d);
@@ -224,7 +219,7 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
     apir_put_u32(e, c->data.res_id);
     apir_put_u64(e, 0);
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     rc = check_done(rc, &d);
     if (rc == APIR_BACKEND_OK && cmd == APIR_CMD_BUFFER_GET)
         memcpy(data, c->data.ptr, n);
@@ -270,7 +265,7 @@ int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, 
     apir_put_u64(e, dst_off);
     apir_put_u64(e, size);
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK)
         *done = apir_get_u8(&d) != 0;
     rc = check_done(rc, &d);
@@ -283,7 +278,7 @@ int vgpu_rpc_backend_init(struct apir_client *c, uint32_t dev, uint32_t *backend
     struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_INIT, 4);
     apir_put_u32(e, dev);
     struct apir_decoder d;
-    int rc = finish(c, &d);
+    int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK)
         *backend = apir_get_u32(&d);
     rc = check_done(rc, &d);
