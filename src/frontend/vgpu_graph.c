@@ -11,6 +11,7 @@
 #define VISITING UINT32_MAX
 
 #define VIEW_SRC GGML_MAX_SRC /* refs[] slot of view_src */
+#define SELF_REF UINT32_MAX   /* a frame's reference to its own tensor, resolved at placement */
 
 /* A DFS frame: the tensor, which dependency to look at next (0..GGML_MAX_SRC-1: src[i],
  * VIEW_SRC: view_src, then done) and the references found so far. A child placed later
@@ -74,7 +75,8 @@ static enum vgpu_graph_result visit(struct vgpu_graph_encoder *ge, const struct 
                 return VGPU_GRAPH_NO_MEMORY;
             struct vgpu_graph_entry *e = &ge->order[ge->n_order++];
             e->t = f->t;
-            memcpy(e->refs, f->refs, sizeof e->refs);
+            for (int i = 0; i <= VIEW_SRC; i++)
+                e->refs[i] = f->refs[i] == SELF_REF ? pos + 1 : f->refs[i];
             if (--sp) {
                 struct vgpu_graph_frame *parent = &ge->stack[sp - 1];
                 parent->refs[parent->next - 1] = pos + 1;
@@ -85,6 +87,12 @@ static enum vgpu_graph_result visit(struct vgpu_graph_encoder *ge, const struct 
         const struct ggml_tensor *d = slot == VIEW_SRC ? f->t->view_src : f->t->src[slot];
         if (!d)
             continue;
+        if (d == f->t) {
+            /* ggml_cast sets src[1] to the result itself: not a dependency, and the protocol
+             * lets a src name its own tensor (apir_forward.h) */
+            f->refs[slot] = SELF_REF;
+            continue;
+        }
         if (vgpu_ptrmap_get(&ge->index, d, &idx)) {
             if (idx == VISITING) {
                 ge->bad_tensor = d;

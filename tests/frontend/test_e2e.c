@@ -355,6 +355,35 @@ static bool test_device(ggml_backend_dev_t vdev)
     return true;
 }
 
+/* ggml_cast makes a tensor its own source: the graph must still go through */
+static bool run_cast(ggml_backend_dev_t dev, const float *in, float *out)
+{
+    struct ggml_context *ctx = new_ctx();
+    struct ggml_tensor *a = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 256);
+    struct ggml_tensor *h = ggml_cast(ctx, a, GGML_TYPE_F16);
+    struct ggml_tensor *r = ggml_cast(ctx, ggml_scale(ctx, ggml_cast(ctx, h, GGML_TYPE_F32), 3.0f), GGML_TYPE_F32);
+    struct ggml_cgraph *gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, r);
+    ggml_backend_t be = ggml_backend_dev_init(dev, NULL);
+    CHECK(be != NULL, "init");
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
+    CHECK(buf != NULL, "alloc");
+    ggml_backend_tensor_set(a, in, 0, 256 * sizeof *in);
+    CHECK(ggml_backend_graph_compute(be, gf) == GGML_STATUS_SUCCESS, "cast graph on %s", ggml_backend_dev_name(dev));
+    ggml_backend_tensor_get(r, out, 0, 256 * sizeof *out);
+    ggml_backend_buffer_free(buf);
+    ggml_backend_free(be);
+    ggml_free(ctx);
+    return true;
+}
+
+static bool test_cast(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
+{
+    float in[256], vo[256], co[256];
+    fill(in, 256);
+    return run_cast(cdev, in, co) && run_cast(vdev, in, vo) && close_enough("cast", vo, co, 256);
+}
+
 /* Several application threads at once (llama.cpp's loader, server slots): transfers through
  * the shared data page and supports_op through the shared cache must not mix. */
 enum { N_THREADS = 4, T_ELEMS = 300000, T_ROUNDS = 20 };
@@ -439,6 +468,7 @@ int main(int argc, char **argv)
     test_recompute_sees_new_data(vdev, cdev);
     test_sched(vdev, cdev);
     test_threads(vdev);
+    test_cast(vdev, cdev);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -352,6 +352,40 @@ static void graph_deep_chain_is_iterative(void **state)
     ggml_free(ctx);
 }
 
+/* ggml_cast makes the result its own src[1]: encoded as a reference to itself, not a cycle */
+static void graph_cast_self_reference(void **state)
+{
+    struct ggml_context *ctx = new_ctx(16);
+    struct ggml_tensor *a = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 32);
+    struct ggml_tensor *c = ggml_cast(ctx, a, GGML_TYPE_F16);
+    assert_ptr_equal(c->src[1], c);
+    struct ggml_tensor *out = ggml_cpy(ctx, c, ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 32));
+    struct ggml_cgraph *gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, out);
+    struct vgpu_graph_encoder ge = {0};
+    struct fake_placement p = {0};
+    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    struct apir_decoder dec;
+    apir_decoder_init(&dec, ge.bytes, ge.len);
+    uint32_t n = apir_get_u32(&dec);
+    bool seen_cast = false;
+    for (uint32_t i = 0; i < n; i++) {
+        struct apir_wire_tensor w;
+        apir_wire_tensor_decode(&dec, &w);
+        if (w.op == GGML_OP_CPY && w.type == GGML_TYPE_F16) { /* the cast */
+            assert_int_equal(w.src[1], i + 1);
+            assert_true(w.src[0] >= 1 && w.src[0] <= i);
+            seen_cast = true;
+        } else {
+            for (int s = 0; s < APIR_WIRE_MAX_SRC; s++)
+                assert_true(w.src[s] <= i);
+        }
+    }
+    assert_true(seen_cast);
+    vgpu_graph_encoder_free(&ge);
+    ggml_free(ctx);
+}
+
 static void graph_empty_is_not_sent(void **state)
 {
     struct ggml_context *ctx = new_ctx(8);
@@ -446,6 +480,7 @@ int main(void)
         cmocka_unit_test(graph_encodes_sources_before_users),
         cmocka_unit_test(graph_does_not_follow_sources_of_leaves),
         cmocka_unit_test(graph_deep_chain_is_iterative),
+        cmocka_unit_test(graph_cast_self_reference),
         cmocka_unit_test(graph_empty_is_not_sent),
         cmocka_unit_test(graph_cache_decision),
         cmocka_unit_test(device_type_mapping),
