@@ -69,6 +69,7 @@ stop_server() {
     fi
     wait "$server_pid" 2>/dev/null || true
 }
+# shellcheck disable=SC2317 # called from the ERR trap
 failed() {
     echo "----- apir-server log ($log) -----" >&2
     cat "$log" >&2 || true
