@@ -110,19 +110,23 @@ done:
     return st;
 }
 
+/* element by element with memcpy: the guest chooses the offset, so the data may be
+ * misaligned */
 static bool in_range(const struct ggml_tensor *idx, const void *data, int64_t rows)
 {
     int64_t n = ggml_nelements(idx);
-    if (idx->type == GGML_TYPE_I32) {
-        const int32_t *v = data;
-        for (int64_t i = 0; i < n; i++)
-            if (v[i] < 0 || v[i] >= rows)
-                return false;
-    } else {
-        const int64_t *v = data;
-        for (int64_t i = 0; i < n; i++)
-            if (v[i] < 0 || v[i] >= rows)
-                return false;
+    const char *p = data;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v;
+        if (idx->type == GGML_TYPE_I32) {
+            int32_t v32;
+            memcpy(&v32, p + i * 4, 4);
+            v = v32;
+        } else {
+            memcpy(&v, p + i * 8, 8);
+        }
+        if (v < 0 || v >= rows)
+            return false;
     }
     return true;
 }

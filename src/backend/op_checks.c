@@ -3,6 +3,8 @@
 #include "apir_forward.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 typedef bool (*op_check_fn)(const struct ggml_tensor *t);
 
@@ -29,6 +31,16 @@ static bool can_repeat(const struct ggml_tensor *b, const struct ggml_tensor *a)
         if (a->ne[i] % b->ne[i] != 0)
             return false;
     return true;
+}
+
+/* the byte ranges of a and b do not overlap (true when either has no data: SUPPORTS_OP).
+ * Copy kernels memcpy rows, and a memcpy between overlapping ranges is undefined. */
+static bool disjoint(const struct ggml_tensor *a, const struct ggml_tensor *b)
+{
+    if (!a->buffer || !b->buffer || a->buffer != b->buffer)
+        return true;
+    uintptr_t a0 = (uintptr_t)a->data, b0 = (uintptr_t)b->data;
+    return a0 + ggml_nbytes(a) <= b0 || b0 + ggml_nbytes(b) <= a0;
 }
 
 static bool is_float(enum ggml_type t) { return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16; }
@@ -83,6 +95,10 @@ static bool check_mul_mat(const struct ggml_tensor *t)
         return false;
     if (t->ne[0] != a->ne[1] || t->ne[1] != b->ne[1] || t->ne[2] != b->ne[2] || t->ne[3] != b->ne[3])
         return false;
+    /* op_params[1]: a hint; the Hadamard one runs a transform with its own size rules, which
+     * this host does not validate */
+    if (t->op_params[1] != GGML_HINT_NONE)
+        return false;
     /* ggml_mul_mat refuses a transposed a; the kernel writes f32 rows in increasing strides */
     if (!is_row_type(a->type) || !is_float(b->type) || t->type != GGML_TYPE_F32 || ggml_is_transposed(a))
         return false;
@@ -95,6 +111,8 @@ static bool check_get_rows(const struct ggml_tensor *t)
     if (b->type != GGML_TYPE_I32 || a->ne[2] != b->ne[1] || b->ne[3] != 1)
         return false;
     if (t->ne[0] != a->ne[0] || t->ne[1] != b->ne[0] || t->ne[2] != b->ne[1] || t->ne[3] != b->ne[2])
+        return false;
+    if (!disjoint(t, a))
         return false;
     if (a->type == GGML_TYPE_I32)
         return t->type == GGML_TYPE_I32;
@@ -110,14 +128,14 @@ static bool check_set_rows(const struct ggml_tensor *t)
     if (a->ne[0] != t->ne[0] || a->ne[1] != b->ne[0] || a->ne[2] % b->ne[1] != 0 || a->ne[3] % b->ne[2] != 0)
         return false;
     return b->ne[3] == 1 && t->ne[2] == a->ne[2] && t->ne[3] == a->ne[3] && a->type == GGML_TYPE_F32 &&
-           is_store_type(t->type);
+           is_store_type(t->type) && disjoint(t, a);
 }
 
 /* DUP/CPY/CONT: same element count and a conversion the CPU copy kernels have */
 static bool check_copy(const struct ggml_tensor *t)
 {
     const struct ggml_tensor *a = t->src[0];
-    if (ggml_nelements(t) != ggml_nelements(a))
+    if (ggml_nelements(t) != ggml_nelements(a) || !disjoint(t, a))
         return false;
     if (a->type == t->type)
         return true;
@@ -140,6 +158,14 @@ static bool check_f32_rows(const struct ggml_tensor *t)
 {
     return same_shape(t, t->src[0]) && t->type == GGML_TYPE_F32 && t->src[0]->type == GGML_TYPE_F32 &&
            ggml_is_contiguous_1(t->src[0]) && ggml_is_contiguous_1(t);
+}
+
+/* NORM / RMS_NORM: op_params[0] is eps, which the kernels assert is >= 0 (NaN fails too) */
+static bool check_norm(const struct ggml_tensor *t)
+{
+    float eps;
+    memcpy(&eps, &t->op_params[0], sizeof eps);
+    return check_f32_rows(t) && eps >= 0.0f;
 }
 
 static bool check_unary(const struct ggml_tensor *t)
@@ -177,7 +203,13 @@ static bool check_rope(const struct ggml_tensor *t)
     if (!same_shape(a, t) || pos->type != GGML_TYPE_I32 || t->type != a->type ||
         (a->type != GGML_TYPE_F32 && a->type != GGML_TYPE_F16))
         return false;
-    if (n_dims <= 0 || n_dims > a->ne[0] || n_dims % 2 != 0)
+    /* op_params[15]: offset of the rotated dims in a row (the kernel asserts it fits) */
+    int64_t n_offs = t->op_params[15];
+    if (n_dims <= 0 || n_dims % 2 != 0 || n_offs < 0 || n_offs + n_dims > a->ne[0])
+        return false;
+    /* the kernel aborts on any other mode */
+    if (mode != 0 && mode != GGML_ROPE_TYPE_NEOX && mode != GGML_ROPE_TYPE_MROPE && mode != GGML_ROPE_TYPE_VISION &&
+        mode != GGML_ROPE_TYPE_IMROPE)
         return false;
     /* multi-section rope (mode bit 8) reads 4 positions per row and takes a modulo by the
      * sum of its sections (op_params[11..14]); vision rope asserts n_dims == ne0 / 2 */
@@ -213,6 +245,9 @@ static bool check_flash_attn(const struct ggml_tensor *t)
         return false;
     if (t->nb[0] > t->nb[1] || t->nb[1] > t->nb[2] || t->nb[2] > t->nb[3])
         return false;
+    /* op_params[3]: precision, the kernel knows two */
+    if (t->op_params[3] != GGML_PREC_DEFAULT && t->op_params[3] != GGML_PREC_F32)
+        return false;
     /* the kernel reads one f16 mask row of n_kv entries per query */
     if (mask && (mask->type != GGML_TYPE_F16 || mask->ne[0] < k->ne[1] || mask->ne[1] < q->ne[1] ||
                  q->ne[2] % mask->ne[2] != 0 || q->ne[3] % mask->ne[3] != 0))
@@ -220,7 +255,7 @@ static bool check_flash_attn(const struct ggml_tensor *t)
     return !sinks || (sinks->type == GGML_TYPE_F32 && sinks->ne[0] >= q->ne[2]);
 }
 
-static bool check_scale(const struct ggml_tensor *t) { return check_f32_rows(t); }
+static bool check_scale(const struct ggml_tensor *t) { return check_f32_rows(t) && ggml_is_contiguous(t->src[0]) && ggml_is_contiguous(t); }
 
 static bool check_sum_rows(const struct ggml_tensor *t)
 {
@@ -231,14 +266,15 @@ static bool check_sum_rows(const struct ggml_tensor *t)
 
 static bool check_repeat(const struct ggml_tensor *t)
 {
-    return can_repeat(t->src[0], t) && t->type == t->src[0]->type && is_float(t->type);
+    return can_repeat(t->src[0], t) && t->type == t->src[0]->type && is_float(t->type) && disjoint(t, t->src[0]);
 }
 
 static bool check_concat(const struct ggml_tensor *t)
 {
     const struct ggml_tensor *a = t->src[0], *b = t->src[1];
     int dim = t->op_params[0];
-    if (dim < 0 || dim >= GGML_MAX_DIMS || a->type != b->type || t->type != a->type)
+    if (dim < 0 || dim >= GGML_MAX_DIMS || a->type != b->type || t->type != a->type || !disjoint(t, a) ||
+        !disjoint(t, b))
         return false;
     for (int d = 0; d < GGML_MAX_DIMS; d++) {
         int64_t want = d == dim ? a->ne[d] + b->ne[d] : a->ne[d];
@@ -274,8 +310,8 @@ static const struct op_rule rules[GGML_OP_COUNT] = {
     [GGML_OP_MEAN] = {true, 1, false, false, check_sum_rows},
     [GGML_OP_REPEAT] = {true, 1, false, false, check_repeat},
     [GGML_OP_CONCAT] = {true, 2, false, false, check_concat},
-    [GGML_OP_NORM] = {true, 1, false, false, check_f32_rows},
-    [GGML_OP_RMS_NORM] = {true, 1, false, false, check_f32_rows},
+    [GGML_OP_NORM] = {true, 1, false, false, check_norm},
+    [GGML_OP_RMS_NORM] = {true, 1, false, false, check_norm},
     [GGML_OP_MUL_MAT] = {true, 2, false, false, check_mul_mat},
     [GGML_OP_SCALE] = {true, 1, false, false, check_scale},
     [GGML_OP_RESHAPE] = {true, 1, true, true, check_reshape},
@@ -307,6 +343,14 @@ uint32_t op_check_node(const struct ggml_tensor *node)
         for (int j = 0; j < GGML_MAX_SRC; j++)
             if (node->src[j] && node->src[j]->nb[0] != ggml_type_size(node->src[j]->type))
                 return APIR_BACKEND_ERR_INVALID_TENSOR;
+    }
+    /* a computing node reads each source either from elsewhere or in place (ggml-alloc
+     * reuses a source's memory, same address); a partial overlap makes the kernels' row
+     * memcpys undefined */
+    for (int j = 0; j < GGML_MAX_SRC && !r->no_compute; j++) {
+        const struct ggml_tensor *src = node->src[j];
+        if (src && src != node && src->data != node->data && !disjoint(src, node))
+            return APIR_BACKEND_ERR_INVALID_TENSOR;
     }
     if (r->check && !r->check(node))
         return APIR_BACKEND_ERR_INVALID_TENSOR;

@@ -1,0 +1,270 @@
+/* Hostile-graph sweep: a real transformer block (llama_block.h) is sent to the backend
+ * library over and over with one field of one tensor changed each time (type, op, shape,
+ * strides, op parameters, sources, offsets). Every attempt must end in a status code: if the
+ * host validation misses a combination that a ggml kernel asserts on, the process aborts
+ * and the signal handler names the mutation. The real CPU backend computes every graph the
+ * host accepts. */
+#include "apir_codec.h"
+#include "apir_forward.h"
+#include "apir_protocol.h"
+#include "apir_wire_tensor.h"
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "llama_block.h"
+#include "wire_util.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs);
+uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs, uint32_t cmd_index,
+                                 char *dec_cur, const char *dec_end, char *enc_cur, const char *enc_end,
+                                 char **enc_cur_after);
+void apir_backend_deinit(uint32_t virgl_ctx_id);
+
+#define CTX 31
+#define RES 9
+#define SHM_SIZE (1u << 20)
+static char cpu_path[PATH_MAX];
+static uint8_t *shm;
+static const char *get_config(uint32_t c, const char *key) { return strcmp(key, APIR_KEY_GGML_LIBRARY_PATH) ? NULL : cpu_path; }
+static void *get_shmem_ptr(uint32_t c, uint32_t res) { return res == RES ? shm : NULL; }
+static uint64_t get_shmem_size(uint32_t c, uint32_t res) { return res == RES ? SHM_SIZE : 0; }
+static struct virgl_apir_callbacks cbs = {get_config, get_shmem_ptr, get_shmem_size};
+
+static uint8_t *args, reply[256];
+static struct apir_encoder a;
+static struct apir_decoder r;
+static uint32_t call(uint32_t cmd)
+{
+    char *end = NULL;
+    uint32_t st = apir_backend_dispatcher(CTX, &cbs, cmd, (char *)args, (char *)args + a.pos, (char *)reply,
+                                          (char *)reply + sizeof reply, &end);
+    apir_decoder_init(&r, reply, end ? (size_t)(end - (char *)reply) : 0);
+    return st;
+}
+
+static char current[256];
+static void on_signal(int sig)
+{
+    char msg[400];
+    int n = snprintf(msg, sizeof msg, "\nsignal %d while running mutation: %s\n", sig, current);
+    /* (ggml's own message above names the kernel that gave up) */
+    if (write(2, msg, (size_t)n) < 0)
+        _exit(3);
+    _exit(2);
+}
+
+static void pick_cpu(void)
+{
+    DIR *d = opendir(GGML_LIB_DIR);
+    int best = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "libggml-cpu-", 12) || n < 4 || strcmp(e->d_name + n - 3, ".so"))
+            continue;
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", GGML_LIB_DIR, e->d_name);
+        void *h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
+        int (*score)(void) = NULL;
+        if (h)
+            *(void **)&score = dlsym(h, "ggml_backend_score");
+        int s = score ? score() : 0;
+        if (s > best) {
+            best = s;
+            snprintf(cpu_path, sizeof cpu_path, "%s", p);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
+static struct apir_wire_tensor wire[MAX_T];
+static uint32_t nodes[MAX_T], n_wire, n_nodes, backend_h;
+static unsigned counts[16], runs;
+
+static void send_graph(void)
+{
+    apir_encoder_init(&a, args, 1u << 20);
+    apir_put_u32(&a, backend_h);
+    wt_put_graph(&a, wire, n_wire, nodes, n_nodes);
+    uint32_t st = call(APIR_CMD_GRAPH_COMPUTE);
+    counts[st < 16 ? st : 15]++;
+    runs++;
+}
+
+static uint32_t seed = 12345;
+static uint32_t rnd(void)
+{
+    seed = seed * 1664525u + 1013904223u;
+    return seed >> 8;
+}
+
+int main(int argc, char **argv)
+{
+    pick_cpu();
+    if (!cpu_path[0])
+        return 1;
+    setenv(APIR_ENV_BACKEND_LOG, "/dev/null", 1);
+    setenv("GGML_NO_BACKTRACE", "1", 1);
+    signal(SIGABRT, on_signal);
+    signal(SIGSEGV, on_signal);
+    signal(SIGFPE, on_signal);
+    signal(SIGBUS, on_signal);
+    shm = calloc(1, SHM_SIZE);
+    args = malloc(1u << 20);
+
+    /* the block, laid out by ggml-alloc in a (guest-side) CPU buffer to get its offsets */
+    struct ggml_init_params ip = {MAX_T * ggml_tensor_overhead() + ggml_graph_overhead(), NULL, true};
+    struct ggml_context *ctx = ggml_init(ip);
+    struct model m;
+    struct ggml_cgraph *gf = build(ctx, &m);
+    ggml_backend_buffer_t gbuf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_cpu_buffer_type());
+    const char *base = ggml_backend_buffer_get_base(gbuf);
+    size_t size = ggml_backend_buffer_get_size(gbuf);
+
+    if (apir_backend_initialize(CTX, &cbs) != 0)
+        return 1;
+    apir_encoder_init(&a, args, 1u << 20);
+    apir_put_u32(&a, 1); /* the CPU buffer type: first handle of a fresh context */
+    apir_put_u64(&a, size);
+    if (call(APIR_CMD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
+        return 1;
+    uint32_t buf = apir_get_u32(&r);
+    apir_encoder_init(&a, args, 1u << 20);
+    apir_put_u32(&a, 0);
+    call(APIR_CMD_BACKEND_INIT);
+    backend_h = apir_get_u32(&r);
+    /* small valid-looking contents: zeros, so every row index is 0 */
+
+    n_nodes = (uint32_t)ggml_graph_n_nodes(gf);
+    for (uint32_t i = 0; i < n_nodes; i++)
+        add_tensor(ggml_graph_node(gf, i));
+    n_wire = (uint32_t)n_list;
+    for (uint32_t i = 0; i < n_wire; i++)
+        wire_of(list[i], &wire[i], buf, base);
+    for (uint32_t i = 0; i < n_nodes; i++)
+        nodes[i] = (uint32_t)index_of(ggml_graph_node(gf, i));
+
+    snprintf(current, sizeof current, "unmodified block");
+    send_graph();
+    if (counts[APIR_BACKEND_OK] != 1) {
+        fprintf(stderr, "the unmodified block was refused\n");
+        return 1;
+    }
+
+    if (argc > 1 && !strcmp(argv[1], "--time")) {
+        for (int i = 0; i < 100; i++)
+            send_graph();
+        printf("%u computed\n", counts[0]);
+        return 0;
+    }
+    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    if (getenv("MUTATION_SEED"))
+        seed = (uint32_t)strtoul(getenv("MUTATION_SEED"), NULL, 0);
+    for (uint32_t i = 0; i < n_wire; i++) {
+        struct apir_wire_tensor saved = wire[i];
+        char nm[128];
+        snprintf(nm, sizeof nm, "%s' (%s", list[i]->name, ggml_op_name((enum ggml_op)saved.op));
+        for (uint32_t ty = 0; ty < GGML_TYPE_COUNT; ty++) {
+            snprintf(current, sizeof current, "tensor %u '%s) type %u", i, nm, ty);
+            wire[i].type = ty;
+            send_graph();
+            wire[i] = saved;
+        }
+        for (uint32_t op = 0; op < GGML_OP_COUNT; op += quick ? 7 : 1) {
+            snprintf(current, sizeof current, "tensor %u '%s) op %u", i, nm, op);
+            wire[i].op = op;
+            send_graph();
+            wire[i] = saved;
+        }
+        for (int d = 0; d < 4; d++) {
+            int64_t ne_vals[] = {saved.ne[d] + 1, saved.ne[d] * 2, 1, saved.ne[d] > 1 ? saved.ne[d] - 1 : 2, 32};
+            for (unsigned k = 0; k < sizeof ne_vals / sizeof *ne_vals; k++) {
+                snprintf(current, sizeof current, "tensor %u '%s) ne[%d] = %lld", i, nm, d, (long long)ne_vals[k]);
+                wire[i].ne[d] = ne_vals[k];
+                send_graph();
+                wire[i] = saved;
+            }
+            uint64_t nb_vals[] = {saved.nb[d] / 2, saved.nb[d] * 2, saved.nb[d] + 1, 0, 4};
+            for (unsigned k = 0; k < sizeof nb_vals / sizeof *nb_vals; k++) {
+                snprintf(current, sizeof current, "tensor %u '%s) nb[%d] = %llu", i, nm, d, (unsigned long long)nb_vals[k]);
+                wire[i].nb[d] = nb_vals[k];
+                send_graph();
+                wire[i] = saved;
+            }
+        }
+        for (int p = 0; p < 16; p++) {
+            int32_t vals[] = {0, 1, -1, 2, 3, 8, 24, 40, 0x7fffffff, (int32_t)0x80000000, (int32_t)rnd()};
+            for (unsigned k = 0; k < sizeof vals / sizeof *vals; k += quick ? 3 : 1) {
+                snprintf(current, sizeof current, "tensor %u '%s) op_params[%d] = %d", i, nm, p, vals[k]);
+                wire[i].op_params[p] = vals[k];
+                send_graph();
+                wire[i] = saved;
+            }
+        }
+        for (int j = 0; j < 6; j++) {
+            for (uint32_t s = 0; s <= i + 1; s += quick ? 5 : 1) {
+                snprintf(current, sizeof current, "tensor %u '%s) src[%d] = %u", i, nm, j, s);
+                wire[i].src[j] = s;
+                send_graph();
+                wire[i] = saved;
+            }
+        }
+        uint64_t offs[] = {saved.data_offset + 4, saved.data_offset + 2, 0, size - 64};
+        for (unsigned k = 0; k < sizeof offs / sizeof *offs; k++) {
+            snprintf(current, sizeof current, "tensor %u '%s) data_offset = %llu", i, nm, (unsigned long long)offs[k]);
+            wire[i].data_offset = offs[k];
+            send_graph();
+            wire[i] = saved;
+        }
+    }
+    /* random combinations of up to three changes, from a fixed seed */
+    int rounds = quick ? 3000 : 20000;
+    for (int k = 0; k < rounds; k++) {
+        struct apir_wire_tensor *saved_all = malloc(sizeof wire);
+        memcpy(saved_all, wire, sizeof wire);
+        int n_changes = 1 + (int)(rnd() % 3);
+        int len = snprintf(current, sizeof current, "random round %d:", k);
+        for (int c = 0; c < n_changes; c++) {
+            uint32_t i = rnd() % n_wire;
+            struct apir_wire_tensor *w = &wire[i];
+            int what = (int)(rnd() % 9), d = (int)(rnd() % 4);
+            int64_t small = (int64_t)(rnd() % 70) - 3;
+            switch (what) {
+            case 0: w->type = rnd() % (GGML_TYPE_COUNT + 2); break;
+            case 1: w->ne[d] = small; break;
+            case 2: w->nb[d] = (uint64_t)(rnd() % 4096); break;
+            case 3: w->op_params[rnd() % 16] = (int32_t)rnd() - (1 << 23); break;
+            case 4: w->op_params[rnd() % 4] = (int32_t)(rnd() % 50) - 2; break;
+            case 5: w->src[rnd() % 5] = rnd() % (i + 2); break;
+            case 6: w->view_src = rnd() % (i + 1); w->view_offs = rnd() % 512; break;
+            case 7: w->data_offset = (uint64_t)(rnd() % (uint32_t)size); break;
+            case 8: w->op = rnd() % (GGML_OP_COUNT + 1); break;
+            }
+            if (len < (int)sizeof current - 40)
+                len += snprintf(current + len, sizeof current - (size_t)len, " t%u.f%d.d%d", i, what, d);
+        }
+        send_graph();
+        memcpy(wire, saved_all, sizeof wire);
+        free(saved_all);
+    }
+    printf("%u hostile graphs: %u computed, %u invalid, %u unsupported, %u bounds, %u other\n", runs,
+           counts[APIR_BACKEND_OK], counts[APIR_BACKEND_ERR_INVALID_TENSOR], counts[APIR_BACKEND_ERR_UNSUPPORTED],
+           counts[APIR_BACKEND_ERR_BOUNDS],
+           runs - counts[0] - counts[APIR_BACKEND_ERR_INVALID_TENSOR] - counts[APIR_BACKEND_ERR_UNSUPPORTED] -
+               counts[APIR_BACKEND_ERR_BOUNDS]);
+    apir_backend_deinit(CTX);
+    ggml_backend_buffer_free(gbuf);
+    ggml_free(ctx);
+    free(args);
+    free(shm);
+    return 0;
+}
