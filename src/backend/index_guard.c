@@ -10,6 +10,7 @@
 struct region {
     const void *buffer;
     uint64_t start, end; /* [start, end) from the buffer base */
+    int pos;             /* position of the node that reads these indices */
 };
 
 static bool is_index_node(const struct ggml_tensor *t) { return t->op == GGML_OP_GET_ROWS || t->op == GGML_OP_SET_ROWS; }
@@ -29,11 +30,11 @@ static bool writes(const struct ggml_tensor *t)
     }
 }
 
-static struct region region_of(const struct ggml_tensor *t)
+static struct region region_of(const struct ggml_tensor *t, int pos)
 {
     uint64_t start = (uint64_t)((const char *)t->data - (const char *)ggml_backend_buffer_get_base(t->buffer));
     /* decoding checked that the extent (ggml_nbytes) fits in the buffer */
-    return (struct region){t->buffer, start, start + ggml_nbytes(t)};
+    return (struct region){t->buffer, start, start + ggml_nbytes(t), pos};
 }
 
 static int cmp_region(const void *pa, const void *pb)
@@ -44,21 +45,81 @@ static int cmp_region(const void *pa, const void *pb)
     return a->start < b->start ? -1 : a->start > b->start;
 }
 
-/* does w overlap any of the n sorted regions r (max_end[i]: the largest end among the
- * regions of r[i]'s buffer up to i)? O(log n) */
-static bool overlaps(const struct region *r, const uint64_t *max_end, uint32_t n, struct region w)
+static int cmp_pos_desc(const void *pa, const void *pb)
 {
-    /* last region with (buffer, start) < (w.buffer, w.end) */
+    const struct region *a = *(const struct region *const *)pa, *b = *(const struct region *const *)pb;
+    return a->pos < b->pos ? 1 : a->pos > b->pos ? -1 : 0;
+}
+
+/* first region >= (buffer, start) in the sorted array */
+static uint32_t lower_bound(const struct region *r, uint32_t n, const void *buffer, uint64_t start)
+{
+    struct region key = {buffer, start, 0, 0};
     uint32_t lo = 0, hi = n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        struct region key = {w.buffer, w.end, 0};
         if (cmp_region(&r[mid], &key) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo > 0 && r[lo - 1].buffer == w.buffer && max_end[lo - 1] > w.start;
+    return lo;
+}
+
+/* range-max tree over the regions' ends; 0 = not active */
+struct max_tree {
+    uint64_t *v;
+    uint32_t n;
+};
+
+static void tree_set(struct max_tree *t, uint32_t i, uint64_t value)
+{
+    i += t->n;
+    t->v[i] = value;
+    for (i >>= 1; i; i >>= 1)
+        t->v[i] = t->v[2 * i] > t->v[2 * i + 1] ? t->v[2 * i] : t->v[2 * i + 1];
+}
+
+static uint64_t tree_max(const struct max_tree *t, uint32_t l, uint32_t r)
+{
+    uint64_t m = 0;
+    for (l += t->n, r += t->n; l < r; l >>= 1, r >>= 1) {
+        if (l & 1 && t->v[l] > m)
+            m = t->v[l];
+        if (l & 1)
+            l++;
+        if (r & 1 && t->v[r - 1] > m)
+            m = t->v[r - 1];
+    }
+    return m;
+}
+
+/* Nodes run in graph order, so a node may reuse the memory of indices that were read before
+ * it (ggml-alloc does exactly that), but no node at or before a GET_ROWS/SET_ROWS may write
+ * its indices. Walking the graph backwards, the indices read at or after the current node are
+ * "active"; a writing node must not overlap an active region. O(n log n) in all. */
+static bool written_before_read(struct ggml_cgraph *graph, struct region *r, uint32_t n, struct region **by_pos,
+                                struct max_tree *tree, const struct ggml_tensor **culprit)
+{
+    qsort(r, n, sizeof *r, cmp_region);
+    for (uint32_t i = 0; i < n; i++)
+        by_pos[i] = &r[i];
+    qsort(by_pos, n, sizeof *by_pos, cmp_pos_desc);
+    uint32_t k = 0;
+    for (int q = ggml_graph_n_nodes(graph) - 1; q >= 0; q--) {
+        for (; k < n && by_pos[k]->pos == q; k++)
+            tree_set(tree, (uint32_t)(by_pos[k] - r), by_pos[k]->end);
+        struct ggml_tensor *t = ggml_graph_node(graph, q);
+        if (!writes(t))
+            continue;
+        struct region w = region_of(t, q);
+        uint32_t lo = lower_bound(r, n, w.buffer, 0), hi = lower_bound(r, n, w.buffer, w.end);
+        if (lo < hi && tree_max(tree, lo, hi) > w.start) {
+            *culprit = t;
+            return true;
+        }
+    }
+    return false;
 }
 
 uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
@@ -72,10 +133,12 @@ uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
         return APIR_BACKEND_OK;
 
     struct region *r = malloc((size_t)n * sizeof *r);
-    uint64_t *max_end = malloc((size_t)n * sizeof *max_end);
+    struct region **by_pos = malloc((size_t)n * sizeof *by_pos);
+    struct max_tree tree = {calloc(2 * (size_t)n, sizeof(uint64_t)), n};
     out->nodes = malloc((size_t)n * sizeof *out->nodes);
     uint32_t st = APIR_BACKEND_OK;
-    if (!r || !max_end || !out->nodes) {
+    const struct ggml_tensor *culprit = NULL;
+    if (!r || !by_pos || !tree.v || !out->nodes) {
         st = APIR_BACKEND_ERR_OUT_OF_MEMORY;
         goto done;
     }
@@ -88,23 +151,17 @@ uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
             st = APIR_BACKEND_ERR_UNSUPPORTED;
             goto done;
         }
-        r[out->n] = region_of(t->src[1]);
+        r[out->n] = region_of(t->src[1], i);
         out->nodes[out->n++] = t;
     }
-    qsort(r, n, sizeof *r, cmp_region);
-    for (uint32_t i = 0; i < n; i++)
-        max_end[i] = (i > 0 && r[i - 1].buffer == r[i].buffer && max_end[i - 1] > r[i].end) ? max_end[i - 1] : r[i].end;
-    for (int i = 0; i < n_nodes; i++) {
-        struct ggml_tensor *t = ggml_graph_node(graph, i);
-        if (writes(t) && overlaps(r, max_end, n, region_of(t))) {
-            blog("graph: node '%s' writes row indices read by GET_ROWS/SET_ROWS in the same graph", t->name);
-            st = APIR_BACKEND_ERR_UNSUPPORTED;
-            goto done;
-        }
+    if (written_before_read(graph, r, n, by_pos, &tree, &culprit)) {
+        blog("graph: node '%s' writes row indices that a later GET_ROWS/SET_ROWS reads", culprit->name);
+        st = APIR_BACKEND_ERR_UNSUPPORTED;
     }
 done:
     free(r);
-    free(max_end);
+    free(by_pos);
+    free(tree.v);
     if (st != APIR_BACKEND_OK)
         index_guard_free(out);
     return st;
