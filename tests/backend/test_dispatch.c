@@ -131,6 +131,18 @@ static void test_init_errors(const char *cpu)
     cfg_reg = "ggml_backend_no_such_reg";
     CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_REG_NAMED_MISSING);
     CHECK(log_has("ggml_backend_no_such_reg"));
+    /* a library whose registration fails, has another API version, or has no device */
+    cfg_path = FAKE_GGML_LIB;
+    cfg_reg = NULL;
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_REG_SYMBOL_MISSING);
+    cfg_reg = "fake_reg_null";
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_REG_FAILED);
+    cfg_reg = "fake_reg_old_api";
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_API_VERSION);
+    CHECK(log_has("version 1") && log_has("v0.5.0"));
+    cfg_reg = "fake_reg_no_device";
+    CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_NO_DEVICE);
+    cfg_path = cpu;
     cfg_reg = "";
     /* not initialized yet */
     begin();
