@@ -8,6 +8,16 @@
 #include "tensor_validate.h"
 
 #include <string.h>
+#include <unistd.h>
+
+/* Host-memory buffers larger than the host's RAM cannot succeed; refusing them up front keeps
+ * a hostile size from reaching the allocator at all (sanitizer allocators abort on absurd
+ * sizes instead of returning NULL). */
+static uint64_t host_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
+}
 
 /* a 1-D byte tensor over [offset, offset+size) of buf, for ggml's tensor transfer calls,
  * which work for every backend; the caller has checked the range */
@@ -44,6 +54,10 @@ uint32_t cmd_buft_alloc_buffer(struct cmd_call *c)
         return APIR_BACKEND_ERR_HANDLE;
     if (size == 0 || size > ggml_backend_buft_get_max_size(buft))
         return APIR_BACKEND_ERR_BOUNDS;
+    if (ggml_backend_buft_is_host(buft) && size > host_memory()) {
+        blog("refusing a %llu-byte host buffer: more than this host's memory", (unsigned long long)size);
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    }
     ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(buft, (size_t)size);
     if (!buf) {
         blog("cannot allocate a buffer of %llu bytes in %s", (unsigned long long)size, ggml_backend_buft_name(buft));

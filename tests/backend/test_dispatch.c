@@ -205,8 +205,16 @@ static void check_mul_mat(uint32_t ctx, uint32_t buf, const float *A, const floa
 static void test_session(const char *cpu)
 {
     cfg_path = cpu;
+    ggml_log_callback before_cb, cb;
+    void *before_ud, *ud;
+    ggml_log_get(&before_cb, &before_ud);
     CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_SUCCESS);
     CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_ALREADY);
+    /* the host ggml's own log goes to the backend library's log while a context lives */
+    ggml_log_get(&cb, &ud);
+    CHECK(cb != before_cb);
+    cb(GGML_LOG_LEVEL_INFO, "a line from the host ggml\n", ud);
+    CHECK(log_has("a line from the host ggml"));
 
     /* framing: unknown command, trailing bytes, short reply page */
     begin();
@@ -261,6 +269,11 @@ static void test_session(const char *cpu)
     apir_put_u32(&a, buft);
     apir_put_u64(&a, 4096);
     CHECK_EQ(call_cap(1, APIR_CMD_BUFT_ALLOC_BUFFER, 8), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
+    /* more than the host has: refused before any allocation */
+    begin();
+    apir_put_u32(&a, buft);
+    apir_put_u64(&a, 1ull << 50);
+    CHECK_EQ(call(1, APIR_CMD_BUFT_ALLOC_BUFFER), APIR_BACKEND_ERR_OUT_OF_MEMORY);
     uint32_t buf = alloc_buffer(1, buft, 4096);
     CHECK(buf != 0);
 
@@ -457,6 +470,9 @@ static void test_session(const char *cpu)
     CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_SUCCESS);
     CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_OK);
     apir_backend_deinit(1);
+    /* the last context gone, ggml's logger is what it was */
+    ggml_log_get(&cb, &ud);
+    CHECK(cb == before_cb && ud == before_ud);
 }
 
 int main(void)
