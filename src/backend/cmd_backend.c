@@ -10,13 +10,13 @@
 
 /* Backends that take a thread count (the CPU backend) get one per online CPU: ggml's default
  * (4) oversubscribes small hosts, where its spinning barriers then cost milliseconds a node. */
-static void set_threads(struct backend_ctx *ctx, ggml_backend_t backend)
+static void set_threads(ggml_backend_t backend)
 {
-    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(ggml_backend_get_device(backend));
+    ggml_backend_dev_t dev = ggml_backend_get_device(backend);
+    ggml_backend_reg_t reg = dev ? ggml_backend_dev_backend_reg(dev) : NULL;
     ggml_backend_set_n_threads_t set_n_threads =
         reg ? (ggml_backend_set_n_threads_t)ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads") : NULL;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    (void)ctx;
     if (set_n_threads && n > 0)
         set_n_threads(backend, n > 512 ? 512 : (int)n);
 }
@@ -37,7 +37,7 @@ uint32_t cmd_backend_init(struct cmd_call *c)
         free(s);
         return APIR_BACKEND_ERR_BACKEND;
     }
-    set_threads(c->ctx, s->backend);
+    set_threads(s->backend);
     uint32_t h = handle_table_add(&c->ctx->handles, HANDLE_BACKEND, s);
     if (!h) {
         ggml_backend_free(s->backend);
