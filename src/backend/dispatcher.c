@@ -94,7 +94,7 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
     }
     if (st != APIR_BACKEND_OK && st != APIR_BACKEND_ERR_REPLY_TOO_SMALL)
         blog("context %u: %s failed with status %u", virgl_ctx_id, e->name, st);
-    if (st == APIR_BACKEND_OK && enc_cur_after)
+    if (st == APIR_BACKEND_OK && enc_cur_after && c.enc.pos) /* (no arithmetic on a NULL page) */
         *enc_cur_after = enc_cur + c.enc.pos;
     backend_ctx_release(ctx);
     return st;
