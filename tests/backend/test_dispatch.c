@@ -451,6 +451,23 @@ static void test_session(const char *cpu)
     CHECK(buf3 != 0 && buf3 != buf);
     CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
 
+    /* no argument bytes and no reply page at all (NULL ranges) */
+    {
+        char *end = (char *)1;
+        CHECK_EQ(apir_backend_dispatcher(1, &cbs, APIR_CMD_GET_INFO, NULL, NULL, NULL, NULL, &end),
+                 APIR_BACKEND_ERR_REPLY_TOO_SMALL);
+        CHECK(end == NULL);
+        CHECK_EQ(apir_backend_dispatcher(1, NULL, APIR_CMD_BACKEND_FREE, NULL, NULL, NULL, NULL, NULL),
+                 APIR_BACKEND_ERR_DECODE);
+        CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf3, 0, 16, RES_ID, 0), APIR_BACKEND_OK);
+        begin();
+        apir_put_u32(&a, buf3);
+        apir_put_u8(&a, 7);
+        CHECK_EQ(apir_backend_dispatcher(1, NULL, APIR_CMD_BUFFER_CLEAR, (char *)args, (char *)args + a.pos, NULL, NULL,
+                                         NULL),
+                 APIR_BACKEND_OK);
+    }
+
     /* leave a computed graph, a backend and buffers live, then disconnect both contexts */
     mul_mat_tensors(t, buf3);
     begin();
