@@ -137,8 +137,9 @@ static bool check_copy(const struct ggml_tensor *t)
     const struct ggml_tensor *a = t->src[0];
     if (ggml_nelements(t) != ggml_nelements(a) || !disjoint(t, a))
         return false;
+    /* same type: a byte copy; for block types only the packed case is row-for-row safe */
     if (a->type == t->type)
-        return true;
+        return ggml_blck_size(a->type) == 1 || (ggml_is_contiguous(a) && ggml_is_contiguous(t));
     if (is_float(a->type) && is_float(t->type))
         return true;
     if ((a->type == GGML_TYPE_I32 && t->type == GGML_TYPE_F32) || (a->type == GGML_TYPE_F32 && t->type == GGML_TYPE_I32))
@@ -273,8 +274,9 @@ static bool check_concat(const struct ggml_tensor *t)
 {
     const struct ggml_tensor *a = t->src[0], *b = t->src[1];
     int dim = t->op_params[0];
+    /* the generic kernel copies ne0 elements of type_size bytes: block types would overrun */
     if (dim < 0 || dim >= GGML_MAX_DIMS || a->type != b->type || t->type != a->type || !disjoint(t, a) ||
-        !disjoint(t, b))
+        !disjoint(t, b) || ggml_blck_size(a->type) != 1)
         return false;
     for (int d = 0; d < GGML_MAX_DIMS; d++) {
         int64_t want = d == dim ? a->ne[d] + b->ne[d] : a->ne[d];
