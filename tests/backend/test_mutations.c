@@ -226,6 +226,26 @@ int main(int argc, char **argv)
             wire[i] = saved;
         }
     }
+    /* one type for a node and all its sources at once: same-type combinations (f16, bf16,
+     * i16; i32 for f32) that single changes never produce */
+    for (uint32_t i = 0; i < n_wire; i++) {
+        if (wire[i].op == GGML_OP_NONE)
+            continue;
+        for (uint32_t ty = 0; ty < GGML_TYPE_COUNT; ty++) {
+            struct apir_wire_tensor *saved_all = malloc(sizeof wire);
+            memcpy(saved_all, wire, sizeof wire);
+            wire[i].type = ty;
+            for (int j = 0; j < APIR_WIRE_MAX_SRC; j++)
+                if (wire[i].src[j] && wire[i].src[j] != i + 1)
+                    wire[wire[i].src[j] - 1].type = ty;
+            snprintf(current, sizeof current, "tensor %u (%s) and its sources: type %u", i,
+                     ggml_op_name((enum ggml_op)wire[i].op), ty);
+            send_graph();
+            memcpy(wire, saved_all, sizeof wire);
+            free(saved_all);
+        }
+    }
+
     /* random combinations of up to three changes, from a fixed seed */
     int rounds = quick ? 3000 : 20000;
     for (int k = 0; k < rounds; k++) {
