@@ -222,7 +222,7 @@ static bool check_rope(const struct ggml_tensor *t)
                 return false;
             sum += t->op_params[i];
         }
-        if (sum <= 0 || sum > INT32_MAX)
+        if (sum <= 0 || sum > a->ne[0]) /* the kernel asserts sum <= ne0 */
             return false;
     }
     if (mode == GGML_ROPE_TYPE_VISION && n_dims * 2 != a->ne[0])

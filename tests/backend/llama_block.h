@@ -110,4 +110,47 @@ static struct ggml_cgraph *build(struct ggml_context *ctx, struct model *m)
     return gf;
 }
 
+/* The offloaded ops the block does not use (sub, div, repeat, sqr, sqrt, norm, concat,
+ * sum_rows, mean, argsort, fused geglu, dup, soft_max with sinks, flash attention with mask
+ * and sinks, multi-section rope), for the hostile-graph sweep. */
+static struct ggml_cgraph *build_misc(struct ggml_context *ctx)
+{
+    struct ggml_tensor *a = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 8, 6);
+    struct ggml_tensor *b = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 8, 6);
+    struct ggml_tensor *c = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 8);
+    struct ggml_tensor *x = ggml_div(ctx, ggml_sub(ctx, a, b), ggml_repeat(ctx, c, a));
+    struct ggml_tensor *n = ggml_norm(ctx, ggml_sqrt(ctx, ggml_sqr(ctx, x)), 1e-5f);
+    struct ggml_tensor *cat = ggml_concat(ctx, n, a, 1);
+    struct ggml_tensor *sum = ggml_sum_rows(ctx, cat);
+    struct ggml_tensor *mean = ggml_mean(ctx, cat);
+    struct ggml_tensor *order = ggml_argsort(ctx, cat, GGML_SORT_ORDER_DESC);
+    struct ggml_tensor *gl = ggml_dup(ctx, ggml_geglu(ctx, cat));
+
+    struct ggml_tensor *kq = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, 6, 5, 2);
+    struct ggml_tensor *sinks = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 2);
+    struct ggml_tensor *sm = ggml_soft_max_ext(ctx, kq, NULL, 0.5f, 0.0f);
+    ggml_soft_max_add_sinks(sm, sinks);
+
+    struct ggml_tensor *q = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, 16, 5, 2, 1);
+    struct ggml_tensor *k = ggml_new_tensor_4d(ctx, GGML_TYPE_F16, 16, 8, 2, 1);
+    struct ggml_tensor *v = ggml_new_tensor_4d(ctx, GGML_TYPE_F16, 16, 8, 2, 1);
+    struct ggml_tensor *mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, 8, 64);
+    struct ggml_tensor *fa = ggml_flash_attn_ext(ctx, q, k, v, mask, 0.25f, 0.0f, 0.0f);
+    ggml_flash_attn_ext_add_sinks(fa, sinks);
+
+    struct ggml_tensor *h = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, 16, 2, 5);
+    struct ggml_tensor *pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, 20);
+    int sections[GGML_MROPE_SECTIONS] = {2, 2, 2, 2};
+    struct ggml_tensor *mr = ggml_rope_multi(ctx, h, pos, NULL, 16, sections, GGML_ROPE_TYPE_MROPE, 0, 10000.0f, 1.0f,
+                                             0.0f, 1.0f, 0.0f, 0.0f);
+
+    struct ggml_cgraph *gf = ggml_new_graph(ctx);
+    struct ggml_tensor *outs[] = {sum, mean, order, gl, sm, fa, mr};
+    for (unsigned i = 0; i < sizeof outs / sizeof *outs; i++) {
+        ggml_set_output(outs[i]);
+        ggml_build_forward_expand(gf, outs[i]);
+    }
+    return gf;
+}
+
 #endif
