@@ -60,7 +60,7 @@ struct model {
     struct ggml_tensor *out, *fa, *kupd;
 };
 
-static struct ggml_cgraph *build(struct ggml_context *ctx, struct model *m)
+static inline struct ggml_cgraph *build(struct ggml_context *ctx, struct model *m)
 {
     m->tok = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, N_EMBD, N_VOCAB);
     m->ids = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, N_TOK);
@@ -113,7 +113,7 @@ static struct ggml_cgraph *build(struct ggml_context *ctx, struct model *m)
 /* The offloaded ops the block does not use (sub, div, repeat, sqr, sqrt, norm, concat,
  * sum_rows, mean, argsort, fused geglu, dup, soft_max with sinks, flash attention with mask
  * and sinks, multi-section rope), for the hostile-graph sweep. */
-static struct ggml_cgraph *build_misc(struct ggml_context *ctx)
+static inline struct ggml_cgraph *build_misc(struct ggml_context *ctx)
 {
     struct ggml_tensor *a = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 8, 6);
     struct ggml_tensor *b = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 8, 6);
