@@ -31,6 +31,9 @@ struct backend_ctx {
     struct backend_device *devices;
     struct handle_table handles;
     pthread_mutex_t call_lock; /* one FORWARD command at a time per context */
+    /* first failure of a command run without a reply (APIR_BACKEND_OK: none); returned by
+     * the next command that waits (apir_forward.h, fire-and-forget). Under call_lock. */
+    uint32_t deferred_error;
     /* registry bookkeeping */
     unsigned users; /* dispatch calls running */
     pthread_cond_t idle;

@@ -153,6 +153,30 @@ static uint32_t transfer(struct cmd_call *c, bool to_buffer)
 uint32_t cmd_buffer_set(struct cmd_call *c) { return transfer(c, true); }
 uint32_t cmd_buffer_get(struct cmd_call *c) { return transfer(c, false); }
 
+/* SET_INLINE: the data is the rest of the (private copy of the) message */
+uint32_t cmd_buffer_set_inline(struct cmd_call *c)
+{
+    uint32_t h = apir_get_u32(&c->dec);
+    uint64_t offset = apir_get_u64(&c->dec);
+    uint32_t size = apir_get_u32(&c->dec);
+    if (c->dec.error)
+        return APIR_BACKEND_ERR_DECODE;
+    if (size > APIR_MAX_INLINE_SET)
+        return APIR_BACKEND_ERR_BOUNDS;
+    const void *data = apir_get_view(&c->dec, size);
+    ARGS_DONE(c);
+    if (!data && size)
+        return APIR_BACKEND_ERR_DECODE;
+    ggml_backend_buffer_t buf;
+    uint32_t st = buffer_range(c, h, offset, size, &buf);
+    if (st != APIR_BACKEND_OK || size == 0)
+        return st;
+    struct ggml_tensor t;
+    byte_view(&t, buf, offset, size);
+    ggml_backend_tensor_set(&t, data, 0, size);
+    return APIR_BACKEND_OK;
+}
+
 uint32_t cmd_buffer_copy(struct cmd_call *c)
 {
     uint32_t src_h = apir_get_u32(&c->dec);

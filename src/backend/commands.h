@@ -37,6 +37,7 @@ uint32_t cmd_buffer_memset(struct cmd_call *c);
 uint32_t cmd_buffer_set(struct cmd_call *c);
 uint32_t cmd_buffer_get(struct cmd_call *c);
 uint32_t cmd_buffer_copy(struct cmd_call *c);
+uint32_t cmd_buffer_set_inline(struct cmd_call *c);
 
 uint32_t cmd_backend_init(struct cmd_call *c);
 uint32_t cmd_backend_free(struct cmd_call *c);

@@ -13,6 +13,7 @@ struct cmd_entry {
     const char *name;
     uint32_t reply_size; /* fixed reply bytes, checked before the command acts (0: none or
                           * variable, checked after encoding) */
+    bool waits;          /* a point where the guest waits: reports a deferred error first */
 };
 
 static const struct cmd_entry commands[APIR_CMD_COUNT] = {
@@ -27,13 +28,14 @@ static const struct cmd_entry commands[APIR_CMD_COUNT] = {
     [APIR_CMD_BUFFER_CLEAR] = {cmd_buffer_clear, "BUFFER_CLEAR", 0},
     [APIR_CMD_BUFFER_MEMSET] = {cmd_buffer_memset, "BUFFER_MEMSET", 0},
     [APIR_CMD_BUFFER_SET] = {cmd_buffer_set, "BUFFER_SET", 0},
-    [APIR_CMD_BUFFER_GET] = {cmd_buffer_get, "BUFFER_GET", 0},
+    [APIR_CMD_BUFFER_GET] = {cmd_buffer_get, "BUFFER_GET", 0, true},
     [APIR_CMD_BUFFER_COPY] = {cmd_buffer_copy, "BUFFER_COPY", 1},
     [APIR_CMD_BACKEND_INIT] = {cmd_backend_init, "BACKEND_INIT", 4},
     [APIR_CMD_BACKEND_FREE] = {cmd_backend_free, "BACKEND_FREE", 0},
-    [APIR_CMD_GRAPH_COMPUTE] = {cmd_graph_compute, "GRAPH_COMPUTE", 4},
-    [APIR_CMD_GRAPH_RECOMPUTE] = {cmd_graph_recompute, "GRAPH_RECOMPUTE", 4},
-    [APIR_CMD_BACKEND_SYNCHRONIZE] = {cmd_backend_synchronize, "BACKEND_SYNCHRONIZE", 4},
+    [APIR_CMD_GRAPH_COMPUTE] = {cmd_graph_compute, "GRAPH_COMPUTE", 4, true},
+    [APIR_CMD_GRAPH_RECOMPUTE] = {cmd_graph_recompute, "GRAPH_RECOMPUTE", 4, true},
+    [APIR_CMD_BACKEND_SYNCHRONIZE] = {cmd_backend_synchronize, "BACKEND_SYNCHRONIZE", 4, true},
+    [APIR_CMD_BUFFER_SET_INLINE] = {cmd_buffer_set_inline, "BUFFER_SET_INLINE", 0},
 };
 
 EXPORT uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs)
@@ -69,7 +71,9 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
         *enc_cur_after = enc_cur;
     if (cmd_index >= APIR_CMD_COUNT || !commands[cmd_index].fn)
         return APIR_BACKEND_ERR_UNKNOWN_CMD;
-    /* a NULL end (or start) means an empty range */
+    /* a NULL end (or start) means an empty range; a NULL start means no reply at all
+     * (the component's reply_res_id 0): nobody will see this command's status */
+    bool no_reply = !enc_cur;
     size_t dec_len = dec_cur && dec_end && dec_end > dec_cur ? (size_t)(dec_end - dec_cur) : 0;
     size_t enc_cap = enc_cur && enc_end && enc_end > enc_cur ? (size_t)(enc_end - enc_cur) : 0;
     struct backend_ctx *ctx = backend_ctx_acquire(virgl_ctx_id);
@@ -82,18 +86,41 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
     apir_encoder_init(&c.enc, enc_cur, enc_cap);
 
     uint32_t st;
+    bool deferred = false;
     if (enc_cap < e->reply_size) {
         /* refuse before acting: an object the guest never hears of would leak until deinit */
         st = APIR_BACKEND_ERR_REPLY_TOO_SMALL;
     } else {
         pthread_mutex_lock(&ctx->call_lock);
-        st = e->fn(&c);
+        if (e->waits && ctx->deferred_error != APIR_BACKEND_OK) {
+            /* the guest waits here: tell it what an earlier fire-and-forget command hit */
+            st = ctx->deferred_error;
+            ctx->deferred_error = APIR_BACKEND_OK;
+            deferred = true;
+        } else {
+            st = e->fn(&c);
+        }
         pthread_mutex_unlock(&ctx->call_lock);
         if (st == APIR_BACKEND_OK && c.enc.error)
             st = APIR_BACKEND_ERR_REPLY_TOO_SMALL;
     }
-    if (st != APIR_BACKEND_OK && st != APIR_BACKEND_ERR_REPLY_TOO_SMALL)
+    if (deferred) {
+        blog("context %u: %s not run: returning the deferred error %u", virgl_ctx_id, e->name, st);
+        backend_ctx_release(ctx);
+        return st;
+    }
+    /* REPLY_TOO_SMALL: refused before acting (a command with a reply sent without one) */
+    if (st != APIR_BACKEND_OK && st != APIR_BACKEND_ERR_REPLY_TOO_SMALL && no_reply) {
+        pthread_mutex_lock(&ctx->call_lock);
+        bool first = ctx->deferred_error == APIR_BACKEND_OK;
+        if (first) /* first one wins: later failures are often its consequences */
+            ctx->deferred_error = st;
+        pthread_mutex_unlock(&ctx->call_lock);
+        blog("context %u: %s (no reply) failed with status %u%s", virgl_ctx_id, e->name, st,
+             first ? ": deferred to the next waiting command" : "");
+    } else if (st != APIR_BACKEND_OK && st != APIR_BACKEND_ERR_REPLY_TOO_SMALL) {
         blog("context %u: %s failed with status %u", virgl_ctx_id, e->name, st);
+    }
     if (st == APIR_BACKEND_OK && enc_cur_after && c.enc.pos) /* (no arithmetic on a NULL page) */
         *enc_cur_after = enc_cur + c.enc.pos;
     backend_ctx_release(ctx);

@@ -149,9 +149,10 @@ static uint32_t forward(struct apir_context *ctx, const struct apir_command *cmd
         return APIR_FORWARD_BASE_INDEX + APIR_BACKEND_ERR_OUT_OF_MEMORY;
     }
     memcpy(ctx->scratch, cmd->payload + sizeof index, args_len);
-    char none[1];
-    char *enc = page ? (char *)page + APIR_REPLY_HEADER_SIZE : none;
-    const char *enc_end = page ? (const char *)page + page_size : none;
+    /* no reply page (reply_res_id 0, fire-and-forget): NULL tells the backend nobody will
+     * read this command's status, so it keeps a failure as the deferred error */
+    char *enc = page ? (char *)page + APIR_REPLY_HEADER_SIZE : NULL;
+    const char *enc_end = page ? (const char *)page + page_size : NULL;
     char *after = enc;
     uint32_t status = ctx->lib->dispatcher(ctx->ctx_id, &apir_component_callbacks, index, ctx->scratch,
                                            ctx->scratch + args_len, enc, enc_end, &after);

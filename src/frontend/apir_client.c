@@ -68,11 +68,11 @@ static bool ensure_cmd_cap(struct apir_client *c, size_t need)
     return true;
 }
 
-static void put_header(struct apir_encoder *enc, struct apir_client *c, uint32_t cmd_type)
+static void put_header(struct apir_encoder *enc, struct apir_client *c, uint32_t cmd_type, uint32_t reply_res_id)
 {
     apir_put_i32(enc, (int32_t)(cmd_type + c->cmd_offset));
     apir_put_i32(enc, APIR_CMD_FLAG_NONE);
-    apir_put_u32(enc, c->reply.res_id);
+    apir_put_u32(enc, reply_res_id);
 }
 
 /* Waits for the reply word: spin briefly, then block on a futex (same host) or back off
@@ -136,7 +136,7 @@ int apir_client_command(struct apir_client *c, uint32_t cmd_type, const void *pa
     int rc = APIR_CLIENT_ERR_ENCODE;
     if (ensure_cmd_cap(c, APIR_COMMAND_HEADER_SIZE + size)) {
         apir_encoder_init(&c->enc, c->cmd_buf, c->cmd_cap);
-        put_header(&c->enc, c, cmd_type);
+        put_header(&c->enc, c, cmd_type, c->reply.res_id);
         apir_put_bytes(&c->enc, payload, size);
         rc = submit_and_wait(c, reply);
     }
@@ -144,7 +144,7 @@ int apir_client_command(struct apir_client *c, uint32_t cmd_type, const void *pa
     return rc;
 }
 
-struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t payload_cap)
+static struct apir_encoder *begin(struct apir_client *c, uint32_t cmd, size_t payload_cap, uint32_t reply_res_id)
 {
     pthread_mutex_lock(&c->lock);
     size_t need = APIR_COMMAND_HEADER_SIZE + 4 + payload_cap;
@@ -154,9 +154,38 @@ struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size
         return &c->enc;
     }
     apir_encoder_init(&c->enc, c->cmd_buf, need);
-    put_header(&c->enc, c, APIR_COMMAND_TYPE_FORWARD);
+    put_header(&c->enc, c, APIR_COMMAND_TYPE_FORWARD, reply_res_id);
     apir_put_u32(&c->enc, cmd);
     return &c->enc;
+}
+
+struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t payload_cap)
+{
+    return begin(c, cmd, payload_cap, c->reply.res_id);
+}
+
+struct apir_encoder *apir_client_begin_noreply(struct apir_client *c, uint32_t cmd, size_t payload_cap)
+{
+    return begin(c, cmd, payload_cap, 0);
+}
+
+int apir_client_send(struct apir_client *c)
+{
+    if (c->enc.error)
+        return APIR_CLIENT_ERR_ENCODE;
+    /* the transport copies the bytes out (socket write / execbuffer), so the caller's memory
+     * and cmd_buf are free again when this returns */
+    if (c->transport->ops->submit(c->transport, c->enc.buf, c->enc.pos) != 0)
+        return APIR_CLIENT_ERR_TRANSPORT;
+    c->noreply_pending = true;
+    return APIR_BACKEND_OK;
+}
+
+bool apir_client_take_noreply(struct apir_client *c)
+{
+    bool was = c->noreply_pending;
+    c->noreply_pending = false;
+    return was;
 }
 
 int apir_client_call(struct apir_client *c, struct apir_decoder *reply)

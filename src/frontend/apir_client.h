@@ -34,6 +34,7 @@ struct apir_client {
     uint32_t host_major, host_minor;
     uint64_t timeout_ns;
     uint32_t last_component_code; /* raw FORWARD code when APIR_CLIENT_ERR_COMPONENT */
+    bool noreply_pending;     /* fire-and-forget commands sent since the last wait (under lock) */
 };
 
 /* Connects as the environment says (docs/configuration.md): GGML_VIRTGPU_SOCKET or
@@ -54,6 +55,16 @@ struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size
 int apir_client_call(struct apir_client *c, struct apir_decoder *reply);
 /* unlock (after reading the reply) */
 void apir_client_end(struct apir_client *c);
+
+/* Fire-and-forget FORWARD (apir_forward.h): as apir_client_begin, but the command carries
+ * reply_res_id 0; apir_client_send() submits it without waiting and returns
+ * APIR_BACKEND_OK or an apir_client_error (the backend status is never seen: a failure comes
+ * back as the deferred error of the next waiting command). apir_client_end() unlocks. */
+struct apir_encoder *apir_client_begin_noreply(struct apir_client *c, uint32_t cmd, size_t payload_cap);
+int apir_client_send(struct apir_client *c);
+/* with the lock held (between begin and end): were fire-and-forget commands sent since the
+ * last call to this? Clears the mark. */
+bool apir_client_take_noreply(struct apir_client *c);
 
 /* Raw APIR command (HANDSHAKE, LOADLIBRARY); caller holds no lock. Returns the command's
  * return value (reply word - 1) or an apir_client_error. */

@@ -47,6 +47,12 @@ static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgra
             be->n_recompute++;
             return (enum ggml_status)status;
         }
+        if (rc != APIR_BACKEND_ERR_NO_GRAPH) {
+            /* not "no copy": e.g. the deferred error of an earlier fire-and-forget write,
+             * which the host has now handed over and cleared; sending the graph would hide it */
+            GUEST_LOG_ERROR("%s: GRAPH_RECOMPUTE failed: %s\n", be->dev->name, vgpu_rpc_status_str(rc));
+            return GGML_STATUS_FAILED;
+        }
         /* the host lost its copy (or never kept one): fall back to sending the graph */
         GUEST_LOG_DEBUG("%s: GRAPH_RECOMPUTE failed (%s), sending the graph\n", be->dev->name,
                         vgpu_rpc_status_str(rc));
@@ -72,18 +78,41 @@ static enum ggml_status backend_graph_compute(ggml_backend_t backend, struct ggm
     return st;
 }
 
+/* Writes already travel without a round trip when small (vgpu_rpc_buffer_set); the same path
+ * serves the async variant, whose caller may reuse data at once. */
+static void backend_set_tensor_async(ggml_backend_t backend, struct ggml_tensor *tensor, const void *data,
+                                     size_t offset, size_t size)
+{
+    (void)backend;
+    ggml_backend_tensor_set(tensor, data, offset, size);
+}
+
+/* Fire-and-forget writes may still be queued (or have failed) on the host: wait for them,
+ * but only if some were sent since the last command that waited. */
+static void backend_synchronize(ggml_backend_t backend)
+{
+    struct vgpu_backend *be = ctx_of(backend);
+    int32_t status = GGML_STATUS_SUCCESS;
+    int rc = vgpu_rpc_synchronize_pending(be->dev->client, be->handle, &status);
+    if (rc)
+        GUEST_LOG_ERROR("%s: BACKEND_SYNCHRONIZE failed: %s\n", be->dev->name, vgpu_rpc_status_str(rc));
+    else if (status != GGML_STATUS_SUCCESS)
+        GUEST_LOG_ERROR("%s: BACKEND_SYNCHRONIZE: the host backend reported status %d\n", be->dev->name,
+                        (int)status);
+}
+
 static const struct ggml_backend_i vgpu_backend_iface = {
     .get_name = backend_get_name,
     .free = backend_free,
-    .set_tensor_async = NULL,
+    .set_tensor_async = backend_set_tensor_async,
     .get_tensor_async = NULL,
     .set_tensor_2d_async = NULL,
     .get_tensor_2d_async = NULL,
     .cpy_tensor_async = NULL,
-    /* Every command, GRAPH_COMPUTE included, has finished on the host when its reply arrives,
-     * so there is never pending work: ggml calls synchronize after each graph_compute, and a
-     * BACKEND_SYNCHRONIZE round trip there would only add latency. */
-    .synchronize = NULL,
+    /* Every command that gets a reply has finished on the host when the reply arrives, so
+     * only fire-and-forget writes can be pending; ggml calls synchronize after each
+     * graph_compute, where a round trip would only add latency (none is made then). */
+    .synchronize = backend_synchronize,
     .graph_plan_create = NULL,
     .graph_plan_free = NULL,
     .graph_plan_update = NULL,

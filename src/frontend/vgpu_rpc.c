@@ -25,6 +25,7 @@ const char *vgpu_rpc_cmd_name(uint32_t cmd)
         [APIR_CMD_GRAPH_COMPUTE] = "GRAPH_COMPUTE",
         [APIR_CMD_GRAPH_RECOMPUTE] = "GRAPH_RECOMPUTE",
         [APIR_CMD_BACKEND_SYNCHRONIZE] = "BACKEND_SYNCHRONIZE",
+        [APIR_CMD_BUFFER_SET_INLINE] = "BUFFER_SET_INLINE",
     };
     return cmd < APIR_CMD_COUNT && names[cmd] ? names[cmd] : "?";
 }
@@ -54,9 +55,11 @@ static int call_no_reply(struct apir_client *c)
     return rc;
 }
 
-/* commands whose reply is one u32 enum ggml_status */
+/* commands whose reply is one u32 enum ggml_status; all of them are waiting points, where
+ * the host reports a deferred error of earlier fire-and-forget commands */
 static int call_status_reply(struct apir_client *c, int32_t *status)
 {
+    apir_client_take_noreply(c);
     struct apir_decoder d;
     int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK)
@@ -213,6 +216,8 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
     struct apir_encoder *e = apir_client_begin(c, cmd, 32);
     if (cmd == APIR_CMD_BUFFER_SET)
         memcpy(c->data.ptr, data, n);
+    else
+        apir_client_take_noreply(c); /* GET waits: a deferred error comes back here */
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
     apir_put_u64(e, n);
@@ -244,8 +249,24 @@ static int transfer(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64
     return APIR_BACKEND_OK;
 }
 
+/* Small write without a round trip: the data travels in the command (copied at submit, so
+ * the caller may reuse its memory at once) and the host runs it before whatever comes next. */
+static int set_inline(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size)
+{
+    struct apir_encoder *e = apir_client_begin_noreply(c, APIR_CMD_BUFFER_SET_INLINE, 16 + size);
+    apir_put_u32(e, buffer);
+    apir_put_u64(e, offset);
+    apir_put_u32(e, (uint32_t)size);
+    apir_put_bytes(e, data, size);
+    int rc = apir_client_send(c);
+    apir_client_end(c);
+    return rc;
+}
+
 int vgpu_rpc_buffer_set(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size)
 {
+    if (size <= APIR_MAX_INLINE_SET)
+        return set_inline(c, buffer, offset, data, size);
     /* transfer() only reads from data for SET */
     return transfer(c, APIR_CMD_BUFFER_SET, buffer, offset, (uint8_t *)(uintptr_t)data, size);
 }
@@ -311,6 +332,19 @@ int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, int32_t *s
 int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status)
 {
     struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 4);
+    apir_put_u32(e, backend);
+    return call_status_reply(c, status);
+}
+
+int vgpu_rpc_synchronize_pending(struct apir_client *c, uint32_t backend, int32_t *status)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 4);
+    if (!apir_client_take_noreply(c)) {
+        /* every command so far has been waited for: nothing can be pending on the host */
+        apir_client_end(c);
+        *status = 0; /* GGML_STATUS_SUCCESS */
+        return APIR_BACKEND_OK;
+    }
     apir_put_u32(e, backend);
     return call_status_reply(c, status);
 }

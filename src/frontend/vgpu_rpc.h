@@ -45,6 +45,9 @@ int vgpu_rpc_buffer_free(struct apir_client *c, uint32_t buffer);
 int vgpu_rpc_buffer_clear(struct apir_client *c, uint32_t buffer, uint8_t value);
 int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offset, uint64_t size, uint8_t value);
 /* move size bytes through the client's data page, in page-sized chunks */
+/* writes of at most APIR_MAX_INLINE_SET bytes go as fire-and-forget BUFFER_SET_INLINE (a
+ * failure surfaces at the next GRAPH_COMPUTE/RECOMPUTE/SYNCHRONIZE/GET); larger ones as
+ * BUFFER_SET through the data page */
 int vgpu_rpc_buffer_set(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size);
 int vgpu_rpc_buffer_get(struct apir_client *c, uint32_t buffer, uint64_t offset, void *data, size_t size);
 int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, uint32_t dst, uint64_t dst_off,
@@ -55,5 +58,8 @@ int vgpu_rpc_backend_free(struct apir_client *c, uint32_t backend);
 int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status);
 int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, int32_t *status);
 int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status);
+/* BACKEND_SYNCHRONIZE only if fire-and-forget commands were sent since the last wait; else
+ * *status = GGML_STATUS_SUCCESS without a round trip */
+int vgpu_rpc_synchronize_pending(struct apir_client *c, uint32_t backend, int32_t *status);
 
 #endif

@@ -55,6 +55,10 @@ enum apir_forward_cmd {
     APIR_CMD_GRAPH_RECOMPUTE = 16,
     /* handle backend -> u32 enum ggml_status of the work since the last synchronize */
     APIR_CMD_BACKEND_SYNCHRONIZE = 17,
+    /* handle buffer, u64 offset, u32 size (<= APIR_MAX_INLINE_SET), size bytes of data -> nothing
+     * copies the inline bytes into the buffer at offset (no shared resource). Meant to be sent
+     * without a reply (reply_res_id 0, "fire-and-forget"), see below. */
+    APIR_CMD_BUFFER_SET_INLINE = 18,
     APIR_CMD_COUNT
 };
 
@@ -67,6 +71,15 @@ enum apir_forward_cmd {
  * result); a guest walking sources must skip that self-reference. */
 #define APIR_MAX_GRAPH_TENSORS (1u << 20)
 #define APIR_MAX_OP_TENSORS 11 /* GGML_MAX_SRC sources + the op */
+
+/* Largest BUFFER_SET_INLINE payload; larger writes use BUFFER_SET through a data page. */
+#define APIR_MAX_INLINE_SET (64u * 1024u)
+
+/* Fire-and-forget: a FORWARD sent with reply_res_id 0 runs like any other (commands of one
+ * connection run in order), but nobody hears its status. If it fails, the host keeps the
+ * first such status as the context's deferred error; the next GRAPH_COMPUTE, GRAPH_RECOMPUTE,
+ * BACKEND_SYNCHRONIZE or BUFFER_GET of that context returns it (and clears it) without
+ * running, so the guest learns of the failure at its next waiting point. */
 
 /* Status codes of the backend library (FORWARD reply = APIR_FORWARD_BASE_INDEX + status) */
 enum apir_backend_status {

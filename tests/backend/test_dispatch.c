@@ -202,6 +202,96 @@ static void check_mul_mat(uint32_t ctx, uint32_t buf, const float *A, const floa
         }
 }
 
+/* BUFFER_SET_INLINE with `declared` as its size field and n bytes of data; no_reply runs it
+ * as the component does for reply_res_id 0 (no reply range at all) */
+static uint32_t set_inline(uint32_t ctx, uint32_t buf, uint64_t off, uint32_t declared, const void *data, size_t n,
+                           bool no_reply)
+{
+    begin();
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, off);
+    apir_put_u32(&a, declared);
+    apir_put_bytes(&a, data, n);
+    if (!no_reply)
+        return call(ctx, APIR_CMD_BUFFER_SET_INLINE);
+    char *end = (char *)reply;
+    return apir_backend_dispatcher(ctx, &cbs, APIR_CMD_BUFFER_SET_INLINE, (char *)args, (char *)args + a.pos, NULL,
+                                   NULL, &end);
+}
+
+static uint32_t on_backend(uint32_t ctx, uint32_t cmd, uint32_t be)
+{
+    begin();
+    apir_put_u32(&a, be);
+    return call(ctx, cmd);
+}
+
+/* hostile inline writes, and fire-and-forget failures reported at the next waiting command */
+static void test_set_inline(uint32_t buf, uint32_t buft, uint32_t be)
+{
+    uint8_t pat[64], back[64];
+    for (int i = 0; i < 64; i++)
+        pat[i] = (uint8_t)(0xa0 + i);
+    /* with a reply: plain status, nothing deferred */
+    CHECK_EQ(set_inline(1, buf, 3000, 64, pat, 64, false), APIR_BACKEND_OK);
+    memset(shm + 2048, 0, 64);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
+    CHECK(!memcmp(shm + 2048, pat, 64));
+    CHECK_EQ(set_inline(1, buf, 3000, 100, pat, 10, false), APIR_BACKEND_ERR_DECODE); /* size > message */
+    CHECK_EQ(set_inline(1, buf, 3000, 4, pat, 8, false), APIR_BACKEND_ERR_DECODE);    /* trailing bytes */
+    CHECK_EQ(set_inline(1, buf, 3000, APIR_MAX_INLINE_SET + 1, pat, 64, false), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(set_inline(1, buf, 3000, UINT32_MAX, pat, 64, false), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(set_inline(1, buf, 4090, 16, pat, 16, false), APIR_BACKEND_ERR_BOUNDS); /* past the buffer */
+    CHECK_EQ(set_inline(1, buf, UINT64_MAX - 1, 16, pat, 16, false), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(set_inline(1, buf + 1000, 0, 16, pat, 16, false), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(set_inline(1, buft, 0, 16, pat, 16, false), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(set_inline(1, buf, 0, 0, NULL, 0, false), APIR_BACKEND_OK);
+    begin();
+    apir_put_u32(&a, buf);
+    CHECK_EQ(call(1, APIR_CMD_BUFFER_SET_INLINE), APIR_BACKEND_ERR_DECODE); /* short header */
+    /* none of those touched the data */
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
+    CHECK(!memcmp(shm + 2048, pat, 64));
+    CHECK_EQ(on_backend(1, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK);
+
+    /* fire-and-forget: a success leaves nothing behind and the data is there */
+    for (int i = 0; i < 64; i++)
+        pat[i] = (uint8_t)(0x10 + i);
+    CHECK_EQ(set_inline(1, buf, 3000, 64, pat, 64, true), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
+    CHECK(!memcmp(shm + 2048, pat, 64));
+    /* a stale handle: the next GRAPH_RECOMPUTE returns it instead of running; the first
+     * failure wins over a later one; commands that do not wait do not consume it */
+    CHECK_EQ(set_inline(1, buf + 1000, 0, 16, pat, 16, true), APIR_BACKEND_ERR_HANDLE);
+    CHECK(log_has("BUFFER_SET_INLINE (no reply) failed with status 4"));
+    CHECK_EQ(set_inline(1, buf, 4090, 16, pat, 16, true), APIR_BACKEND_ERR_BOUNDS);
+    begin();
+    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_OK);
+    CHECK_EQ(on_backend(1, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_HANDLE);
+    CHECK(log_has("GRAPH_RECOMPUTE not run: returning the deferred error 4"));
+    CHECK_EQ(on_backend(1, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK); /* cleared */
+    CHECK_EQ(apir_get_u32(&r), 0);
+    /* ... and at BUFFER_GET, BACKEND_SYNCHRONIZE, GRAPH_COMPUTE */
+    CHECK_EQ(set_inline(1, buf, 3000, APIR_MAX_INLINE_SET + 1, pat, 16, true), APIR_BACKEND_ERR_BOUNDS);
+    memset(back, 0x5a, sizeof back);
+    memcpy(shm + 2048, back, sizeof back);
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_ERR_BOUNDS);
+    CHECK(!memcmp(shm + 2048, back, 64)); /* the GET did not run */
+    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
+    CHECK_EQ(set_inline(1, buf, 0, 100, pat, 10, true), APIR_BACKEND_ERR_DECODE);
+    CHECK_EQ(on_backend(1, APIR_CMD_BACKEND_SYNCHRONIZE, be), APIR_BACKEND_ERR_DECODE);
+    CHECK_EQ(on_backend(1, APIR_CMD_BACKEND_SYNCHRONIZE, be), APIR_BACKEND_OK);
+    CHECK_EQ(set_inline(1, buft, 0, 16, pat, 16, true), APIR_BACKEND_ERR_HANDLE);
+    struct apir_wire_tensor t[3];
+    uint32_t node = 2;
+    mul_mat_tensors(t, buf);
+    begin();
+    apir_put_u32(&a, be);
+    wt_put_graph(&a, t, 3, &node, 1);
+    CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+}
+
 static void test_session(const char *cpu)
 {
     cfg_path = cpu;
@@ -331,6 +421,8 @@ static void test_session(const char *cpu)
     begin();
     apir_put_u32(&a, be);
     CHECK_EQ(call(1, APIR_CMD_BACKEND_SYNCHRONIZE), APIR_BACKEND_OK);
+    test_set_inline(buf, buft, be);
+    check_mul_mat(1, buf, A, B);
 
     /* GET_ROWS: indices are checked before each compute, never reaching ggml's assert */
     {
@@ -459,6 +551,8 @@ static void test_session(const char *cpu)
         CHECK(end == NULL);
         CHECK_EQ(apir_backend_dispatcher(1, NULL, APIR_CMD_BACKEND_FREE, NULL, NULL, NULL, NULL, NULL),
                  APIR_BACKEND_ERR_DECODE);
+        /* that failure had no reply: the next waiting command reports it, once */
+        CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf3, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_DECODE);
         CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf3, 0, 16, RES_ID, 0), APIR_BACKEND_OK);
         begin();
         apir_put_u32(&a, buf3);
