@@ -2,7 +2,9 @@
  * default) in one run, and prints the median time per compute and the ratio remote/native.
  * Also measures the round trip of a tiny graph (set input, compute, get output).
  *
- * Usage: bench-ops [--device NAME] [--min-time SECONDS] [--filter SUBSTR] */
+ * Usage: bench-ops [--device NAME] [--native NAME] [--min-time SECONDS] [--filter SUBSTR]
+ * --native picks the baseline device (default: the CPU), e.g. CUDA0 on a CUDA host whose
+ * backend is loaded with GGML_BACKEND_PATH. */
 #include "ggml_backends.h"
 #include "tensor_fill.h"
 
@@ -138,24 +140,27 @@ static void fmt_time(char *b, size_t n, double s)
 
 int main(int argc, char **argv)
 {
-    const char *dev_name = "VirtGPU0", *filter = NULL;
+    const char *dev_name = "VirtGPU0", *native_name = NULL, *filter = NULL;
     double min_time = 0.5;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc)
             dev_name = argv[++i];
+        else if (!strcmp(argv[i], "--native") && i + 1 < argc)
+            native_name = argv[++i];
         else if (!strcmp(argv[i], "--min-time") && i + 1 < argc)
             min_time = atof(argv[++i]);
         else if (!strcmp(argv[i], "--filter") && i + 1 < argc)
             filter = argv[++i];
         else {
-            fprintf(stderr, "usage: bench-ops [--device NAME] [--min-time SECONDS] [--filter SUBSTR]\n");
+            fprintf(stderr, "usage: bench-ops [--device NAME] [--native NAME] [--min-time SECONDS] [--filter SUBSTR]\n");
             return 2;
         }
     }
     gb_load_backends();
-    ggml_backend_dev_t cpu_dev = gb_cpu_device(), dev = gb_device(dev_name);
+    ggml_backend_dev_t cpu_dev = native_name ? gb_device(native_name) : gb_cpu_device(), dev = gb_device(dev_name);
     if (!cpu_dev || !dev) {
-        fprintf(stderr, "bench-ops: need the CPU device and %s; devices found:\n", dev_name);
+        fprintf(stderr, "bench-ops: need the %s device and %s; devices found:\n", native_name ? native_name : "CPU",
+                dev_name);
         gb_print_devices(stderr);
         return 1;
     }
