@@ -87,20 +87,6 @@ static void backend_set_tensor_async(ggml_backend_t backend, struct ggml_tensor 
     ggml_backend_tensor_set(tensor, data, offset, size);
 }
 
-/* Fire-and-forget writes may still be queued (or have failed) on the host: wait for them,
- * but only if some were sent since the last command that waited. */
-static void backend_synchronize(ggml_backend_t backend)
-{
-    struct vgpu_backend *be = ctx_of(backend);
-    int32_t status = GGML_STATUS_SUCCESS;
-    int rc = vgpu_rpc_synchronize_pending(be->dev->client, be->handle, &status);
-    if (rc)
-        GUEST_LOG_ERROR("%s: BACKEND_SYNCHRONIZE failed: %s\n", be->dev->name, vgpu_rpc_status_str(rc));
-    else if (status != GGML_STATUS_SUCCESS)
-        GUEST_LOG_ERROR("%s: BACKEND_SYNCHRONIZE: the host backend reported status %d\n", be->dev->name,
-                        (int)status);
-}
-
 static const struct ggml_backend_i vgpu_backend_iface = {
     .get_name = backend_get_name,
     .free = backend_free,
@@ -109,10 +95,13 @@ static const struct ggml_backend_i vgpu_backend_iface = {
     .set_tensor_2d_async = NULL,
     .get_tensor_2d_async = NULL,
     .cpy_tensor_async = NULL,
-    /* Every command that gets a reply has finished on the host when the reply arrives, so
-     * only fire-and-forget writes can be pending; ggml calls synchronize after each
-     * graph_compute, where a round trip would only add latency (none is made then). */
-    .synchronize = backend_synchronize,
+    /* No round trip: every command with a reply has finished on the host when the reply
+     * arrives, and fire-and-forget writes need no waiting (their bytes were copied at submit,
+     * and the host runs them before anything later). ggml's scheduler calls synchronize
+     * before EVERY input copy, so a BACKEND_SYNCHRONIZE after pending writes (tried: see
+     * vgpu_rpc_synchronize_pending) cost one round trip per input and undid the gain; a
+     * failed write is still reported by the next GRAPH_COMPUTE/RECOMPUTE/BUFFER_GET. */
+    .synchronize = NULL,
     .graph_plan_create = NULL,
     .graph_plan_free = NULL,
     .graph_plan_update = NULL,
