@@ -122,6 +122,27 @@ static bool written_before_read(struct ggml_cgraph *graph, struct region *r, uin
     return false;
 }
 
+/* Nodes reading the same index data sit next to each other after sorting, so each distinct
+ * index tensor is read once per compute: llama's KV-slot list feeds every layer's SET_ROWS,
+ * and on a GPU each read is a device-to-host copy. */
+static bool same_indices(const struct ggml_tensor *a, const struct ggml_tensor *b)
+{
+    return a->data == b->data && a->buffer == b->buffer && a->type == b->type && ggml_nelements(a) == ggml_nelements(b);
+}
+
+static int cmp_by_indices(const void *pa, const void *pb)
+{
+    const struct ggml_tensor *a = (*(struct ggml_tensor *const *)pa)->src[1];
+    const struct ggml_tensor *b = (*(struct ggml_tensor *const *)pb)->src[1];
+    uintptr_t da = (uintptr_t)a->data, db = (uintptr_t)b->data;
+    if (da != db)
+        return da < db ? -1 : 1;
+    if (a->type != b->type)
+        return a->type < b->type ? -1 : 1;
+    int64_t na = ggml_nelements(a), nb = ggml_nelements(b);
+    return na < nb ? -1 : na > nb;
+}
+
 uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
 {
     memset(out, 0, sizeof *out);
@@ -157,6 +178,8 @@ uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
     if (written_before_read(graph, r, n, by_pos, &tree, &culprit)) {
         blog("graph: node '%s' writes row indices that a later GET_ROWS/SET_ROWS reads", culprit->name);
         st = APIR_BACKEND_ERR_UNSUPPORTED;
+    } else {
+        qsort(out->nodes, out->n, sizeof *out->nodes, cmp_by_indices);
     }
 done:
     free(r);
@@ -188,12 +211,22 @@ static bool in_range(const struct ggml_tensor *idx, const void *data, int64_t ro
     return true;
 }
 
+static int64_t rows_of(const struct ggml_tensor *node)
+{
+    /* GET_ROWS picks rows of src0; SET_ROWS writes rows of its own destination */
+    return node->op == GGML_OP_GET_ROWS ? node->src[0]->ne[1] : node->ne[1];
+}
+
 uint32_t index_guard_check(const struct index_guard *g)
 {
-    for (uint32_t i = 0; i < g->n; i++) {
-        const struct ggml_tensor *node = g->nodes[i], *idx = node->src[1];
-        /* GET_ROWS picks rows of src0; SET_ROWS writes rows of its own destination */
-        int64_t rows = node->op == GGML_OP_GET_ROWS ? node->src[0]->ne[1] : node->ne[1];
+    for (uint32_t i = 0; i < g->n;) {
+        const struct ggml_tensor *idx = g->nodes[i]->src[1];
+        const struct ggml_tensor *tightest = g->nodes[i];
+        uint32_t end = i + 1;
+        for (; end < g->n && same_indices(g->nodes[end]->src[1], idx); end++)
+            if (rows_of(g->nodes[end]) < rows_of(tightest))
+                tightest = g->nodes[end];
+        int64_t rows = rows_of(tightest);
         bool ok;
         if (ggml_backend_buffer_is_host(idx->buffer)) {
             ok = in_range(idx, idx->data, rows);
@@ -206,9 +239,10 @@ uint32_t index_guard_check(const struct index_guard *g)
             free(copy);
         }
         if (!ok) {
-            blog("graph: a row index of '%s' is out of range (%lld rows)", node->name, (long long)rows);
+            blog("graph: a row index of '%s' is out of range (%lld rows)", tightest->name, (long long)rows);
             return APIR_BACKEND_ERR_BOUNDS;
         }
+        i = end;
     }
     return APIR_BACKEND_OK;
 }
