@@ -251,9 +251,11 @@ static const char *load_library_reason(int code)
     case APIR_BACKEND_INIT_GGML_CANNOT_OPEN:
         return "the host cannot open the GGML library: check APIR_LLAMA_CPP_GGML_LIBRARY_PATH on the host";
     case APIR_BACKEND_INIT_REG_SYMBOL_MISSING:
-    case APIR_BACKEND_INIT_REG_NAMED_MISSING:
         return "the host GGML library lacks its registration function: set APIR_LLAMA_CPP_GGML_LIBRARY_REG "
                "on the host (e.g. ggml_backend_cuda_reg)";
+    case APIR_BACKEND_INIT_REG_NAMED_MISSING:
+        return "the host GGML library has no function of the name APIR_LLAMA_CPP_GGML_LIBRARY_REG gives: "
+               "fix that variable on the host (its log names the symbol and the library)";
     case APIR_BACKEND_INIT_REG_FAILED: return "the host GGML library's registration function failed";
     case APIR_BACKEND_INIT_API_VERSION:
         return "the host GGML library has another ggml backend API version (need 2, llama.cpp v0.5.0)";
