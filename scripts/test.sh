@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is needed, builds twice (plain, and with
-# AddressSanitizer + UndefinedBehaviorSanitizer), and runs the whole CTest suite in both.
+# AddressSanitizer + UndefinedBehaviorSanitizer), runs the whole CTest suite in both, then
+# builds the libFuzzer targets with clang and runs each for a short while.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -21,3 +22,8 @@ echo "== plain build =="
 build_and_test build
 echo "== sanitizer build (ASan + UBSan) =="
 build_and_test build-asan -DAPIR_SANITIZE=ON
+echo "== fuzzers (clang, libFuzzer + ASan + UBSan, 10 s each) =="
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAPIR_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_graph_decode fuzz_dispatch fuzz_seeds fuzz_component \
+    ggml-virtgpu-backend ggml-pick-cpu
+(cd build-fuzz && ctest --output-on-failure --timeout 120 -R '^fuzz_')
