@@ -23,6 +23,10 @@ add_library(ggml-virtgpu SHARED
 set_target_properties(ggml-virtgpu PROPERTIES OUTPUT_NAME ggml-virtgpu C_VISIBILITY_PRESET hidden)
 target_link_libraries(ggml-virtgpu PRIVATE ggml_virtgpu_core apir_guest_client ggml_base)
 # the static libraries inside are not built hidden: the version script hides them
-target_link_options(ggml-virtgpu PRIVATE
-    "-Wl,--version-script=${CMAKE_CURRENT_LIST_DIR}/ggml-virtgpu.map" -Wl,--no-undefined)
+target_link_options(ggml-virtgpu PRIVATE "-Wl,--version-script=${CMAKE_CURRENT_LIST_DIR}/ggml-virtgpu.map")
+# every symbol resolved at link time, except under clang's sanitizers, whose runtime only the
+# executable carries
+if(NOT (APIR_SANITIZE AND CMAKE_C_COMPILER_ID MATCHES "Clang"))
+    target_link_options(ggml-virtgpu PRIVATE -Wl,--no-undefined)
+endif()
 set_property(TARGET ggml-virtgpu APPEND PROPERTY LINK_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/ggml-virtgpu.map)
