@@ -192,9 +192,19 @@ static int cmd_submit2(struct client *c, uint32_t len)
         return -1;
     }
     struct vtest_submit_batch *batches = (struct vtest_submit_batch *)(c->msg + 1);
-    for (uint32_t i = 0; i < count; i++)
+    /* batches may not share words: otherwise one message runs the same commands (or sync
+     * list) once per batch, O(n^2) work. Each word is then used at most once. */
+    uint64_t used = 0;
+    for (uint32_t i = 0; i < count; i++) {
         if (check_batch(c, &batches[i], len) != 0)
             return -1;
+        used += batches[i].cmd_size + (uint64_t)batches[i].sync_count * VTEST_SYNC_ENTRY_WORDS;
+    }
+    if (used > len) {
+        apir_component_log("client %u: SUBMIT_CMD2: %u batches use %llu words of a %u-word message", c->id, count,
+                           (unsigned long long)used, len);
+        return -1;
+    }
     for (uint32_t i = 0; i < count; i++) {
         const struct vtest_submit_batch *b = &batches[i];
         uint32_t pad = (b->flags & VTEST_SUBMIT_FLAG_APIR_PAD_MASK) >> VTEST_SUBMIT_FLAG_APIR_PAD_SHIFT;
