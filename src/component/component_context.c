@@ -105,7 +105,6 @@ void apir_context_destroy(struct apir_context *ctx)
     apir_registry_remove(ctx);
     apir_resources_free(&ctx->resources);
     apir_config_free(&ctx->config);
-    free(ctx->scratch);
     apir_component_log("ctx %u: destroyed", ctx->ctx_id);
     free(ctx);
 }

@@ -58,8 +58,6 @@ struct apir_context {
     struct apir_config config;
     struct apir_resource_table resources;
     struct apir_library *lib; /* NULL until LOADLIBRARY succeeded */
-    char *scratch;            /* private copy of a FORWARD payload */
-    size_t scratch_cap;
 };
 
 /* --- registry of live contexts (component_registry.c) --- */
