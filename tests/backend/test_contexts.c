@@ -4,21 +4,14 @@
 #include "apir_codec.h"
 #include "apir_forward.h"
 #include "apir_protocol.h"
+#include "session_fixture.h"
 #include "wire_util.h"
 
-#include <dirent.h>
-#include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs);
-uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs, uint32_t cmd_index,
-                                 char *dec_cur, const char *dec_end, char *enc_cur, const char *enc_end,
-                                 char **enc_cur_after);
-void apir_backend_deinit(uint32_t virgl_ctx_id);
 
 #define N_THREADS 4
 #define ROUNDS 10
@@ -28,11 +21,10 @@ static uint8_t shm[N_THREADS][SHM]; /* resource id = ctx id, one per context */
 static int failures;
 static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *get_config(uint32_t c, const char *key) { return strcmp(key, APIR_KEY_GGML_LIBRARY_PATH) ? NULL : cpu_path; }
 /* a context sees only its own resource */
 static void *get_shmem_ptr(uint32_t c, uint32_t res) { return res == c && c >= 100 && c < 100 + N_THREADS ? shm[c - 100] : NULL; }
 static uint64_t get_shmem_size(uint32_t c, uint32_t res) { return get_shmem_ptr(c, res) ? SHM : 0; }
-static struct virgl_apir_callbacks cbs = {get_config, get_shmem_ptr, get_shmem_size};
+static struct virgl_apir_callbacks cbs = {sf_get_config, get_shmem_ptr, get_shmem_size};
 
 static void fail(const char *what, uint32_t ctx)
 {
@@ -50,11 +42,7 @@ struct call {
 
 static uint32_t run(struct call *c, uint32_t ctx, uint32_t cmd)
 {
-    char *end = NULL;
-    uint32_t st = apir_backend_dispatcher(ctx, &cbs, cmd, (char *)c->args, (char *)c->args + c->a.pos,
-                                          (char *)c->reply, (char *)c->reply + sizeof c->reply, &end);
-    apir_decoder_init(&c->r, c->reply, end ? (size_t)(end - (char *)c->reply) : 0);
-    return st;
+    return sf_call(ctx, &cbs, cmd, c->args, c->a.pos, c->reply, sizeof c->reply, &c->r);
 }
 
 static void xfer(struct call *c, uint32_t ctx, uint32_t cmd, uint32_t buf, uint64_t off, uint64_t size, uint64_t shm_off)
@@ -141,27 +129,8 @@ static void *worker(void *arg)
 
 int main(void)
 {
-    DIR *d = opendir(GGML_LIB_DIR);
-    int best = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (strncmp(e->d_name, "libggml-cpu-", 12) || n < 4 || strcmp(e->d_name + n - 3, ".so"))
-            continue;
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s", GGML_LIB_DIR, e->d_name);
-        void *h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
-        int (*score)(void) = NULL;
-        if (h)
-            *(void **)&score = dlsym(h, "ggml_backend_score");
-        int s = score ? score() : 0;
-        if (s > best) {
-            best = s;
-            snprintf(cpu_path, sizeof cpu_path, "%s", p);
-        }
-    }
-    if (d)
-        closedir(d);
+    sf_pick_cpu(GGML_LIB_DIR, cpu_path, sizeof cpu_path);
+    sf_single_resource(cpu_path, 0, NULL, 0); /* for sf_get_config; no resource there */
     setenv(APIR_ENV_BACKEND_LOG, "/dev/null", 1);
     pthread_t th[N_THREADS];
     for (uintptr_t i = 0; i < N_THREADS; i++)

@@ -5,21 +5,14 @@
 #include "apir_codec.h"
 #include "apir_forward.h"
 #include "apir_protocol.h"
+#include "session_fixture.h"
 #include "wire_util.h"
 
-#include <dirent.h>
-#include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs);
-uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs, uint32_t cmd_index,
-                                 char *dec_cur, const char *dec_end, char *enc_cur, const char *enc_end,
-                                 char **enc_cur_after);
-void apir_backend_deinit(uint32_t virgl_ctx_id);
 
 static int failures;
 #define CHECK(cond)                                                            \
@@ -65,42 +58,9 @@ static void begin(void) { apir_encoder_init(&a, args, sizeof args); }
 
 static uint32_t call_cap(uint32_t ctx, uint32_t cmd, size_t cap)
 {
-    char *end = NULL;
-    uint32_t st = apir_backend_dispatcher(ctx, &cbs, cmd, (char *)args, (char *)args + a.pos, (char *)reply,
-                                          (char *)reply + cap, &end);
-    apir_decoder_init(&r, reply, end ? (size_t)(end - (char *)reply) : 0);
-    return st;
+    return sf_call(ctx, &cbs, cmd, args, a.pos, reply, cap, &r);
 }
 static uint32_t call(uint32_t ctx, uint32_t cmd) { return call_cap(ctx, cmd, sizeof reply); }
-
-/* the best CPU variant, as ggml's loader would choose */
-static void pick_cpu(char *out, size_t cap)
-{
-    DIR *d = opendir(GGML_LIB_DIR);
-    int best = 0;
-    struct dirent *e;
-    out[0] = 0;
-    while (d && (e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (strncmp(e->d_name, "libggml-cpu-", 12) || n < 4 || strcmp(e->d_name + n - 3, ".so"))
-            continue;
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s", GGML_LIB_DIR, e->d_name);
-        void *h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
-        if (!h)
-            continue;
-        int (*score)(void);
-        *(void **)&score = dlsym(h, "ggml_backend_score");
-        int s = score ? score() : 0;
-        if (s > best) {
-            best = s;
-            snprintf(out, cap, "%s", p);
-        }
-        /* keep it loaded: the backend library will load the same file */
-    }
-    if (d)
-        closedir(d);
-}
 
 static char log_path[256];
 static int log_has(const char *needle)
@@ -589,7 +549,7 @@ static void test_session(const char *cpu)
 int main(void)
 {
     char cpu[PATH_MAX];
-    pick_cpu(cpu, sizeof cpu);
+    sf_pick_cpu(GGML_LIB_DIR, cpu, sizeof cpu);
     if (!cpu[0]) {
         fprintf(stderr, "no usable libggml-cpu-*.so in %s\n", GGML_LIB_DIR);
         return 1;

@@ -11,20 +11,14 @@
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "llama_block.h"
+#include "session_fixture.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs);
-uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs, uint32_t cmd_index,
-                                 char *dec_cur, const char *dec_end, char *enc_cur, const char *enc_end,
-                                 char **enc_cur_after);
-void apir_backend_deinit(uint32_t virgl_ctx_id);
 
 #define CTX 11
 #define RES 3
@@ -34,10 +28,7 @@ static uint8_t *shm;
 static int failures;
 #define FAIL(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr), failures++)
 
-static const char *get_config(uint32_t c, const char *key) { return strcmp(key, APIR_KEY_GGML_LIBRARY_PATH) ? NULL : cpu_path; }
-static void *get_shmem_ptr(uint32_t c, uint32_t res) { return res == RES ? shm : NULL; }
-static uint64_t get_shmem_size(uint32_t c, uint32_t res) { return res == RES ? SHM_SIZE : 0; }
-static struct virgl_apir_callbacks cbs = {get_config, get_shmem_ptr, get_shmem_size};
+static struct virgl_apir_callbacks *cbs;
 
 static uint8_t *args, reply[4096];
 #define ARGS_CAP (1u << 20)
@@ -46,36 +37,7 @@ static struct apir_decoder r;
 static void begin(void) { apir_encoder_init(&a, args, ARGS_CAP); }
 static uint32_t call(uint32_t cmd)
 {
-    char *end = NULL;
-    uint32_t st = apir_backend_dispatcher(CTX, &cbs, cmd, (char *)args, (char *)args + a.pos, (char *)reply,
-                                          (char *)reply + sizeof reply, &end);
-    apir_decoder_init(&r, reply, end ? (size_t)(end - (char *)reply) : 0);
-    return st;
-}
-
-static void pick_cpu(void)
-{
-    DIR *d = opendir(GGML_LIB_DIR);
-    int best = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (strncmp(e->d_name, "libggml-cpu-", 12) || n < 4 || strcmp(e->d_name + n - 3, ".so"))
-            continue;
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s", GGML_LIB_DIR, e->d_name);
-        void *h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
-        int (*score)(void) = NULL;
-        if (h)
-            *(void **)&score = dlsym(h, "ggml_backend_score");
-        int s = score ? score() : 0;
-        if (s > best) {
-            best = s;
-            snprintf(cpu_path, sizeof cpu_path, "%s", p);
-        }
-    }
-    if (d)
-        closedir(d);
+    return sf_call(CTX, cbs, cmd, args, a.pos, reply, sizeof reply, &r);
 }
 
 static void fill_f32(float *x, size_t n, unsigned *seed, float scale)
@@ -159,11 +121,12 @@ static void upload(uint32_t buf, ggml_backend_buffer_t nbuf)
 
 int main(void)
 {
-    pick_cpu();
+    sf_pick_cpu(GGML_LIB_DIR, cpu_path, sizeof cpu_path);
     if (!cpu_path[0])
         return 1;
     setenv(APIR_ENV_BACKEND_LOG, "/dev/null", 1);
     shm = calloc(1, SHM_SIZE);
+    cbs = sf_single_resource(cpu_path, RES, shm, SHM_SIZE);
     args = malloc(ARGS_CAP);
 
     /* native CPU backend, from the same library file the backend library will load */
@@ -190,7 +153,7 @@ int main(void)
     set_inputs(&m, 0);
 
     /* remote: context, buffer of the same layout, backend */
-    if (apir_backend_initialize(CTX, &cbs) != 0)
+    if (apir_backend_initialize(CTX, cbs) != 0)
         return 1;
     begin();
     apir_put_u32(&a, 0);

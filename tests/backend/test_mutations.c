@@ -11,10 +11,9 @@
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "llama_block.h"
+#include "session_fixture.h"
 #include "wire_util.h"
 
-#include <dirent.h>
-#include <dlfcn.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,32 +21,19 @@
 #include <string.h>
 #include <unistd.h>
 
-uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs);
-uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs, uint32_t cmd_index,
-                                 char *dec_cur, const char *dec_end, char *enc_cur, const char *enc_end,
-                                 char **enc_cur_after);
-void apir_backend_deinit(uint32_t virgl_ctx_id);
-
 #define CTX 31
 #define RES 9
 #define SHM_SIZE (1u << 20)
 static char cpu_path[PATH_MAX];
 static uint8_t *shm;
-static const char *get_config(uint32_t c, const char *key) { return strcmp(key, APIR_KEY_GGML_LIBRARY_PATH) ? NULL : cpu_path; }
-static void *get_shmem_ptr(uint32_t c, uint32_t res) { return res == RES ? shm : NULL; }
-static uint64_t get_shmem_size(uint32_t c, uint32_t res) { return res == RES ? SHM_SIZE : 0; }
-static struct virgl_apir_callbacks cbs = {get_config, get_shmem_ptr, get_shmem_size};
+static struct virgl_apir_callbacks *cbs;
 
 static uint8_t *args, reply[256];
 static struct apir_encoder a;
 static struct apir_decoder r;
 static uint32_t call(uint32_t cmd)
 {
-    char *end = NULL;
-    uint32_t st = apir_backend_dispatcher(CTX, &cbs, cmd, (char *)args, (char *)args + a.pos, (char *)reply,
-                                          (char *)reply + sizeof reply, &end);
-    apir_decoder_init(&r, reply, end ? (size_t)(end - (char *)reply) : 0);
-    return st;
+    return sf_call(CTX, cbs, cmd, args, a.pos, reply, sizeof reply, &r);
 }
 
 static char current[256];
@@ -59,31 +45,6 @@ static void on_signal(int sig)
     if (write(2, msg, (size_t)n) < 0)
         _exit(3);
     _exit(2);
-}
-
-static void pick_cpu(void)
-{
-    DIR *d = opendir(GGML_LIB_DIR);
-    int best = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (strncmp(e->d_name, "libggml-cpu-", 12) || n < 4 || strcmp(e->d_name + n - 3, ".so"))
-            continue;
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s", GGML_LIB_DIR, e->d_name);
-        void *h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
-        int (*score)(void) = NULL;
-        if (h)
-            *(void **)&score = dlsym(h, "ggml_backend_score");
-        int s = score ? score() : 0;
-        if (s > best) {
-            best = s;
-            snprintf(cpu_path, sizeof cpu_path, "%s", p);
-        }
-    }
-    if (d)
-        closedir(d);
 }
 
 static struct apir_wire_tensor wire[MAX_T];
@@ -254,7 +215,7 @@ static int sweep(const char *what, struct ggml_cgraph *gf, ggml_backend_buffer_t
 
 int main(int argc, char **argv)
 {
-    pick_cpu();
+    sf_pick_cpu(GGML_LIB_DIR, cpu_path, sizeof cpu_path);
     if (!cpu_path[0])
         return 1;
     setenv(APIR_ENV_BACKEND_LOG, "/dev/null", 1);
@@ -264,6 +225,7 @@ int main(int argc, char **argv)
     signal(SIGFPE, on_signal);
     signal(SIGBUS, on_signal);
     shm = calloc(1, SHM_SIZE);
+    cbs = sf_single_resource(cpu_path, RES, shm, SHM_SIZE);
     args = malloc(1u << 20);
 
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
@@ -271,7 +233,7 @@ int main(int argc, char **argv)
         stride = (uint32_t)atoi(getenv("MUTATION_STRIDE"));
     if (getenv("MUTATION_SEED"))
         seed = (uint32_t)strtoul(getenv("MUTATION_SEED"), NULL, 0);
-    if (apir_backend_initialize(CTX, &cbs) != 0)
+    if (apir_backend_initialize(CTX, cbs) != 0)
         return 1;
     apir_encoder_init(&a, args, 1u << 20);
     apir_put_u32(&a, 0);

@@ -5,6 +5,8 @@
 #include <ggml-backend.h>
 #include <ggml.h>
 
+#include "log_check.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,38 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static char logbuf[65536];
-
-static void capture(enum ggml_log_level level, const char *text, void *user)
-{
-    size_t n = strlen(logbuf);
-    snprintf(logbuf + n, sizeof logbuf - n, "%s", text);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-#define CHECK(cond, ...)                                                                                   \
-    do {                                                                                                   \
-        if (!(cond)) {                                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                \
-            fprintf(stderr, __VA_ARGS__);                                                                  \
-            fprintf(stderr, "\n--- log ---\n%s", logbuf);                                                  \
-            return 1;                                                                                      \
-        }                                                                                                  \
-    } while (0)
-
 int main(int argc, char **argv)
 {
     if (argc != 3) {
         fprintf(stderr, "usage: %s PATH/libggml-virtgpu.so SERVER_PID\n", argv[0]);
         return 2;
     }
-    ggml_log_set(capture, NULL);
+    ggml_log_set(log_capture, NULL);
     pid_t server = (pid_t)atoi(argv[2]);
     ggml_backend_reg_t reg = ggml_backend_load(argv[1]);
     CHECK(reg && ggml_backend_reg_dev_count(reg) >= 1, "no device");

@@ -4,34 +4,10 @@
 #include <ggml-backend.h>
 #include <ggml.h>
 
+#include "log_check.h"
+
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-static char logbuf[16384];
-
-static void capture(enum ggml_log_level level, const char *text, void *user)
-{
-    size_t n = strlen(logbuf);
-    snprintf(logbuf + n, sizeof logbuf - n, "%s", text);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-#define CHECK(cond, ...)                                                                                   \
-    do {                                                                                                   \
-        if (!(cond)) {                                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                \
-            fprintf(stderr, __VA_ARGS__);                                                                  \
-            fprintf(stderr, "\n--- log ---\n%s", logbuf);                                                  \
-            return 1;                                                                                      \
-        }                                                                                                  \
-    } while (0)
 
 int main(int argc, char **argv)
 {
@@ -39,10 +15,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s PATH/libggml-virtgpu.so\n", argv[0]);
         return 2;
     }
-    ggml_log_set(capture, NULL);
-    double t0 = now_ms();
+    ggml_log_set(log_capture, NULL);
+    double t0 = now_s();
     ggml_backend_reg_t reg = ggml_backend_load(argv[1]);
-    double ms = now_ms() - t0;
+    double ms = (now_s() - t0) * 1e3;
     CHECK(reg != NULL, "the library must load even without a host");
     CHECK(strcmp(ggml_backend_reg_name(reg), "VirtGPU") == 0, "reg name %s", ggml_backend_reg_name(reg));
     CHECK(ggml_backend_reg_dev_count(reg) == 0, "%zu devices", ggml_backend_reg_dev_count(reg));

@@ -7,6 +7,8 @@
 #include <ggml-backend.h>
 #include <ggml.h>
 
+#include "emu_check.h"
+
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,17 +19,6 @@
 #define K 64 /* shared dimension */
 #define M 32 /* rows of A */
 #define N 16 /* rows of B */
-
-static int failures;
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);         \
-            fprintf(stderr, __VA_ARGS__);                                                    \
-            fputc('\n', stderr);                                                             \
-            failures++;                                                                      \
-        }                                                                                    \
-    } while (0)
 
 static float a[M * K], b[N * K], c[N * M], out[N * M];
 

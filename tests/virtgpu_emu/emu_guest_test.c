@@ -7,6 +7,7 @@
 #include "apir_client.h"
 #include "apir_forward.h"
 #include "apir_protocol.h"
+#include "emu_check.h"
 #include "virtgpu_uapi.h"
 
 #include <dlfcn.h>
@@ -19,17 +20,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static int failures;
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            fputc('\n', stderr);                                          \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
 
 static char stats_path[256], log_path[256];
 static unsigned n_forward; /* FORWARD commands sent, for the EXECBUFFER count */

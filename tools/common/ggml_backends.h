@@ -5,6 +5,8 @@
 #include <ggml-backend.h>
 #include <stdio.h>
 
+#include "pick_cpu.h" /* gb_pick_cpu_library() */
+
 /* ggml_backend_load_all() (finds libggml-virtgpu.so next to the executable, and whatever
  * GGML_BACKEND_PATH names); then, if that gave no CPU device, the best libggml-cpu-*.so
  * variant of the ggml library folder of this build (the prebuilt CPU libraries live there, not
@@ -27,8 +29,5 @@ void gb_set_threads(ggml_backend_t backend, int n);
 /* one line per device: name, type, description */
 void gb_print_devices(FILE *f);
 
-/* Path of the best CPU variant in dir (the one ggml's loader would pick), written to out;
- * 0 on success. */
-int gb_pick_cpu_library(const char *dir, char *out, size_t out_len);
 
 #endif
