@@ -1,6 +1,6 @@
-/* Per-op consistency checks on a decoded graph node: ggml's CPU kernels assert (and so abort
- * the host) on shapes, strides or types that a well-behaved ggml graph never has. These run
- * after tensor_validate() and before ggml_backend_dev_supports_op().
+/* Per-op consistency checks on a decoded graph node: ggml's CPU kernels stop the whole host
+ * process (GGML_ASSERT) on shapes, strides or types that a well-behaved ggml graph never
+ * has. These run after tensor_validate() and before ggml_backend_dev_supports_op().
  *
  * Only ops with a rule are offloaded at all; others are reported unsupported so that ggml's
  * scheduler keeps them on the guest.
