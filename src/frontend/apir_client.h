@@ -1,5 +1,14 @@
 /* The guest's connection to the host: picks a transport, does HANDSHAKE and LOADLIBRARY,
- * owns the reply page and the data page, and runs one command at a time. */
+ * owns the reply page and the data page, and runs one command at a time.
+ *
+ * Life cycle (docs/frontend.md, "Device lost"): CONNECTED after apir_client_open();
+ * apir_client_disconnect() gives the host context back and leaves the client DISCONNECTED,
+ * and the next command connects again (lazy connection). Once the connection is lost or a
+ * reply times out the client is DEAD for the rest of the process: the loss is logged once,
+ * the transport is closed (so the host frees the context) and every later command fails at
+ * once with APIR_CLIENT_ERR_LOST. A reply the host writes after the guest gave up on it lands
+ * in a page the guest has unmapped and never reads again, so it cannot answer a later
+ * command. */
 #ifndef APIR_CLIENT_H
 #define APIR_CLIENT_H
 
@@ -20,7 +29,28 @@ enum apir_client_error {
     APIR_CLIENT_ERR_TIMEOUT = -2,   /* no reply within the timeout */
     APIR_CLIENT_ERR_ENCODE = -3,    /* the command did not fit its buffer */
     APIR_CLIENT_ERR_COMPONENT = -4, /* the component refused it (no dispatch, sync failure) */
+    APIR_CLIENT_ERR_LOST = -5,      /* the device was lost earlier in this process: not sent */
 };
+
+enum apir_client_state {
+    APIR_CLIENT_DISCONNECTED = 0, /* no host context: the next command connects */
+    APIR_CLIENT_CONNECTING = 1,   /* one thread is connecting (others wait on connect_lock) */
+    APIR_CLIENT_CONNECTED = 2,
+    APIR_CLIENT_DEAD = 3,         /* lost for good: every command fails at once */
+};
+
+struct apir_client;
+
+/* Where the client connects (kept for a lazy reconnection). */
+struct apir_client_endpoint {
+    enum { APIR_ENDPOINT_NONE, APIR_ENDPOINT_VTEST, APIR_ENDPOINT_VIRTGPU } kind;
+    char path[108]; /* vtest socket */
+    uint32_t capset;
+};
+
+/* Runs after a lazy reconnection, before any other command (the connecting thread may issue
+ * commands from it); returns false with a reason to declare the device lost. */
+typedef bool (*apir_client_connect_hook)(struct apir_client *c, void *user, char *why, size_t why_len);
 
 struct apir_client {
     struct apir_transport *transport;
@@ -35,7 +65,17 @@ struct apir_client {
     uint64_t timeout_ns;
     uint32_t last_component_code; /* raw FORWARD code when APIR_CLIENT_ERR_COMPONENT */
     bool noreply_pending;     /* fire-and-forget commands sent since the last wait (under lock) */
+    /* connection state (apir_client_state); written under lock, read lock-free for fast paths */
+    _Atomic int state;
+    pthread_mutex_t connect_lock; /* held while (re)connecting */
+    pthread_t connecting_thread;  /* valid while state == CONNECTING */
+    struct apir_client_endpoint endpoint;
+    apir_client_connect_hook on_connect;
+    void *on_connect_user;
+    int begin_error;          /* set by begin when the command must not be sent (under lock) */
+    uint32_t cur_cmd;         /* FORWARD index being run, for the loss message (under lock) */
 };
+
 
 /* Connects as the environment says (docs/configuration.md): GGML_VIRTGPU_SOCKET or
  * VTEST_SOCKET_NAME selects vtest to that socket; otherwise a virtio_gpu render node; otherwise
@@ -46,7 +86,19 @@ struct apir_client *apir_client_open(char *why, size_t why_len);
 struct apir_client *apir_client_open_transport(struct apir_transport *t, char *why, size_t why_len);
 void apir_client_close(struct apir_client *c);
 
-/* FORWARD: lock, start a command for backend command `cmd` with room for payload_cap bytes of
+/* Gives the host context back (clean close); the next command reconnects, runs the hook and
+ * only then is sent. No-op unless CONNECTED. */
+void apir_client_disconnect(struct apir_client *c);
+void apir_client_set_connect_hook(struct apir_client *c, apir_client_connect_hook hook, void *user);
+/* the device is lost for good (see above) */
+bool apir_client_is_dead(struct apir_client *c);
+bool apir_client_is_connected(struct apir_client *c);
+/* rc says the device is lost (this call found it out, or an earlier one did) */
+bool apir_client_lost_error(int rc);
+/* Declares the device lost (a caller that found the host's answers unusable); logs once. */
+void apir_client_mark_dead(struct apir_client *c, const char *what);
+
+/* FORWARD: connect if needed, lock, start a command for backend command `cmd` with room for payload_cap bytes of
  * arguments, and return the encoder to put them in. */
 struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t payload_cap);
 /* Submit, wait for the reply, and point *reply at its payload. Returns the backend status
@@ -72,5 +124,7 @@ int apir_client_command(struct apir_client *c, uint32_t cmd_type, const void *pa
                         struct apir_decoder *reply);
 
 const char *apir_client_status_str(int status);
+/* name of FORWARD command index cmd ("?" if unknown) */
+const char *apir_client_cmd_name(uint32_t cmd);
 
 #endif

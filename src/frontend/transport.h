@@ -18,6 +18,10 @@ struct apir_shmem {
 
 struct apir_transport;
 
+/* How long connecting may take in total when the host is silent: vtest negotiation, page
+ * creation and HANDSHAKE share it (docs/configuration.md: loading takes at most 1 s). */
+#define APIR_CONNECT_TIMEOUT_MS 800
+
 struct apir_transport_ops {
     /* create a mappable blob resource of size bytes, mapped at shm->ptr; 0 or -errno */
     int (*create_blob)(struct apir_transport *t, size_t size, struct apir_shmem *shm);
@@ -36,6 +40,9 @@ struct apir_transport {
     /* the host wakes reply waiters with FUTEX_WAKE on the shared page (same-host vtest);
      * false in a VM, where the guest spins then backs off */
     bool host_futex_wake;
+    /* set by the client before destroying a transport whose host is gone or hung: say
+     * nothing more to it (a stopped host must not block the guest) */
+    bool lost;
 };
 
 /* Each open returns NULL and a one-line reason in why[] on failure; they never block longer

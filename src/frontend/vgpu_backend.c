@@ -4,6 +4,7 @@
  * data offsets are part of the bytes, so a moved tensor never reuses a stale graph. */
 #include "guest_log.h"
 #include "vgpu_internal.h"
+#include "vgpu_outputs.h"
 
 #include <stdlib.h>
 
@@ -16,7 +17,7 @@ static void backend_free(ggml_backend_t backend)
     struct vgpu_backend *be = ctx_of(backend);
     int rc = vgpu_rpc_backend_free(be->dev->client, be->handle);
     if (rc)
-        GUEST_LOG_ERROR("%s: BACKEND_FREE failed: %s\n", be->dev->name, vgpu_rpc_status_str(rc));
+        GUEST_LOG_FAILURE(rc, "%s: BACKEND_FREE failed: %s\n", be->dev->name, vgpu_rpc_status_str(rc));
     GUEST_LOG_DEBUG("%s: %llu graphs sent, %llu recomputed\n", be->dev->name, (unsigned long long)be->n_compute,
                     (unsigned long long)be->n_recompute);
     vgpu_graph_encoder_free(&be->enc);
@@ -27,7 +28,7 @@ static void backend_free(ggml_backend_t backend)
 }
 
 /* runs one graph; caller holds be->lock */
-static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph)
+static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph)
 {
     struct apir_client *c = be->dev->client;
     enum vgpu_graph_result r = vgpu_graph_encode(&be->enc, cgraph, vgpu_buffer_locate, NULL);
@@ -50,7 +51,7 @@ static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgra
         if (rc != APIR_BACKEND_ERR_NO_GRAPH) {
             /* not "no copy": e.g. the deferred error of an earlier fire-and-forget write,
              * which the host has now handed over and cleared; sending the graph would hide it */
-            GUEST_LOG_ERROR("%s: GRAPH_RECOMPUTE failed: %s\n", be->dev->name, vgpu_rpc_status_str(rc));
+            GUEST_LOG_FAILURE(rc, "%s: GRAPH_RECOMPUTE failed: %s\n", be->dev->name, vgpu_rpc_status_str(rc));
             return GGML_STATUS_FAILED;
         }
         /* the host lost its copy (or never kept one): fall back to sending the graph */
@@ -60,13 +61,52 @@ static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgra
     vgpu_graph_cache_invalidate(&be->last);
     rc = vgpu_rpc_graph_compute(c, be->handle, be->enc.bytes, be->enc.len, &status);
     if (rc) {
-        GUEST_LOG_ERROR("%s: GRAPH_COMPUTE of %d nodes failed: %s\n", be->dev->name, ggml_graph_n_nodes(cgraph),
-                        vgpu_rpc_status_str(rc));
+        GUEST_LOG_FAILURE(rc, "%s: GRAPH_COMPUTE of %d nodes failed: %s\n", be->dev->name,
+                          ggml_graph_n_nodes(cgraph), vgpu_rpc_status_str(rc));
         return GGML_STATUS_FAILED;
     }
     be->n_compute++;
     vgpu_graph_cache_store(&be->last, be->enc.bytes, be->enc.len);
     return (enum ggml_status)status;
+}
+
+/* Reads the graph's outputs (GGML_TENSOR_FLAG_OUTPUT: llama.cpp's logits and embeddings) as
+ * part of the compute, so that a host lost before the read-back fails the compute (which the
+ * application sees) instead of a get_tensor (which cannot fail). vgpu_outputs.h. */
+static enum ggml_status fetch_outputs(struct vgpu_backend *be, struct ggml_cgraph *cgraph)
+{
+    int n = ggml_graph_n_nodes(cgraph);
+    for (int i = 0; i < n; i++) {
+        struct ggml_tensor *t = ggml_graph_node(cgraph, i);
+        uint32_t buf;
+        uint64_t off;
+        if (!(t->flags & GGML_TENSOR_FLAG_OUTPUT) || !ggml_is_contiguous(t) || !vgpu_buffer_locate(NULL, t, &buf, &off))
+            continue;
+        size_t size = ggml_nbytes(t);
+        if (size == 0 || !vgpu_outputs_wanted(buf, off, size))
+            continue;
+        void *bytes = malloc(size);
+        if (!bytes)
+            continue; /* read on demand instead */
+        int rc = vgpu_rpc_buffer_get(be->dev->client, buf, off, bytes, size);
+        if (rc) {
+            free(bytes);
+            GUEST_LOG_FAILURE(rc, "%s: reading the output '%s' of the graph failed: %s\n", be->dev->name, t->name,
+                              vgpu_rpc_status_str(rc));
+            return GGML_STATUS_FAILED;
+        }
+        vgpu_outputs_put(buf, off, bytes, size);
+    }
+    return GGML_STATUS_SUCCESS;
+}
+
+static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph)
+{
+    vgpu_outputs_reset(); /* a compute may change any buffer */
+    enum ggml_status st = run_locked(be, cgraph);
+    if (st != GGML_STATUS_SUCCESS)
+        return st;
+    return fetch_outputs(be, cgraph);
 }
 
 static enum ggml_status backend_graph_compute(ggml_backend_t backend, struct ggml_cgraph *cgraph)
@@ -124,7 +164,7 @@ ggml_backend_t vgpu_backend_init(struct vgpu_device *d)
     uint32_t handle = 0;
     int rc = vgpu_rpc_backend_init(d->client, d->index, &handle);
     if (rc) {
-        GUEST_LOG_ERROR("%s: BACKEND_INIT failed: %s\n", d->name, vgpu_rpc_status_str(rc));
+        GUEST_LOG_FAILURE(rc, "%s: BACKEND_INIT failed: %s\n", d->name, vgpu_rpc_status_str(rc));
         return NULL;
     }
     struct vgpu_backend *be = calloc(1, sizeof *be);

@@ -4,8 +4,10 @@
 #include "guest_log.h"
 #include "vgpu_fake_addr.h"
 #include "vgpu_internal.h"
+#include "vgpu_outputs.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static struct vgpu_buffer *ctx_of(ggml_backend_buffer_t buffer) { return buffer->context; }
 
@@ -25,12 +27,13 @@ static bool data_offset(const struct vgpu_buffer *b, const struct ggml_tensor *t
 
 static void log_failure(const char *what, const struct ggml_tensor *t, int rc)
 {
-    GUEST_LOG_ERROR("%s(%s) failed: %s\n", what, t ? t->name : "", vgpu_rpc_status_str(rc));
+    GUEST_LOG_FAILURE(rc, "%s(%s) failed: %s\n", what, t ? t->name : "", vgpu_rpc_status_str(rc));
 }
 
 static void buffer_free(ggml_backend_buffer_t buffer)
 {
     struct vgpu_buffer *b = ctx_of(buffer);
+    vgpu_outputs_invalidate(b->handle, 0, UINT64_MAX);
     int rc = vgpu_rpc_buffer_free(b->client, b->handle);
     if (rc)
         log_failure("BUFFER_FREE", NULL, rc);
@@ -48,6 +51,7 @@ static void buffer_memset_tensor(ggml_backend_buffer_t buffer, struct ggml_tenso
         GUEST_LOG_ERROR("memset_tensor(%s): outside its buffer\n", tensor->name);
         return;
     }
+    vgpu_outputs_invalidate(b->handle, off, size);
     int rc = vgpu_rpc_buffer_memset(b->client, b->handle, off, size, value);
     if (rc)
         log_failure("BUFFER_MEMSET", tensor, rc);
@@ -62,10 +66,15 @@ static void buffer_set_tensor(ggml_backend_buffer_t buffer, struct ggml_tensor *
         GUEST_LOG_ERROR("set_tensor(%s): outside its buffer\n", tensor->name);
         return;
     }
+    vgpu_outputs_invalidate(b->handle, off, size);
     int rc = vgpu_rpc_buffer_set(b->client, b->handle, off, data, size);
     if (rc)
         log_failure("BUFFER_SET", tensor, rc);
 }
+
+/* A read that failed fills the destination with this byte: every f32/f16/bf16 value becomes
+ * a NaN (0xffffffff, 0xffff), which no computation or sampler mistakes for data. */
+#define POISON_BYTE 0xff
 
 static void buffer_get_tensor(ggml_backend_buffer_t buffer, const struct ggml_tensor *tensor, void *data,
                               size_t offset, size_t size)
@@ -74,11 +83,18 @@ static void buffer_get_tensor(ggml_backend_buffer_t buffer, const struct ggml_te
     uint64_t off;
     if (!data_offset(b, tensor, offset, size, &off)) {
         GUEST_LOG_ERROR("get_tensor(%s): outside its buffer\n", tensor->name);
+        memset(data, POISON_BYTE, size);
         return;
     }
+    /* the graph's outputs came back with the compute that produced them */
+    if (vgpu_outputs_get(b->handle, off, data, size))
+        return;
     int rc = vgpu_rpc_buffer_get(b->client, b->handle, off, data, size);
-    if (rc)
+    if (rc) {
+        /* get_tensor cannot fail: never leave the caller's bytes looking refreshed */
+        memset(data, POISON_BYTE, size);
         log_failure("BUFFER_GET", tensor, rc);
+    }
 }
 
 static ggml_backend_buffer_t buffer_of(const struct ggml_tensor *t)
@@ -100,6 +116,7 @@ static bool buffer_cpy_tensor(ggml_backend_buffer_t buffer, const struct ggml_te
         !data_offset(d, dst, 0, size, &dst_off))
         return false;
     bool done = false;
+    vgpu_outputs_invalidate(d->handle, dst_off, size);
     int rc = vgpu_rpc_buffer_copy(d->client, s->handle, src_off, d->handle, dst_off, size, &done);
     if (rc) {
         log_failure("BUFFER_COPY", dst, rc);
@@ -111,6 +128,7 @@ static bool buffer_cpy_tensor(ggml_backend_buffer_t buffer, const struct ggml_te
 static void buffer_clear(ggml_backend_buffer_t buffer, uint8_t value)
 {
     struct vgpu_buffer *b = ctx_of(buffer);
+    vgpu_outputs_invalidate(b->handle, 0, UINT64_MAX);
     int rc = vgpu_rpc_buffer_clear(b->client, b->handle, value);
     if (rc)
         log_failure("BUFFER_CLEAR", NULL, rc);
@@ -154,7 +172,8 @@ ggml_backend_buffer_t vgpu_buffer_alloc(struct vgpu_buft *bt, size_t size)
     uint64_t got = 0;
     int rc = vgpu_rpc_buft_alloc(c, bt->handle, size, &handle, &got);
     if (rc) {
-        GUEST_LOG_ERROR("%s: BUFT_ALLOC_BUFFER of %zu bytes failed: %s\n", bt->name, size, vgpu_rpc_status_str(rc));
+        GUEST_LOG_FAILURE(rc, "%s: BUFT_ALLOC_BUFFER of %zu bytes failed: %s\n", bt->name, size,
+                          vgpu_rpc_status_str(rc));
         return NULL;
     }
     struct vgpu_buffer *b = NULL;

@@ -33,7 +33,7 @@ static size_t buft_get_alloc_size(ggml_backend_buffer_type_t buft, const struct 
     if (!vgpu_sig_cache_get(&b->alloc_size_cache, sig, len, &bytes)) {
         int rc = vgpu_rpc_buft_alloc_size(b->dev->client, b->handle, sig, len, &bytes);
         if (rc) {
-            GUEST_LOG_ERROR("%s: BUFT_GET_ALLOC_SIZE failed: %s\n", b->name, vgpu_rpc_status_str(rc));
+            GUEST_LOG_FAILURE(rc, "%s: BUFT_GET_ALLOC_SIZE failed: %s\n", b->name, vgpu_rpc_status_str(rc));
             return nbytes;
         }
         vgpu_sig_cache_put(&b->alloc_size_cache, sig, len, bytes);

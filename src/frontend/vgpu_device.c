@@ -17,11 +17,17 @@ static const char *dev_get_description(ggml_backend_dev_t dev) { return ctx_of(d
 static void dev_get_memory(ggml_backend_dev_t dev, size_t *free_b, size_t *total_b)
 {
     struct vgpu_device *d = ctx_of(dev);
-    uint64_t f = 0, t = 0;
-    int rc = vgpu_rpc_device_memory(d->client, d->index, &f, &t);
-    if (rc) {
-        GUEST_LOG_ERROR("%s: DEVICE_GET_MEMORY failed: %s\n", d->name, vgpu_rpc_status_str(rc));
-        f = t = 0;
+    uint64_t f = d->mem_free, t = d->mem_total;
+    if (apir_client_is_connected(d->client)) {
+        int rc = vgpu_rpc_device_memory(d->client, d->index, &f, &t);
+        if (rc) {
+            GUEST_LOG_FAILURE(rc, "%s: DEVICE_GET_MEMORY failed: %s\n", d->name, vgpu_rpc_status_str(rc));
+            f = d->mem_free; /* the last answer (docs/frontend.md, "Device lost") */
+            t = d->mem_total;
+        } else {
+            d->mem_free = f;
+            d->mem_total = t;
+        }
     }
     *free_b = f > SIZE_MAX ? SIZE_MAX : (size_t)f;
     *total_b = t > SIZE_MAX ? SIZE_MAX : (size_t)t;
@@ -63,9 +69,12 @@ static bool dev_supports_op(ggml_backend_dev_t dev, const struct ggml_tensor *op
     bool supported = false;
     int rc = vgpu_rpc_supports_op(d->client, d->index, sig, len, &supported);
     if (rc) {
-        GUEST_LOG_ERROR("%s: DEVICE_SUPPORTS_OP(%s) failed: %s\n", d->name, ggml_op_desc(op),
-                        vgpu_rpc_status_str(rc));
-        return false; /* not cached: a transient failure must not stick */
+        GUEST_LOG_FAILURE(rc, "%s: DEVICE_SUPPORTS_OP(%s) failed: %s\n", d->name, ggml_op_desc(op),
+                          vgpu_rpc_status_str(rc));
+        /* A lost device says yes: ggml's scheduler aborts when a tensor already in one of our
+         * buffers (the KV cache) "cannot run" its op, while a yes makes the op fail as a
+         * compute error the application reports. Not cached. */
+        return apir_client_lost_error(rc);
     }
     vgpu_sig_cache_put(&d->op_cache, sig, len, supported);
     return supported;
@@ -111,6 +120,11 @@ bool vgpu_device_init(struct vgpu_device *d, ggml_backend_reg_t reg, struct apir
         return false;
     }
     d->type = vgpu_device_type_from_host(d->host.type);
+    uint64_t f = 0, t = 0;
+    if (vgpu_rpc_device_memory(c, index, &f, &t) == APIR_BACKEND_OK) {
+        d->mem_free = f;
+        d->mem_total = t;
+    }
     d->dev.iface = vgpu_device_iface;
     d->dev.reg = reg;
     d->dev.context = d;

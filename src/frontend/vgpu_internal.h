@@ -37,6 +37,9 @@ struct vgpu_device {
     enum ggml_backend_dev_type type;
     struct vgpu_buft buft;
     struct vgpu_sig_cache op_cache;
+    /* last memory answer: given while not connected (listing holds no host context) and
+     * after the device is lost */
+    _Atomic uint64_t mem_free, mem_total;
 };
 
 struct vgpu_buffer {

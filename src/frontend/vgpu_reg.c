@@ -1,11 +1,18 @@
-/* The reg of libggml-virtgpu.so and its two exported entry points. The host connection is
- * opened once, in ggml_backend_init (ggml's loader calls it once per load); without a host
- * the reg has zero devices and says why, so loading never aborts or stalls an application. */
+/* The reg of libggml-virtgpu.so and its two exported entry points. In ggml_backend_init
+ * (ggml's loader calls it once per load) the host is asked for its devices, and the connection
+ * is given back at once: the answers are kept here, in the process, so that listing devices
+ * holds no host context. The first call that needs the host (supports_op, a buffer, a
+ * backend) connects again, and the hook below checks that the host still has the same
+ * devices. Without a host the reg has zero devices and says why, so loading never aborts or
+ * stalls an application. */
 #include "guest_log.h"
 #include "vgpu_internal.h"
 
 #include "apir_forward.h"
 
+#include "vgpu_outputs.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +64,50 @@ static void close_all(void)
     free(state.devices);
     apir_client_close(state.client);
     memset(&state, 0, sizeof state);
+    vgpu_outputs_free();
+}
+
+/* After a lazy reconnection: the devices, their buffer types and the handles the answers
+ * cached at load name must be the host's now (a restarted host with other devices or another
+ * build would make every cached answer wrong). */
+static bool same_devices(struct apir_client *c, void *user, char *why, size_t why_len)
+{
+    (void)user;
+    uint32_t version = 0, count = 0;
+    int rc = vgpu_rpc_get_info(c, &version, &count);
+    if (rc) {
+        snprintf(why, why_len, "GET_INFO after reconnecting failed: %s", vgpu_rpc_status_str(rc));
+        return false;
+    }
+    if (version != APIR_FORWARD_PROTOCOL_VERSION || count < state.n_devices) {
+        snprintf(why, why_len, "the host now has %u devices (FORWARD protocol %u), %zu at load (protocol %u): "
+                 "its devices changed since this process started", count, version, state.n_devices,
+                 APIR_FORWARD_PROTOCOL_VERSION);
+        return false;
+    }
+    for (size_t i = 0; i < state.n_devices; i++) {
+        const struct vgpu_device *d = &state.devices[i];
+        struct vgpu_host_device_info now;
+        struct vgpu_host_buft_info buft;
+        rc = vgpu_rpc_device_info(c, d->index, &now);
+        if (!rc)
+            rc = vgpu_rpc_buft_info(c, now.buft, &buft);
+        if (rc) {
+            snprintf(why, why_len, "%s: DEVICE_GET_INFO after reconnecting failed: %s", d->name,
+                     vgpu_rpc_status_str(rc));
+            return false;
+        }
+        char buft_name[sizeof d->buft.name];
+        snprintf(buft_name, sizeof buft_name, "%s_%s", d->name, buft.name[0] ? buft.name : "buffer");
+        if (strcmp(now.name, d->host.name) || strcmp(now.description, d->host.description) ||
+            now.type != d->host.type || now.buft != d->host.buft || strcmp(buft_name, d->buft.name)) {
+            snprintf(why, why_len, "%s: the host device is now %s (%s), it was %s (%s) at load: its devices changed "
+                     "since this process started", d->name, now.name, now.description, d->host.name,
+                     d->host.description);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* asks the host for its devices; false (with a log line) if the host misbehaves */
@@ -97,7 +148,12 @@ static void init_reg(void)
     char why[512] = "";
     struct apir_client *c = apir_client_open(why, sizeof why);
     if (!c) {
-        GUEST_LOG_WARN("no VirtGPU device: %s\n", why);
+        /* every ggml program on a machine without a host loads this library: a warning only
+         * when VirtGPU was asked for */
+        if (getenv("GGML_VIRTGPU_SOCKET") || getenv("VTEST_SOCKET_NAME"))
+            GUEST_LOG_WARN("no VirtGPU device: %s\n", why);
+        else
+            GUEST_LOG_INFO("no VirtGPU device: %s\n", why);
         return;
     }
     state.client = c;
@@ -108,6 +164,13 @@ static void init_reg(void)
     for (size_t i = 0; i < state.n_devices; i++)
         GUEST_LOG_INFO("%s: %s (host device %s)\n", state.devices[i].name, state.devices[i].host.description,
                        state.devices[i].host.name);
+    if (state.n_devices == 0) {
+        close_all();
+        return;
+    }
+    /* lazy connection: hold no host context until VirtGPU is used */
+    apir_client_set_connect_hook(c, same_devices, NULL);
+    apir_client_disconnect(c);
 }
 
 /* dlclose (ggml_backend_unload, or ggml's registry at exit) must not leave the connection and

@@ -4,31 +4,7 @@
 
 #include <string.h>
 
-const char *vgpu_rpc_cmd_name(uint32_t cmd)
-{
-    static const char *const names[APIR_CMD_COUNT] = {
-        [APIR_CMD_GET_INFO] = "GET_INFO",
-        [APIR_CMD_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
-        [APIR_CMD_DEVICE_GET_MEMORY] = "DEVICE_GET_MEMORY",
-        [APIR_CMD_DEVICE_SUPPORTS_OP] = "DEVICE_SUPPORTS_OP",
-        [APIR_CMD_BUFT_GET_INFO] = "BUFT_GET_INFO",
-        [APIR_CMD_BUFT_GET_ALLOC_SIZE] = "BUFT_GET_ALLOC_SIZE",
-        [APIR_CMD_BUFT_ALLOC_BUFFER] = "BUFT_ALLOC_BUFFER",
-        [APIR_CMD_BUFFER_FREE] = "BUFFER_FREE",
-        [APIR_CMD_BUFFER_CLEAR] = "BUFFER_CLEAR",
-        [APIR_CMD_BUFFER_MEMSET] = "BUFFER_MEMSET",
-        [APIR_CMD_BUFFER_SET] = "BUFFER_SET",
-        [APIR_CMD_BUFFER_GET] = "BUFFER_GET",
-        [APIR_CMD_BUFFER_COPY] = "BUFFER_COPY",
-        [APIR_CMD_BACKEND_INIT] = "BACKEND_INIT",
-        [APIR_CMD_BACKEND_FREE] = "BACKEND_FREE",
-        [APIR_CMD_GRAPH_COMPUTE] = "GRAPH_COMPUTE",
-        [APIR_CMD_GRAPH_RECOMPUTE] = "GRAPH_RECOMPUTE",
-        [APIR_CMD_BACKEND_SYNCHRONIZE] = "BACKEND_SYNCHRONIZE",
-        [APIR_CMD_BUFFER_SET_INLINE] = "BUFFER_SET_INLINE",
-    };
-    return cmd < APIR_CMD_COUNT && names[cmd] ? names[cmd] : "?";
-}
+const char *vgpu_rpc_cmd_name(uint32_t cmd) { return apir_client_cmd_name(cmd); }
 
 const char *vgpu_rpc_status_str(int rc)
 {
@@ -214,6 +190,11 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
                           size_t n)
 {
     struct apir_encoder *e = apir_client_begin(c, cmd, 32);
+    if (e->error) { /* not connected (device lost): c->data is not mapped */
+        int rc = apir_client_call(c, NULL);
+        apir_client_end(c);
+        return rc;
+    }
     if (cmd == APIR_CMD_BUFFER_SET)
         memcpy(c->data.ptr, data, n);
     else
@@ -234,9 +215,7 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
 
 static int transfer(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64_t offset, uint8_t *data, size_t size)
 {
-    size_t page = c->data.size;
-    if (page == 0)
-        return APIR_CLIENT_ERR_TRANSPORT;
+    size_t page = APIR_CLIENT_DATA_PAGE_SIZE;
     while (size) {
         size_t n = size < page ? size : page;
         int rc = transfer_chunk(c, cmd, buffer, offset, data, n);

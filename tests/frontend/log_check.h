@@ -12,12 +12,26 @@
 
 static char logbuf[65536];
 
+/* each message is kept with its level in front: "[E] ", "[W] ", "[I] ", "[D] " */
 static inline void log_capture(enum ggml_log_level level, const char *text, void *user)
 {
-    (void)level;
     (void)user;
+    static const char *const tag[] = {
+        [GGML_LOG_LEVEL_DEBUG] = "[D] ", [GGML_LOG_LEVEL_INFO] = "[I] ",
+        [GGML_LOG_LEVEL_WARN] = "[W] ", [GGML_LOG_LEVEL_ERROR] = "[E] ",
+    };
+    const char *t = (unsigned)level < sizeof tag / sizeof tag[0] && tag[level] ? tag[level] : "";
     size_t n = strlen(logbuf);
-    snprintf(logbuf + n, sizeof logbuf - n, "%s", text);
+    snprintf(logbuf + n, sizeof logbuf - n, "%s%s", t, text);
+}
+
+/* how many times needle occurs in the log */
+static inline int log_count(const char *needle)
+{
+    int n = 0;
+    for (const char *p = logbuf; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
 }
 
 static inline double now_s(void)

@@ -18,7 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define VTEST_IO_TIMEOUT_S 10 /* a dead host never hangs the guest in a socket read */
+#define VTEST_IO_TIMEOUT_S 10 /* a dead host never hangs the guest in a socket write */
 #define VTEST_MAX_CAPSET_WORDS 1024
 
 struct vtest_transport {
@@ -150,9 +150,11 @@ static void vtest_destroy_blob(struct apir_transport *t, struct apir_shmem *shm)
     struct vtest_transport *v = (struct vtest_transport *)t;
     if (shm->ptr)
         munmap(shm->ptr, shm->size);
-    pthread_mutex_lock(&v->lock);
-    send_cmd(v, VTEST_CMD_RESOURCE_UNREF, VTEST_RESOURCE_UNREF_WORDS, &shm->res_id, sizeof shm->res_id);
-    pthread_mutex_unlock(&v->lock);
+    if (!t->lost) { /* a gone or hung host frees it when the connection closes */
+        pthread_mutex_lock(&v->lock);
+        send_cmd(v, VTEST_CMD_RESOURCE_UNREF, VTEST_RESOURCE_UNREF_WORDS, &shm->res_id, sizeof shm->res_id);
+        pthread_mutex_unlock(&v->lock);
+    }
     shm->ptr = NULL;
     shm->size = 0;
 }
@@ -226,7 +228,11 @@ static int do_connect(struct vtest_transport *v, const char *path, char *why, si
                  "or set GGML_VIRTGPU_SOCKET to its socket", path, strerror(errno));
         return -1;
     }
-    struct timeval tv = {.tv_sec = VTEST_IO_TIMEOUT_S};
+    /* A stopped server's listen queue still accepts the connection, so the negotiation's reads
+     * are what must be bounded: they share the client's connect bound. The socket is read
+     * again only for the pages' CREATE_BLOB replies, right after this. */
+    struct timeval tv = {.tv_sec = APIR_CONNECT_TIMEOUT_MS / 1000,
+                         .tv_usec = (APIR_CONNECT_TIMEOUT_MS % 1000) * 1000};
     setsockopt(v->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(v->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     return 0;
@@ -244,7 +250,9 @@ static int do_init(struct vtest_transport *v, uint32_t capset, char *why, size_t
     if (!rc)
         rc = read_reply(v, VTEST_CMD_PROTOCOL_VERSION, 1, &ver);
     if (rc) {
-        snprintf(why, why_len, "vtest %s: protocol negotiation failed: %s", v->path, strerror(-rc));
+        snprintf(why, why_len, "vtest %s: protocol negotiation failed: %s", v->path,
+                 rc == -ETIMEDOUT ? "no answer within the connect bound (stopped or hung apir-server?)"
+                                  : strerror(-rc));
         return -1;
     }
     if (ver < VTEST_WIRE_PROTOCOL_VERSION) {
@@ -310,5 +318,8 @@ struct apir_transport *apir_transport_vtest_open(const char *socket_path, uint32
         free(v);
         return NULL;
     }
+    /* commands may be large (a graph) and the host may be busy reading a previous one */
+    struct timeval tv = {.tv_sec = VTEST_IO_TIMEOUT_S};
+    setsockopt(v->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     return &v->base;
 }

@@ -1,0 +1,150 @@
+#include "vgpu_outputs.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+    uint32_t buffer;
+    uint64_t offset, size;
+    uint8_t *bytes; /* NULL in the skip list */
+    bool read;
+};
+
+struct table {
+    struct entry *v;
+    size_t n, cap;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct table held;   /* fetched by the last compute */
+static struct table unread; /* fetched by the compute before and never read */
+static uint64_t held_bytes;
+
+static bool push(struct table *t, struct entry e)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        struct entry *v = realloc(t->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        t->v = v;
+        t->cap = cap;
+    }
+    t->v[t->n++] = e;
+    return true;
+}
+
+static bool same(const struct entry *e, uint32_t buffer, uint64_t offset, uint64_t size)
+{
+    return e->buffer == buffer && e->offset == offset && e->size == size;
+}
+
+/* outputs nobody reads stay skipped (an application that reads one later gets it through
+ * an ordinary BUFFER_GET and puts it back in the next fetch); the list is kept short */
+#define UNREAD_MAX 64
+
+void vgpu_outputs_reset(void)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < held.n; i++) {
+        struct entry *e = &held.v[i];
+        if (!e->read)
+            push(&unread, (struct entry){e->buffer, e->offset, e->size, NULL, false});
+        free(e->bytes);
+    }
+    if (unread.n > UNREAD_MAX) {
+        memmove(unread.v, unread.v + (unread.n - UNREAD_MAX), UNREAD_MAX * sizeof *unread.v);
+        unread.n = UNREAD_MAX;
+    }
+    held.n = 0;
+    held_bytes = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+bool vgpu_outputs_wanted(uint32_t buffer, uint64_t offset, uint64_t size)
+{
+    pthread_mutex_lock(&lock);
+    bool wanted = held_bytes + size <= VGPU_OUTPUTS_MAX_BYTES;
+    for (size_t i = 0; wanted && i < unread.n; i++)
+        if (same(&unread.v[i], buffer, offset, size))
+            wanted = false;
+    pthread_mutex_unlock(&lock);
+    return wanted;
+}
+
+bool vgpu_outputs_put(uint32_t buffer, uint64_t offset, void *bytes, uint64_t size)
+{
+    uint8_t *copy = bytes;
+    if (!copy)
+        return false;
+    if (size == 0 || size > VGPU_OUTPUTS_MAX_BYTES) {
+        free(copy);
+        return false;
+    }
+    pthread_mutex_lock(&lock);
+    bool ok = held_bytes + size <= VGPU_OUTPUTS_MAX_BYTES &&
+              push(&held, (struct entry){buffer, offset, size, copy, false});
+    if (ok)
+        held_bytes += size;
+    pthread_mutex_unlock(&lock);
+    if (!ok)
+        free(copy);
+    return ok;
+}
+
+bool vgpu_outputs_get(uint32_t buffer, uint64_t offset, void *dst, uint64_t size)
+{
+    bool found = false;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < held.n; i++) {
+        struct entry *e = &held.v[i];
+        if (e->buffer == buffer && offset >= e->offset && size <= e->size && offset - e->offset <= e->size - size) {
+            memcpy(dst, e->bytes + (offset - e->offset), (size_t)size);
+            e->read = true;
+            found = true;
+            break;
+        }
+    }
+    /* read but not fetched: fetch it again from the next compute on */
+    for (size_t i = 0; !found && i < unread.n;) {
+        struct entry *e = &unread.v[i];
+        if (e->buffer == buffer && offset < e->offset + e->size && e->offset < offset + size)
+            unread.v[i] = unread.v[--unread.n];
+        else
+            i++;
+    }
+    pthread_mutex_unlock(&lock);
+    return found;
+}
+
+void vgpu_outputs_invalidate(uint32_t buffer, uint64_t offset, uint64_t size)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < held.n;) {
+        struct entry *e = &held.v[i];
+        bool overlap = e->buffer == buffer && offset < e->offset + e->size &&
+                       (size == UINT64_MAX || e->offset < offset + size);
+        if (overlap) {
+            held_bytes -= e->size;
+            free(e->bytes);
+            held.v[i] = held.v[--held.n];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void vgpu_outputs_free(void)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < held.n; i++)
+        free(held.v[i].bytes);
+    free(held.v);
+    free(unread.v);
+    held = (struct table){0};
+    unread = (struct table){0};
+    held_bytes = 0;
+    pthread_mutex_unlock(&lock);
+}
