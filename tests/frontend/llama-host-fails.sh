@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# llama-host-fails.sh BUILD_DIR LLAMA_BIN_DIR [RUNS]
+# llama.cpp's own llama-completion on VirtGPU0 while apir-server is sent SIGTERM, SIGKILL or
+# SIGSTOP at a random moment of a seeded-sampling generation (docs/frontend.md, "Device lost").
+# Each run must end without a crash (no SIGABRT/SIGSEGV: llama-completion reports the failed
+# decode and exits 1), within one GGML_VIRTGPU_TIMEOUT for a stopped host, and the text it
+# printed must be a prefix of the text of an uninterrupted run on VirtGPU0 (the reference:
+# native generation on this machine's CPU backend build may differ in the last bits, which
+# seeded sampling turns into other tokens; the script says whether they agree).
+# Also measures: loading with a silent (stopped) host, and what a `-dev none` process costs
+# the host. Needs llama-completion in LLAMA_BIN_DIR (built from the llama.cpp v0.5.0 source).
+set -u
+build=$(cd "$1" && pwd) || exit 2
+bin=$(cd "$2" && pwd) || exit 2
+runs=${3:-4}
+completion="$bin/llama-completion"
+[ -x "$completion" ] || { echo "no $completion" >&2; exit 2; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/apir-llama-fails.XXXXXX") || exit 2
+model="$tmp/tiny.gguf"
+"$build/bin/make-tiny-llama" -o "$model" --type f16 >/dev/null || exit 2
+sock="$tmp/sock"
+export VIRGL_APIR_BACKEND_LIBRARY="$build/host/libggml-virtgpu-backend.so"
+APIR_LLAMA_CPP_GGML_LIBRARY_PATH=$("$build/bin/ggml-pick-cpu") || exit 2
+export APIR_LLAMA_CPP_GGML_LIBRARY_PATH VIRGL_ROUTE_VENUS_TO_APIR=1 VIRGL_APIR_LOG_TO_FILE="$tmp/apir.log"
+export GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" GGML_VIRTGPU_SOCKET="$sock"
+export GGML_VIRTGPU_TIMEOUT=${GGML_VIRTGPU_TIMEOUT:-3}
+n=${LLAMA_FAILS_TOKENS:-48}
+args=(-m "$model" -p "Once upon a time" -n "$n" --seed 42 --temp 0.8 -no-cnv --no-warmup)
+
+spid=
+start_server() {
+    rm -f "$sock"
+    "$build/bin/apir-server" --socket-path "$sock" >>"$tmp/apir.log" 2>&1 &
+    spid=$!
+    for _ in $(seq 1 200); do [ -S "$sock" ] && return 0; sleep 0.05; done
+    echo "apir-server did not start"; return 1
+}
+stop_server() {
+    [ -n "$spid" ] || return 0
+    kill -CONT "$spid" 2>/dev/null; kill -KILL "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+    spid=
+}
+cleanup() { stop_server; rm -rf "$tmp"; }
+trap cleanup EXIT
+now() { date +%s.%N; }
+
+fail=0
+start_server || exit 1
+t0=$(now)
+"$completion" "${args[@]}" -dev VirtGPU0 -ngl 99 >"$tmp/ref.out" 2>"$tmp/ref.err" || { echo "reference run failed"; tail "$tmp/ref.err"; exit 1; }
+ref_s=$(echo "$(now) - $t0" | bc)
+"$completion" "${args[@]}" -dev none >"$tmp/native.out" 2>/dev/null
+cmp -s "$tmp/ref.out" "$tmp/native.out" && same=yes || same="no (other CPU backend build)"
+echo "reference: $n tokens on VirtGPU0 in ${ref_s}s; same text as native: $same"
+
+# What a process that never uses VirtGPU0 costs the host: contexts it opened and how long it
+# held them. llama-completion built without GGML_BACKEND_DL loads no backend library with
+# `-dev none` (its CPU backend is built in), so the processes measured are ones that do load
+# it: `llama-completion --list-devices`, and this project's llama-run --native (linked to the
+# release bundle's libllama, a GGML_BACKEND_DL build: llama_backend_init loads every backend).
+host_cost() {
+    : >"$tmp/apir.log"
+    "$@" >/dev/null 2>&1
+    local created destroyed held
+    created=$(grep -c 'created (capset' "$tmp/apir.log"); destroyed=$(grep -c 'destroyed' "$tmp/apir.log")
+    held=$(awk -F'[][]' '/created \(capset/ {c=$2} /destroyed/ {d=$2} END {if (c) printf "%.0f", (d-c)*1000}' "$tmp/apir.log")
+    echo "$created host context(s) opened, $destroyed given back before exit, held ${held:-0} ms"
+    [ "$created" = "$destroyed" ] || { echo "FAIL: the process kept a host context"; fail=1; }
+}
+echo "llama-completion --list-devices: $(host_cost "$completion" --list-devices)"
+echo "llama-run --native: $(host_cost "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)"
+stop_server
+
+for sig in TERM KILL STOP; do
+    for r in $(seq 1 "$runs"); do
+        start_server || exit 1
+        "$completion" "${args[@]}" -dev VirtGPU0 -ngl 99 >"$tmp/run.out" 2>"$tmp/run.err" &
+        cpid=$!
+        # a moment within the generation (the reference run's duration)
+        delay=$(awk -v s="$ref_s" -v r="$RANDOM" 'BEGIN {printf "%.2f", 0.3 + (s * 0.8) * r / 32768}')
+        sleep "$delay"
+        kill -"$sig" "$spid"; ts=$(now)
+        wait "$cpid"; rc=$?
+        dt=$(echo "$(now) - $ts" | bc)
+        printed=$(stat -c %s "$tmp/run.out")
+        prefix=no; [ "$(head -c "$printed" "$tmp/ref.out" | cmp -s - "$tmp/run.out" && echo y)" = y ] && prefix=yes
+        echo "SIG$sig at ${delay}s: exit $rc after ${dt}s, printed $printed bytes, prefix of reference: $prefix"
+        if [ $rc -gt 128 ]; then echo "FAIL: llama-completion died of signal $((rc - 128))"; fail=1; fi
+        [ $prefix = yes ] || { echo "FAIL: printed text is not a prefix of the reference"; fail=1; }
+        # llama.cpp's logger writes from a thread and may drop the last lines of a process that
+        # exits at once, so a missing line is reported, not failed
+        lost=$(grep -c 'VirtGPU device lost' "$tmp/run.err")
+        [ "$rc" -eq 0 ] || [ "$lost" -eq 1 ] || echo "  (device-lost lines in the log: $lost, log $(stat -c %s "$tmp/run.err") bytes)"
+        [ "$lost" -le 1 ] || { echo "FAIL: the loss was logged $lost times"; fail=1; }
+        [ $fail = 0 ] || { grep -v '^0\.00' "$tmp/run.err" | tail -20; }
+        stop_server
+    done
+done
+
+# loading with a silent host: the server is stopped before the process starts
+timed() { local t0; t0=$(now); "$@" >/dev/null 2>>"$tmp/silent.err"; echo "$(now) - $t0" | bc; }
+start_server || exit 1
+kill -STOP "$spid"
+a=$(timed "$completion" --list-devices)
+a0=$(GGML_VIRTGPU_SOCKET=/nonexistent timed "$completion" --list-devices)
+b=$(timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
+b0=$(GGML_VIRTGPU_SOCKET=/nonexistent timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
+echo "stopped host: llama-completion --list-devices ${a}s (${a0}s with no host at all), llama-run --native ${b}s (${b0}s)"
+grep -o 'no VirtGPU device: .*' "$tmp/silent.err" | head -1
+over=$(echo "$a - $a0 > 1.0" | bc)
+[ "$over" = 0 ] || { echo "FAIL: a silent host made loading take more than its bound"; fail=1; }
+stop_server
+exit $fail
