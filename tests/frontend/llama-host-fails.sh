@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# llama-host-fails.sh BUILD_DIR LLAMA_BIN_DIR [RUNS]
+# llama-host-fails.sh BUILD_DIR [LLAMA_BIN_DIR [RUNS]]
+# Host failures under llama.cpp applications (docs/frontend.md, "Device lost"):
+# 1. llama-serve (tests/frontend/llama_serve.c: llama-server's request loop on libllama, one
+#    slot, a prompt length of its own per request) while apir-server is sent SIGTERM, SIGKILL
+#    or SIGSTOP: no abort; requests finished before are the reference's text, the request in
+#    flight printed a prefix of its reference text, every later request fails at once.
+# 2. With LLAMA_BIN_DIR (llama.cpp v0.5.0's programs):
 # llama.cpp's own llama-completion on VirtGPU0 while apir-server is sent SIGTERM, SIGKILL or
-# SIGSTOP at a random moment of a seeded-sampling generation (docs/frontend.md, "Device lost").
+# SIGSTOP at a random moment of a seeded-sampling generation.
 # Each run must end without a crash (no SIGABRT/SIGSEGV: llama-completion reports the failed
 # decode and exits 1), within one GGML_VIRTGPU_TIMEOUT for a stopped host, and the text it
 # printed must be a prefix of the text of an uninterrupted run on VirtGPU0 (the reference:
@@ -11,19 +17,20 @@
 # the host. Needs llama-completion in LLAMA_BIN_DIR (built from the llama.cpp v0.5.0 source).
 set -u
 build=$(cd "$1" && pwd) || exit 2
-bin=$(cd "$2" && pwd) || exit 2
+bin=
+[ $# -ge 2 ] && { bin=$(cd "$2" && pwd) || exit 2; }
 runs=${3:-4}
 completion="$bin/llama-completion"
-[ -x "$completion" ] || { echo "no $completion" >&2; exit 2; }
+[ -z "$bin" ] || [ -x "$completion" ] || { echo "no $completion" >&2; exit 2; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/apir-llama-fails.XXXXXX") || exit 2
 model="$tmp/tiny.gguf"
-"$build/bin/make-tiny-llama" -o "$model" --type f16 >/dev/null || exit 2
+"$build/bin/make-tiny-llama" -o "$model" --type f16 --embd 256 --layers 2 --ff 512 >/dev/null || exit 2
 sock="$tmp/sock"
 export VIRGL_APIR_BACKEND_LIBRARY="$build/host/libggml-virtgpu-backend.so"
 APIR_LLAMA_CPP_GGML_LIBRARY_PATH=$("$build/bin/ggml-pick-cpu") || exit 2
 export APIR_LLAMA_CPP_GGML_LIBRARY_PATH VIRGL_ROUTE_VENUS_TO_APIR=1 VIRGL_APIR_LOG_TO_FILE="$tmp/apir.log"
 export GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" GGML_VIRTGPU_SOCKET="$sock"
-export GGML_VIRTGPU_TIMEOUT=${GGML_VIRTGPU_TIMEOUT:-3}
+export GGML_VIRTGPU_TIMEOUT=${GGML_VIRTGPU_TIMEOUT:-10}
 n=${LLAMA_FAILS_TOKENS:-48}
 args=(-m "$model" -p "Once upon a time" -n "$n" --seed 42 --temp 0.8 -no-cnv --no-warmup)
 
@@ -45,6 +52,45 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 
 fail=0
+
+# --- 1. llama-serve: requests in flight, and the ones after
+serve=("$build/bin/llama-serve" -m "$model" -r 5 -n 12)
+start_server || exit 1
+t0=$(now)
+"${serve[@]}" >"$tmp/serve-ref.out" 2>"$tmp/serve-ref.err" || { echo "llama-serve reference failed"; cat "$tmp/serve-ref.err"; exit 1; }
+
+serve_s=$(echo "$(now) - $t0" | bc)
+stop_server
+grep -c '\[ok' "$tmp/serve-ref.out" | grep -qx 5 || { echo "reference requests failed"; cat "$tmp/serve-ref.out"; exit 1; }
+echo "llama-serve reference: 5 requests in ${serve_s}s"
+for sig in TERM KILL STOP; do
+    start_server || exit 1
+    "${serve[@]}" >"$tmp/serve.out" 2>"$tmp/serve.err" &
+    cpid=$!
+    for _ in $(seq 1 600); do grep -q ready "$tmp/serve.err" && break; sleep 0.05; done
+    delay=$(awk -v s="$serve_s" -v r="$RANDOM" 'BEGIN {printf "%.2f", (s * 0.7) * r / 32768}')
+    sleep "$delay"
+    kill -"$sig" "$spid"
+    wait "$cpid"; rc=$?
+    verdict=$(awk -v ref="$tmp/serve-ref.out" '
+        BEGIN { while ((getline l < ref) > 0) { split(l, p, " \\[ok"); want[++n] = p[1] } }
+        { i++; line = $0 }
+        /\[ok / { split(line, p, " \\[ok"); if (p[1] != want[i] || failed) bad = bad " ok-but-different:" i; next }
+        /\[error / { split(line, p, " \\[error"); text = p[1]
+                     if (substr(want[i], 1, length(text)) != text) bad = bad " not-a-prefix:" i
+                     if (failed && line !~ / after 0\.0[0-9]* s\]$/) bad = bad " slow-failure:" i
+                     failed = 1; nerr++ ; next }
+        { bad = bad " garbled:" i }
+        END { if (i != n) bad = bad " requests:" i "/" n; print (bad == "" ? "ok" : bad), nerr + 0 }' "$tmp/serve.out")
+    echo "llama-serve, SIG$sig at ${delay}s after ready: exit $rc, $(grep -c '\[ok' "$tmp/serve.out") requests ok, then ${verdict#* } failed; check: ${verdict% *}"
+    if [ $rc -ne 0 ] || [ "${verdict% *}" != ok ]; then
+        echo "FAIL"; cat "$tmp/serve.out"; grep -v '^ggml-virtgpu: BUFFER_FREE' "$tmp/serve.err" | tail -5; fail=1
+    fi
+    stop_server
+done
+[ -n "$bin" ] || exit $fail
+
+# --- 2. llama.cpp's llama-completion
 start_server || exit 1
 t0=$(now)
 "$completion" "${args[@]}" -dev VirtGPU0 -ngl 99 >"$tmp/ref.out" 2>"$tmp/ref.err" || { echo "reference run failed"; tail "$tmp/ref.err"; exit 1; }
