@@ -14,11 +14,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#define VTEST_IO_TIMEOUT_S 10 /* a dead host never hangs the guest in a socket write */
 #define VTEST_MAX_CAPSET_WORDS 1024
 
 struct vtest_transport {
@@ -192,6 +192,16 @@ static bool vtest_alive(struct apir_transport *t)
     return !(n > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)));
 }
 
+/* A host busy with a long compute reads the next command late: a write may wait as long as a
+ * reply may (GGML_VIRTGPU_TIMEOUT), not less, or a busy host would look lost. */
+static void vtest_set_submit_timeout(struct apir_transport *t, uint64_t timeout_ns)
+{
+    struct vtest_transport *v = (struct vtest_transport *)t;
+    struct timeval tv = {.tv_sec = (time_t)(timeout_ns / 1000000000ull),
+                         .tv_usec = (suseconds_t)(timeout_ns % 1000000000ull / 1000)};
+    setsockopt(v->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 static void vtest_destroy(struct apir_transport *t)
 {
     struct vtest_transport *v = (struct vtest_transport *)t;
@@ -205,6 +215,7 @@ static const struct apir_transport_ops vtest_ops = {
     .destroy_blob = vtest_destroy_blob,
     .submit = vtest_submit,
     .alive = vtest_alive,
+    .set_submit_timeout = vtest_set_submit_timeout,
     .destroy = vtest_destroy,
 };
 
@@ -318,8 +329,5 @@ struct apir_transport *apir_transport_vtest_open(const char *socket_path, uint32
         free(v);
         return NULL;
     }
-    /* commands may be large (a graph) and the host may be busy reading a previous one */
-    struct timeval tv = {.tv_sec = VTEST_IO_TIMEOUT_S};
-    setsockopt(v->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     return &v->base;
 }
