@@ -18,6 +18,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,27 @@ static void wait_server_gone(void)
         }
         usleep(10000);
     }
+}
+
+/* SIGSTOP is delivered asynchronously: wait until the server is really stopped ('T') */
+static bool stop_server(void)
+{
+    if (kill(server, SIGSTOP) != 0)
+        return false;
+    for (int i = 0; i < 500; i++) {
+        char stat[256] = "", path[64];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)server);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            bool got = fgets(stat, sizeof stat, f) != NULL;
+            fclose(f);
+            const char *p = got ? strrchr(stat, ')') : NULL;
+            if (p && (p[2] == 'T' || p[2] == 't'))
+                return true;
+        }
+        usleep(2000);
+    }
+    return false;
 }
 
 struct session {
@@ -181,7 +203,7 @@ static int mode_stop(const char *lib)
     size_t mem_free, mem_total;
     ggml_backend_dev_memory(s.dev, &mem_free, &mem_total);
     int created = server_log_count("created (capset");
-    CHECK(kill(server, SIGSTOP) == 0, "stop %d", (int)server);
+    CHECK(stop_server(), "stop %d", (int)server);
     logbuf[0] = '\0';
     double t0 = now_s();
     ggml_backend_tensor_set(s.a, s.x, 0, sizeof s.x);
@@ -211,7 +233,7 @@ static int mode_stop(const char *lib)
 
 static int mode_silent_load(const char *lib)
 {
-    CHECK(kill(server, SIGSTOP) == 0, "stop %d", (int)server);
+    CHECK(stop_server(), "stop %d", (int)server);
     double t0 = now_s();
     ggml_backend_reg_t reg = ggml_backend_load(lib);
     double dt = now_s() - t0;
