@@ -6,6 +6,7 @@
 add_library(ggml_virtgpu_core STATIC
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_fake_addr.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_graph.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_outputs.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_policy.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_ptrmap.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_sig_cache.c
@@ -19,7 +20,6 @@ add_library(ggml-virtgpu SHARED
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_buft.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_buffer.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_backend.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_outputs.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_rpc.c)
 set_target_properties(ggml-virtgpu PROPERTIES OUTPUT_NAME ggml-virtgpu C_VISIBILITY_PRESET hidden)
 target_link_libraries(ggml-virtgpu PRIVATE ggml_virtgpu_core apir_guest_client ggml_base)

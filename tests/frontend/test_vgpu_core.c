@@ -5,6 +5,7 @@
 #include "apir_wire_tensor.h"
 #include "vgpu_fake_addr.h"
 #include "vgpu_graph.h"
+#include "vgpu_outputs.h"
 #include "vgpu_policy.h"
 #include "vgpu_ptrmap.h"
 #include "vgpu_sig_cache.h"
@@ -468,6 +469,70 @@ static void offload_heuristic(void **state)
     ggml_free(ctx);
 }
 
+
+/* the graph's outputs kept with the compute (docs/frontend.md, "Device lost") */
+static void *bytes_of(uint8_t fill, size_t n)
+{
+    uint8_t *p = malloc(n);
+    memset(p, fill, n);
+    return p;
+}
+
+static void outputs_served_until_written(void **state)
+{
+    (void)state;
+    uint8_t out[64];
+    vgpu_outputs_reset();
+    assert_true(vgpu_outputs_wanted(7, 4096, 256));
+    assert_true(vgpu_outputs_put(7, 4096, bytes_of(0x11, 256), 256));
+    /* any range inside the entry, nothing outside it or in another buffer */
+    assert_true(vgpu_outputs_get(7, 4096 + 16, out, sizeof out));
+    assert_int_equal(out[0], 0x11);
+    assert_int_equal(out[63], 0x11);
+    assert_false(vgpu_outputs_get(7, 4096 + 200, out, sizeof out));
+    assert_false(vgpu_outputs_get(7, 4000, out, sizeof out));
+    assert_false(vgpu_outputs_get(8, 4096, out, sizeof out));
+    /* a write next to it keeps it, a write into it drops it */
+    vgpu_outputs_invalidate(7, 4096 + 256, 100);
+    vgpu_outputs_invalidate(7, 0, 4096);
+    assert_true(vgpu_outputs_get(7, 4096, out, sizeof out));
+    vgpu_outputs_invalidate(7, 4096 + 255, 1);
+    assert_false(vgpu_outputs_get(7, 4096, out, sizeof out));
+    /* a whole-buffer invalidation (free, clear) */
+    assert_true(vgpu_outputs_put(7, 0, bytes_of(0x22, 64), 64));
+    vgpu_outputs_invalidate(7, 0, UINT64_MAX);
+    assert_false(vgpu_outputs_get(7, 0, out, sizeof out));
+    /* a new compute drops everything */
+    assert_true(vgpu_outputs_put(9, 0, bytes_of(0x33, 64), 64));
+    vgpu_outputs_reset();
+    assert_false(vgpu_outputs_get(9, 0, out, sizeof out));
+    vgpu_outputs_free();
+}
+
+static void outputs_unread_are_skipped_until_asked(void **state)
+{
+    (void)state;
+    uint8_t out[32];
+    vgpu_outputs_reset();
+    /* compute 1: logits (read) and embeddings (never read) */
+    assert_true(vgpu_outputs_put(1, 0, bytes_of(1, 32), 32));
+    assert_true(vgpu_outputs_put(1, 1024, bytes_of(2, 32), 32));
+    assert_true(vgpu_outputs_get(1, 0, out, sizeof out));
+    vgpu_outputs_reset();
+    /* compute 2 and later: only the one that was read is fetched */
+    assert_true(vgpu_outputs_wanted(1, 0, 32));
+    assert_false(vgpu_outputs_wanted(1, 1024, 32));
+    assert_true(vgpu_outputs_put(1, 0, bytes_of(1, 32), 32));
+    vgpu_outputs_reset();
+    assert_false(vgpu_outputs_wanted(1, 1024, 32));
+    /* the application reads it after all (on demand): fetched again from the next compute */
+    assert_false(vgpu_outputs_get(1, 1024, out, sizeof out));
+    assert_true(vgpu_outputs_wanted(1, 1024, 32));
+    /* the budget */
+    assert_false(vgpu_outputs_wanted(2, 0, (uint64_t)VGPU_OUTPUTS_MAX_BYTES + 1));
+    vgpu_outputs_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -485,6 +550,8 @@ int main(void)
         cmocka_unit_test(graph_cache_decision),
         cmocka_unit_test(device_type_mapping),
         cmocka_unit_test(offload_heuristic),
+        cmocka_unit_test(outputs_served_until_written),
+        cmocka_unit_test(outputs_unread_are_skipped_until_asked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
