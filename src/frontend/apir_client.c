@@ -407,8 +407,8 @@ static bool attach_transport(struct apir_client *c, struct apir_transport *t, ui
     }
     if (!handshake_and_load(c, deadline_ns, why, why_len))
         goto fail;
-    if (t->ops->set_submit_timeout)
-        t->ops->set_submit_timeout(t, c->timeout_ns);
+    if (t->ops->set_timeout)
+        t->ops->set_timeout(t, c->timeout_ns);
     return true;
 fail:
     drop_transport(c, true);

@@ -30,8 +30,10 @@ struct apir_transport_ops {
     int (*submit)(struct apir_transport *t, const void *cmd, size_t size);
     /* false once the host side is known to be gone (socket closed, device lost) */
     bool (*alive)(struct apir_transport *t);
-    /* how long a submit may block on a host that does not read (NULL: never blocks long) */
-    void (*set_submit_timeout)(struct apir_transport *t, uint64_t timeout_ns);
+    /* Connected (HANDSHAKE answered): from now on a submit or a host answer may take up to
+     * timeout_ns; before, the transport's waits share the APIR_CONNECT_TIMEOUT_MS bound of
+     * the open. NULL: the transport never blocks on the host. */
+    void (*set_timeout)(struct apir_transport *t, uint64_t timeout_ns);
     void (*destroy)(struct apir_transport *t);
 };
 

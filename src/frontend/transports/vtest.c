@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VTEST_MAX_CAPSET_WORDS 1024
@@ -26,7 +27,28 @@ struct vtest_transport {
     int fd;
     pthread_mutex_t lock; /* one request/reply exchange at a time */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    /* While connecting (negotiation, the pages' CREATE_BLOB replies) all reads share one
+     * bound, APIR_CONNECT_TIMEOUT_MS from the open; once the client has set its command
+     * timeout (vtest_set_timeout), each read gets that instead. */
+    struct timespec read_deadline;
+    bool connected;
 };
+
+/* SO_RCVTIMEO set to what is left of the connect bound; -ETIMEDOUT once it is spent */
+static int arm_read(struct vtest_transport *v)
+{
+    if (v->connected)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left_us = (long long)(v->read_deadline.tv_sec - now.tv_sec) * 1000000 +
+                        (v->read_deadline.tv_nsec - now.tv_nsec) / 1000;
+    if (left_us <= 0)
+        return -ETIMEDOUT;
+    struct timeval tv = {.tv_sec = (time_t)(left_us / 1000000), .tv_usec = (suseconds_t)(left_us % 1000000)};
+    setsockopt(v->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return 0;
+}
 
 static int write_iov(int fd, struct iovec *iov, int n)
 {
@@ -58,8 +80,12 @@ static int send_cmd(struct vtest_transport *v, uint32_t id, uint32_t len, const 
     return write_iov(v->fd, iov, bytes ? 2 : 1);
 }
 
-static int read_full(int fd, void *buf, size_t size)
+static int read_full(struct vtest_transport *v, void *buf, size_t size)
 {
+    int fd = v->fd;
+    int armed = arm_read(v);
+    if (armed)
+        return armed;
     size_t got = 0;
     while (got < size) {
         ssize_t n = recv(fd, (char *)buf + got, size - got, 0);
@@ -78,16 +104,20 @@ static int read_full(int fd, void *buf, size_t size)
 static int read_reply(struct vtest_transport *v, uint32_t id, uint32_t words, uint32_t *data)
 {
     uint32_t hdr[VTEST_WIRE_HDR_WORDS];
-    int rc = read_full(v->fd, hdr, sizeof hdr);
+    int rc = read_full(v, hdr, sizeof hdr);
     if (rc)
         return rc;
     if (hdr[VTEST_WIRE_HDR_ID] != id || hdr[VTEST_WIRE_HDR_LEN] != words)
         return -EPROTO;
-    return words ? read_full(v->fd, data, words * 4u) : 0;
+    return words ? read_full(v, data, words * 4u) : 0;
 }
 
-static int receive_fd(int fd)
+static int receive_fd(struct vtest_transport *v)
 {
+    int fd = v->fd;
+    int armed = arm_read(v);
+    if (armed)
+        return armed;
     char dummy;
     struct iovec iov = {&dummy, 1};
     union {
@@ -126,7 +156,7 @@ static int vtest_create_blob(struct apir_transport *t, size_t size, struct apir_
     if (!rc && res_id == 0)
         rc = -ENOMEM; /* the host refused it: no descriptor follows */
     if (!rc) {
-        fd = receive_fd(v->fd);
+        fd = receive_fd(v);
         if (fd < 0)
             rc = fd;
     }
@@ -192,14 +222,19 @@ static bool vtest_alive(struct apir_transport *t)
     return !(n > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)));
 }
 
-/* A host busy with a long compute reads the next command late: a write may wait as long as a
- * reply may (GGML_VIRTGPU_TIMEOUT), not less, or a busy host would look lost. */
-static void vtest_set_submit_timeout(struct apir_transport *t, uint64_t timeout_ns)
+/* Connected: a host busy with a long compute reads the next command late, so a write (or a
+ * later blob's reply) may wait as long as a reply may (GGML_VIRTGPU_TIMEOUT), not less, or a
+ * busy host would look lost. */
+static void vtest_set_timeout(struct apir_transport *t, uint64_t timeout_ns)
 {
     struct vtest_transport *v = (struct vtest_transport *)t;
     struct timeval tv = {.tv_sec = (time_t)(timeout_ns / 1000000000ull),
                          .tv_usec = (suseconds_t)(timeout_ns % 1000000000ull / 1000)};
+    pthread_mutex_lock(&v->lock);
     setsockopt(v->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(v->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    v->connected = true;
+    pthread_mutex_unlock(&v->lock);
 }
 
 static void vtest_destroy(struct apir_transport *t)
@@ -215,7 +250,7 @@ static const struct apir_transport_ops vtest_ops = {
     .destroy_blob = vtest_destroy_blob,
     .submit = vtest_submit,
     .alive = vtest_alive,
-    .set_submit_timeout = vtest_set_submit_timeout,
+    .set_timeout = vtest_set_timeout,
     .destroy = vtest_destroy,
 };
 
@@ -240,11 +275,9 @@ static int do_connect(struct vtest_transport *v, const char *path, char *why, si
         return -1;
     }
     /* A stopped server's listen queue still accepts the connection, so the negotiation's reads
-     * are what must be bounded: they share the client's connect bound. The socket is read
-     * again only for the pages' CREATE_BLOB replies, right after this. */
+     * are what must be bounded (arm_read); writes too, until the client sets its timeout. */
     struct timeval tv = {.tv_sec = APIR_CONNECT_TIMEOUT_MS / 1000,
                          .tv_usec = (APIR_CONNECT_TIMEOUT_MS % 1000) * 1000};
-    setsockopt(v->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(v->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     return 0;
 }
@@ -274,15 +307,15 @@ static int do_init(struct vtest_transport *v, uint32_t capset, char *why, size_t
     uint32_t req[2] = {capset, 0}, hdr[VTEST_WIRE_HDR_WORDS], valid = 0;
     rc = send_cmd(v, VTEST_CMD_GET_CAPSET, 2, req, sizeof req);
     if (!rc)
-        rc = read_full(v->fd, hdr, sizeof hdr);
+        rc = read_full(v, hdr, sizeof hdr);
     if (!rc && (hdr[VTEST_WIRE_HDR_ID] != VTEST_CMD_GET_CAPSET || hdr[VTEST_WIRE_HDR_LEN] < 1 ||
                 hdr[VTEST_WIRE_HDR_LEN] > VTEST_MAX_CAPSET_WORDS))
         rc = -EPROTO;
     if (!rc)
-        rc = read_full(v->fd, &valid, sizeof valid);
+        rc = read_full(v, &valid, sizeof valid);
     for (uint32_t i = 1; !rc && i < hdr[VTEST_WIRE_HDR_LEN]; i++) {
         uint32_t skip;
-        rc = read_full(v->fd, &skip, sizeof skip);
+        rc = read_full(v, &skip, sizeof skip);
     }
     if (rc) {
         snprintf(why, why_len, "vtest %s: GET_CAPSET failed: %s", v->path, strerror(-rc));
@@ -320,6 +353,13 @@ struct apir_transport *apir_transport_vtest_open(const char *socket_path, uint32
     }
     v->fd = -1;
     pthread_mutex_init(&v->lock, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &v->read_deadline);
+    v->read_deadline.tv_sec += APIR_CONNECT_TIMEOUT_MS / 1000;
+    v->read_deadline.tv_nsec += (APIR_CONNECT_TIMEOUT_MS % 1000) * 1000000L;
+    if (v->read_deadline.tv_nsec >= 1000000000L) {
+        v->read_deadline.tv_sec++;
+        v->read_deadline.tv_nsec -= 1000000000L;
+    }
     v->base = (struct apir_transport){.ops = &vtest_ops, .name = "vtest", .capset_id = capset_id,
                                       .host_futex_wake = true};
     if (do_connect(v, socket_path, why, why_len) != 0 || do_init(v, capset_id, why, why_len) != 0) {
