@@ -50,6 +50,7 @@ stop_server() {
 cleanup() { stop_server; rm -rf "$tmp"; }
 trap cleanup EXIT
 now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; } # seconds since $1
 
 fail=0
 
@@ -59,7 +60,7 @@ start_server || exit 1
 t0=$(now)
 "${serve[@]}" >"$tmp/serve-ref.out" 2>"$tmp/serve-ref.err" || { echo "llama-serve reference failed"; cat "$tmp/serve-ref.err"; exit 1; }
 
-serve_s=$(echo "$(now) - $t0" | bc)
+serve_s=$(since "$t0")
 stop_server
 grep -c '\[ok' "$tmp/serve-ref.out" | grep -qx 5 || { echo "reference requests failed"; cat "$tmp/serve-ref.out"; exit 1; }
 echo "llama-serve reference: 5 requests in ${serve_s}s"
@@ -94,7 +95,7 @@ done
 start_server || exit 1
 t0=$(now)
 "$completion" "${args[@]}" -dev VirtGPU0 -ngl 99 >"$tmp/ref.out" 2>"$tmp/ref.err" || { echo "reference run failed"; tail "$tmp/ref.err"; exit 1; }
-ref_s=$(echo "$(now) - $t0" | bc)
+ref_s=$(since "$t0")
 "$completion" "${args[@]}" -dev none >"$tmp/native.out" 2>/dev/null
 cmp -s "$tmp/ref.out" "$tmp/native.out" && same=yes || same="no (other CPU backend build)"
 echo "reference: $n tokens on VirtGPU0 in ${ref_s}s; same text as native: $same"
@@ -127,7 +128,7 @@ for sig in TERM KILL STOP; do
         sleep "$delay"
         kill -"$sig" "$spid"; ts=$(now)
         wait "$cpid"; rc=$?
-        dt=$(echo "$(now) - $ts" | bc)
+        dt=$(since "$ts")
         printed=$(stat -c %s "$tmp/run.out")
         prefix=no; [ "$(head -c "$printed" "$tmp/ref.out" | cmp -s - "$tmp/run.out" && echo y)" = y ] && prefix=yes
         echo "SIG$sig at ${delay}s: exit $rc after ${dt}s, printed $printed bytes, prefix of reference: $prefix"
@@ -144,7 +145,7 @@ for sig in TERM KILL STOP; do
 done
 
 # loading with a silent host: the server is stopped before the process starts
-timed() { local t0; t0=$(now); "$@" >/dev/null 2>>"$tmp/silent.err"; echo "$(now) - $t0" | bc; }
+timed() { local t0; t0=$(now); "$@" >/dev/null 2>>"$tmp/silent.err"; since "$t0"; }
 start_server || exit 1
 kill -STOP "$spid"
 a=$(timed "$completion" --list-devices)
@@ -153,7 +154,7 @@ b=$(timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native
 b0=$(GGML_VIRTGPU_SOCKET=/nonexistent timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
 echo "stopped host: llama-completion --list-devices ${a}s (${a0}s with no host at all), llama-run --native ${b}s (${b0}s)"
 grep -o 'no VirtGPU device: .*' "$tmp/silent.err" | head -1
-over=$(echo "$a - $a0 > 1.0" | bc)
+over=$(awk -v a="$a" -v b="$a0" 'BEGIN {print (a - b > 1.0) ? 1 : 0}')
 [ "$over" = 0 ] || { echo "FAIL: a silent host made loading take more than its bound"; fail=1; }
 stop_server
 exit $fail
