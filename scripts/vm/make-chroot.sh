@@ -12,7 +12,11 @@ pkgs=(qemu-system-x86 qemu-system-modules-opengl qemu-system-gui libvirglrendere
       libvirglrenderer-dev mesa-libgallium libgl1-mesa-dri libegl1 xvfb xauth
       linux-image-amd64 busybox-static kmod)
 
-if [ -f "$stamp" ]; then echo "$root"; exit 0; fi
+# complete = the stamp and the parts the runner uses (a half-deleted tree is rebuilt)
+if [ -f "$stamp" ] && [ -x "$root/usr/bin/qemu-system-x86_64" ] && [ -x "$root/usr/bin/Xvfb" ] &&
+   ls "$root"/boot/vmlinuz-* >/dev/null 2>&1; then
+    echo "$root"; exit 0
+fi
 [ "$(id -u)" = 0 ] || { echo "make-chroot.sh: debootstrap and chroot need root: run it as root or with sudo" >&2; exit 1; }
 command -v debootstrap >/dev/null || { apt-get update -qq >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2; }
 # anything left from an interrupted build is thrown away: a half-made chroot is not trusted

@@ -16,6 +16,7 @@ for f in interposer/libvirglrenderer.so.1 host/libggml-virtgpu-backend.so bin/gg
 done
 out=${GGML_VIRTGPU_VM_OUT:-$build/vm}
 mkdir -p "$out"
+rm -f "$out"/{serial.log,apir.log,qemu.stderr,xvfb.log} # a failed boot must not be judged by an old log
 limit=${GGML_VIRTGPU_VM_TIMEOUT:-420}
 mode=${GGML_VIRTGPU_VM_MODE:-tests}
 

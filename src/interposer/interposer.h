@@ -23,13 +23,24 @@ struct virgl_real {
 const struct virgl_real *interposer_real(void);
 
 /* --- APIR routing (interposer_routes.c); every function is thread-safe --- */
-/* true if a context of this capset goes to the APIR component */
+/* How a context is served. With VIRGL_ROUTE_VENUS_TO_APIR set, a Venus-capset context starts
+ * UNDECIDED: it exists both in the real virglrenderer (Venus) and in the APIR component until
+ * its first command decides. An APIR command (type 331 + n) makes it APIR and the real Venus
+ * context goes; anything else leaves it to Venus (NONE) and the component's context goes. So
+ * ggml guests and Vulkan guests share one VMM. Until then its blobs with a blob id are the
+ * component's (Venus has no object for an id before a command made one) and those without
+ * (Venus's shared memory) are Venus's. */
+enum route_state { ROUTE_NONE, ROUTE_UNDECIDED, ROUTE_APIR };
+/* true if a context of this capset may go to the APIR component */
 bool routes_wants_capset(uint32_t capset_id);
-/* 0, or a positive errno (as virglrenderer returns) */
-int routes_context_create(uint32_t ctx_id, uint32_t capset_id);
-/* false if ctx_id is not an APIR context */
-bool routes_context_destroy(uint32_t ctx_id);
-bool routes_has_context(uint32_t ctx_id);
+/* 0, or a positive errno (as virglrenderer returns); undecided: see enum route_state */
+int routes_context_create(uint32_t ctx_id, uint32_t capset_id, bool undecided);
+/* the context's state before it was destroyed (NONE: not ours) */
+enum route_state routes_context_destroy(uint32_t ctx_id);
+enum route_state routes_context_state(uint32_t ctx_id);
+/* the context's state for this submission: the first one of an UNDECIDED context decides
+ * (*decided set): APIR (the caller destroys the real Venus context) or NONE (forward) */
+enum route_state routes_decide(uint32_t ctx_id, const void *buf, int ndw, bool *decided);
 bool routes_has_resource(uint32_t res_id);
 /* submit_cmd of an APIR context: 0 or EINVAL */
 int routes_submit(uint32_t ctx_id, const void *buf, int ndw);

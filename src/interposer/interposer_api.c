@@ -69,22 +69,35 @@ EXPORT int virgl_renderer_context_create_with_flags(uint32_t ctx_id, uint32_t ct
                                                     const char *name)
 {
     uint32_t capset = ctx_flags & VIRGL_RENDERER_CONTEXT_FLAG_CAPSET_ID_MASK;
-    if (routes_wants_capset(capset))
-        return routes_context_create(ctx_id, capset);
-    return REAL_OR(EINVAL, context_create_with_flags, ctx_id, ctx_flags, nlen, name);
+    if (!routes_wants_capset(capset))
+        return REAL_OR(EINVAL, context_create_with_flags, ctx_id, ctx_flags, nlen, name);
+    if (capset != 4) /* the APIR capset itself: nothing for virglrenderer to do */
+        return routes_context_create(ctx_id, capset, false);
+    /* Venus: both, until the first command decides (enum route_state) */
+    int real_rc = REAL_OR(EINVAL, context_create_with_flags, ctx_id, ctx_flags, nlen, name);
+    int rc = routes_context_create(ctx_id, capset, true);
+    if (rc && real_rc == 0)
+        return 0; /* the component refused it: a plain Venus context */
+    if (real_rc)
+        apir_component_log("interposer: ctx %u: virglrenderer could not create the Venus context (%d): only an "
+                           "APIR guest can use it", ctx_id, real_rc);
+    return rc;
 }
 
 EXPORT void virgl_renderer_context_destroy(uint32_t handle)
 {
-    if (!routes_context_destroy(handle))
+    if (routes_context_destroy(handle) != ROUTE_APIR) /* NONE or UNDECIDED: Venus has it too */
         REAL_VOID(context_destroy, handle);
 }
 
 EXPORT int virgl_renderer_submit_cmd(void *buffer, int ctx_id, int ndw)
 {
-    if (routes_has_context((uint32_t)ctx_id))
-        return routes_submit((uint32_t)ctx_id, buffer, ndw);
-    return REAL_OR(EINVAL, submit_cmd, buffer, ctx_id, ndw);
+    bool decided;
+    if (routes_decide((uint32_t)ctx_id, buffer, ndw, &decided) != ROUTE_APIR)
+        return REAL_OR(EINVAL, submit_cmd, buffer, ctx_id, ndw);
+    if (decided) /* an APIR guest: its Venus twin is not needed */
+        REAL_VOID(context_destroy, (uint32_t)ctx_id);
+    return routes_submit((uint32_t)ctx_id, buffer, ndw);
 }
 
 EXPORT int virgl_renderer_create_fence(int client_fence_id, uint32_t ctx_id)
@@ -94,7 +107,8 @@ EXPORT int virgl_renderer_create_fence(int client_fence_id, uint32_t ctx_id)
 
 EXPORT int virgl_renderer_context_create_fence(uint32_t ctx_id, uint32_t flags, uint32_t ring_idx, uint64_t fence_id)
 {
-    if (routes_has_context(ctx_id)) {
+    /* undecided: nothing was submitted yet, so nothing is pending in either */
+    if (routes_context_state(ctx_id) != ROUTE_NONE) {
         routes_fence(ctx_id, ring_idx, fence_id);
         return 0;
     }
@@ -104,17 +118,21 @@ EXPORT int virgl_renderer_context_create_fence(uint32_t ctx_id, uint32_t flags, 
 EXPORT void virgl_renderer_ctx_attach_resource(int ctx_id, int res_handle)
 {
     /* an APIR context only sees APIR blobs; virglrenderer never sees them */
-    if (routes_has_context((uint32_t)ctx_id))
+    enum route_state state = routes_context_state((uint32_t)ctx_id);
+    bool ours = routes_has_resource((uint32_t)res_handle);
+    if (state == ROUTE_APIR || (state == ROUTE_UNDECIDED && ours))
         routes_attach((uint32_t)ctx_id, (uint32_t)res_handle);
-    else if (!routes_has_resource((uint32_t)res_handle))
+    else if (!ours)
         REAL_VOID(ctx_attach_resource, ctx_id, res_handle);
 }
 
 EXPORT void virgl_renderer_ctx_detach_resource(int ctx_id, int res_handle)
 {
-    if (routes_has_context((uint32_t)ctx_id))
+    enum route_state state = routes_context_state((uint32_t)ctx_id);
+    bool ours = routes_has_resource((uint32_t)res_handle);
+    if (state == ROUTE_APIR || (state == ROUTE_UNDECIDED && ours))
         routes_detach((uint32_t)ctx_id, (uint32_t)res_handle);
-    else if (!routes_has_resource((uint32_t)res_handle))
+    else if (!ours)
         REAL_VOID(ctx_detach_resource, ctx_id, res_handle);
 }
 
@@ -126,7 +144,9 @@ EXPORT int virgl_renderer_resource_create(struct virgl_renderer_resource_create_
 
 EXPORT int virgl_renderer_resource_create_blob(const struct virgl_renderer_resource_create_blob_args *args)
 {
-    if (routes_has_context(args->ctx_id))
+    enum route_state state = routes_context_state(args->ctx_id);
+    /* undecided: a blob with an id is APIR's (Venus names no object before a command) */
+    if (state == ROUTE_APIR || (state == ROUTE_UNDECIDED && args->blob_id != 0))
         return routes_create_blob(args);
     return REAL_OR(-EINVAL, resource_create_blob, args);
 }

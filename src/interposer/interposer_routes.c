@@ -22,6 +22,7 @@ struct route_ctx {
     uint32_t ctx_id;
     struct apir_context *ctx;
     uint64_t submissions; /* logged at destroy: tells a killed guest's context from an idle one */
+    enum route_state state;
 };
 
 struct route_res {
@@ -93,7 +94,7 @@ bool routes_wants_capset(uint32_t capset_id)
     return capset_id == APIR_CAPSET_ID_VENUS && route && *route;
 }
 
-int routes_context_create(uint32_t ctx_id, uint32_t capset_id)
+int routes_context_create(uint32_t ctx_id, uint32_t capset_id, bool undecided)
 {
     pthread_mutex_lock(&lock);
     int rc = 0;
@@ -107,34 +108,68 @@ int routes_context_create(uint32_t ctx_id, uint32_t capset_id)
         if (!c)
             rc = EINVAL;
         else
-            ctxs.items[ctxs.count++] = (struct route_ctx){ctx_id, c, 0};
+            ctxs.items[ctxs.count++] =
+                (struct route_ctx){ctx_id, c, 0, undecided ? ROUTE_UNDECIDED : ROUTE_APIR};
     }
     pthread_mutex_unlock(&lock);
     return rc;
 }
 
-bool routes_context_destroy(uint32_t ctx_id)
+/* drops the table entry and destroys the component's context; the lock is held */
+static void remove_ctx(struct route_ctx *c)
+{
+    struct apir_context *ctx = c->ctx;
+    *c = ctxs.items[--ctxs.count];
+    apir_context_destroy(ctx);
+}
+
+enum route_state routes_context_destroy(uint32_t ctx_id)
 {
     pthread_mutex_lock(&lock);
     struct route_ctx *c = find_ctx(ctx_id);
-    struct apir_context *ctx = c ? c->ctx : NULL;
+    enum route_state state = c ? c->state : ROUTE_NONE;
     if (c) {
         apir_component_log("interposer: ctx %u: the VMM destroys it after %llu submissions", ctx_id,
                            (unsigned long long)c->submissions);
-        *c = ctxs.items[--ctxs.count];
+        remove_ctx(c);
     }
-    if (ctx)
-        apir_context_destroy(ctx);
     pthread_mutex_unlock(&lock);
-    return ctx != NULL;
+    return state;
 }
 
-bool routes_has_context(uint32_t ctx_id)
+enum route_state routes_context_state(uint32_t ctx_id)
 {
     pthread_mutex_lock(&lock);
-    bool r = find_ctx(ctx_id) != NULL;
+    struct route_ctx *c = find_ctx(ctx_id);
+    enum route_state state = c ? c->state : ROUTE_NONE;
     pthread_mutex_unlock(&lock);
-    return r;
+    return state;
+}
+
+enum route_state routes_decide(uint32_t ctx_id, const void *buf, int ndw, bool *decided)
+{
+    *decided = false;
+    pthread_mutex_lock(&lock);
+    struct route_ctx *c = find_ctx(ctx_id);
+    enum route_state state = c ? c->state : ROUTE_NONE;
+    if (state == ROUTE_UNDECIDED) {
+        int32_t type = -1;
+        if (ndw >= 1 && buf)
+            memcpy(&type, buf, sizeof type);
+        bool apir = type >= APIR_VENUS_CMD_OFFSET && type < APIR_VENUS_CMD_OFFSET + APIR_COMMAND_TYPE_COUNT;
+        apir_component_log("interposer: ctx %u: first command type %d: %s", ctx_id, (int)type,
+                           apir ? "an APIR command: served by the APIR component from now on"
+                                : "not APIR: the context stays with virglrenderer's Venus");
+        *decided = true;
+        if (apir) {
+            c->state = state = ROUTE_APIR;
+        } else {
+            remove_ctx(c);
+            state = ROUTE_NONE;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return state;
 }
 
 bool routes_has_resource(uint32_t res_id)

@@ -69,19 +69,19 @@ static void test_capsets(void **state)
 
 static void test_contexts(void **state)
 {
-    assert_int_equal(routes_context_create(5, APIR_CAPSET_ID_VENUS), 0);
-    assert_int_equal(routes_context_create(5, APIR_CAPSET_ID_VENUS), EEXIST);
-    assert_true(routes_has_context(5));
-    assert_int_equal(routes_context_create(6, 77), EINVAL); /* the component refuses the capset */
-    assert_false(routes_has_context(6));
-    assert_true(routes_context_destroy(5));
-    assert_false(routes_context_destroy(5));
-    assert_false(routes_has_context(5));
+    assert_int_equal(routes_context_create(5, APIR_CAPSET_ID_VENUS, false), 0);
+    assert_int_equal(routes_context_create(5, APIR_CAPSET_ID_VENUS, false), EEXIST);
+    assert_int_equal(routes_context_state(5), ROUTE_APIR);
+    assert_int_equal(routes_context_create(6, 77, false), EINVAL); /* the component refuses the capset */
+    assert_int_equal(routes_context_state(6), ROUTE_NONE);
+    assert_int_equal(routes_context_destroy(5), ROUTE_APIR);
+    assert_int_equal(routes_context_destroy(5), ROUTE_NONE);
+    assert_int_equal(routes_context_state(5), ROUTE_NONE);
 }
 
 static void test_hostile_blobs(void **state)
 {
-    assert_int_equal(routes_context_create(7, APIR_CAPSET_ID_VENUS), 0);
+    assert_int_equal(routes_context_create(7, APIR_CAPSET_ID_VENUS, false), 0);
     struct virgl_renderer_resource_create_blob_args a;
     a = blob(7, 0, PAGE);
     assert_int_equal(routes_create_blob(&a), -EINVAL); /* resource 0 */
@@ -106,7 +106,7 @@ static void test_hostile_blobs(void **state)
     /* a good one, then its id again (same or another context) */
     a = blob(7, 10, PAGE);
     assert_int_equal(routes_create_blob(&a), 0);
-    assert_int_equal(routes_context_create(9, APIR_CAPSET_ID_VENUS), 0);
+    assert_int_equal(routes_context_create(9, APIR_CAPSET_ID_VENUS, false), 0);
     a = blob(9, 10, 2 * PAGE);
     assert_int_equal(routes_create_blob(&a), -EINVAL);
     /* the largest allowed size is reserved lazily: it costs no memory until touched */
@@ -118,7 +118,7 @@ static void test_hostile_blobs(void **state)
 
 static void test_map_lifetime(void **state)
 {
-    assert_int_equal(routes_context_create(12, APIR_CAPSET_ID_VENUS), 0);
+    assert_int_equal(routes_context_create(12, APIR_CAPSET_ID_VENUS, false), 0);
     struct virgl_renderer_resource_create_blob_args a = blob(12, 20, 2 * PAGE);
     assert_int_equal(routes_create_blob(&a), 0);
     void *p = NULL;
@@ -135,7 +135,7 @@ static void test_map_lifetime(void **state)
     assert_int_equal(routes_resource_info(21, &info), -EINVAL);
     /* the context goes and the resource is unreferenced while QEMU still maps it into the
      * guest: the memory must stay until the unmap */
-    assert_true(routes_context_destroy(12));
+    assert_int_equal(routes_context_destroy(12), ROUTE_APIR);
     routes_resource_unref(20);
     memset(p, 0xab, 2 * PAGE);
     assert_int_equal(routes_resource_map(20, &q, &size), -EINVAL); /* no new mapping of it */
@@ -146,7 +146,7 @@ static void test_map_lifetime(void **state)
 /* one HANDSHAKE through a routed context, its reply landing in a blob */
 static void test_submit_through_blob(void **state)
 {
-    assert_int_equal(routes_context_create(30, APIR_CAPSET_ID_VENUS), 0);
+    assert_int_equal(routes_context_create(30, APIR_CAPSET_ID_VENUS, false), 0);
     struct virgl_renderer_resource_create_blob_args a = blob(30, 40, PAGE);
     assert_int_equal(routes_create_blob(&a), 0);
     void *page;
@@ -163,7 +163,7 @@ static void test_submit_through_blob(void **state)
     uint32_t junk[3] = {0xffffffffu, 3, 40};
     assert_int_equal(routes_submit(30, junk, 3), EINVAL);
     /* another APIR context may be given the blob; a real virglrenderer resource is ignored */
-    assert_int_equal(routes_context_create(32, APIR_CAPSET_ID_VENUS), 0);
+    assert_int_equal(routes_context_create(32, APIR_CAPSET_ID_VENUS, false), 0);
     routes_attach(32, 40);
     routes_attach(32, 40); /* twice: no harm */
     routes_attach(32, 999);
@@ -178,9 +178,37 @@ static void test_submit_through_blob(void **state)
     assert_int_equal(routes_resource_unmap(40), 0);
 }
 
+/* per-context routing: the first command decides; only APIR types (331 + n) make it APIR */
+static void test_decide(void **state)
+{
+    bool decided;
+    uint32_t apir_cmd[5] = {APIR_COMMAND_TYPE_HANDSHAKE + APIR_VENUS_CMD_OFFSET, 0, 0, APIR_PROTOCOL_MAJOR, 0};
+    uint32_t venus_cmd[4] = {188, 0, 0, 0};
+    uint32_t past_apir[3] = {APIR_VENUS_CMD_OFFSET + APIR_COMMAND_TYPE_COUNT, 0, 0};
+    assert_int_equal(routes_context_create(80, APIR_CAPSET_ID_VENUS, true), 0);
+    assert_int_equal(routes_context_state(80), ROUTE_UNDECIDED);
+    assert_int_equal(routes_decide(80, apir_cmd, 5, &decided), ROUTE_APIR);
+    assert_true(decided);
+    assert_int_equal(routes_decide(80, venus_cmd, 4, &decided), ROUTE_APIR); /* decided once */
+    assert_false(decided);
+    assert_int_equal(routes_context_create(81, APIR_CAPSET_ID_VENUS, true), 0);
+    assert_int_equal(routes_decide(81, venus_cmd, 4, &decided), ROUTE_NONE);
+    assert_true(decided);
+    assert_int_equal(routes_context_state(81), ROUTE_NONE); /* the component's context is gone */
+    assert_int_equal(routes_context_create(82, APIR_CAPSET_ID_VENUS, true), 0);
+    assert_int_equal(routes_decide(82, past_apir, 3, &decided), ROUTE_NONE);
+    assert_int_equal(routes_context_create(83, APIR_CAPSET_ID_VENUS, true), 0);
+    assert_int_equal(routes_decide(83, apir_cmd, 0, &decided), ROUTE_NONE); /* empty: not APIR */
+    assert_int_equal(routes_decide(84, apir_cmd, 5, &decided), ROUTE_NONE); /* unknown context */
+    assert_false(decided);
+    /* an undecided context being destroyed says so: the caller destroys Venus's twin too */
+    assert_int_equal(routes_context_create(85, APIR_CAPSET_ID_VENUS, true), 0);
+    assert_int_equal(routes_context_destroy(85), ROUTE_UNDECIDED);
+}
+
 static void test_fences(void **state)
 {
-    assert_int_equal(routes_context_create(50, APIR_CAPSET_ID_VENUS), 0);
+    assert_int_equal(routes_context_create(50, APIR_CAPSET_ID_VENUS, false), 0);
     /* synchronous callbacks: signalled at the next poll, merged per (context, ring) */
     routes_fence(50, 0, 3);
     routes_fence(50, 0, 5);
@@ -207,7 +235,7 @@ static void test_fences(void **state)
 
 static void test_reset(void **state)
 {
-    assert_int_equal(routes_context_create(60, APIR_CAPSET_ID_VENUS), 0);
+    assert_int_equal(routes_context_create(60, APIR_CAPSET_ID_VENUS, false), 0);
     struct virgl_renderer_resource_create_blob_args a = blob(60, 70, PAGE);
     assert_int_equal(routes_create_blob(&a), 0);
     a = blob(60, 71, PAGE);
@@ -216,7 +244,7 @@ static void test_reset(void **state)
     uint64_t size;
     assert_int_equal(routes_resource_map(71, &p, &size), 0);
     routes_reset();
-    assert_false(routes_has_context(60));
+    assert_int_equal(routes_context_state(60), ROUTE_NONE);
     assert_false(routes_has_resource(70));
     /* the mapped one survives until it is unmapped */
     assert_true(routes_has_resource(71));
@@ -233,6 +261,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_lifetime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_through_blob, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fences, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
     };
