@@ -3,7 +3,7 @@
 # Builds the guest: OUT_DIR/vmlinuz (the chroot's Debian kernel) and OUT_DIR/initrd.cpio (an
 # uncompressed initramfs: TCG decompresses slowly) holding busybox (static), the kernel's
 # virtio-gpu module and its dependencies, the guest library libggml-virtgpu.so, the ggml/llama
-# libraries from npm, llama-run, op-consistency, a tiny llama model, the C library of the
+# libraries from npm, llama-run, op-consistency, venus-smoke, a tiny llama model, the C library of the
 # build machine, and tests/vm's /init and guest test script.
 set -euo pipefail
 build=$(cd "$1" && pwd); root=$2; out=$3
@@ -14,7 +14,7 @@ out=$(cd "$out" && pwd)
 
 kver=$(ls "$root/usr/lib/modules" | sort -V | tail -1)
 [ -n "$kver" ] && [ -f "$root/boot/vmlinuz-$kver" ] || { echo "make-initramfs: no kernel in $root: rebuild the chroot (rm -rf $root)" >&2; exit 1; }
-for f in llama-run op-consistency libggml-virtgpu.so make-tiny-llama; do
+for f in llama-run op-consistency venus-smoke libggml-virtgpu.so make-tiny-llama; do
     [ -e "$build/bin/$f" ] || { echo "make-initramfs: $build/bin/$f is not built: run cmake --build $build" >&2; exit 1; }
 done
 ggml_lib=$(sed -n 's/^GGML_LIB_DIR:[A-Z]*=//p' "$build/CMakeCache.txt")
@@ -51,7 +51,7 @@ done
 
 # the guest's programs and libraries: one folder, so ggml finds its backends next to the
 # executables; the C/C++ runtime of the build machine, found with ldd
-cp "$build/bin/llama-run" "$build/bin/op-consistency" "$build/bin/libggml-virtgpu.so" "$stage/opt/ggml/"
+cp "$build/bin/llama-run" "$build/bin/op-consistency" "$build/bin/venus-smoke" "$build/bin/libggml-virtgpu.so" "$stage/opt/ggml/"
 cp -L "$ggml_lib"/libggml-base.so "$ggml_lib"/libggml*.so "$ggml_lib"/libllama*.so "$stage/opt/ggml/" 2>/dev/null || true
 for f in "$stage"/opt/ggml/*; do
     ldd "$f" 2>/dev/null | awk '/=> \//{print $3} /^\t\/lib/{print $1}'

@@ -23,7 +23,8 @@ EXPORT int virgl_renderer_init(void *cookie, int flags, struct virgl_renderer_ca
 {
     routes_set_callbacks(cookie, flags, cb);
     apir_component_log("interposer: init (flags 0x%x); Venus contexts %s", flags,
-                       routes_wants_capset(4) ? "go to the APIR component (VIRGL_ROUTE_VENUS_TO_APIR)"
+                       routes_wants_capset(4) ? "go to the APIR component when their first command is APIR's "
+                                                "(VIRGL_ROUTE_VENUS_TO_APIR set)"
                                               : "stay with virglrenderer (VIRGL_ROUTE_VENUS_TO_APIR unset)");
     return REAL_OR(-1, init, cookie, flags, cb);
 }

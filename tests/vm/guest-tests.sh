@@ -19,6 +19,11 @@ cat /tmp/gen.out
 [ $rc -eq 0 ] || tail -n 20 /tmp/gen.err
 echo "VMTEST generate rc=$rc at $(up) s"
 
+# a Venus context that is not an APIR guest stays with virglrenderer's real Venus
+echo "VMTEST-BEGIN venus at $(up) s"
+./venus-smoke
+echo "VMTEST venus rc=$? at $(up) s"
+
 # the APIR capset forced while the VMM lists only Venus: the guest must say why it has no device
 echo "VMTEST-BEGIN apir-capset at $(up) s"
 GGML_REMOTING_USE_APIR_CAPSET=1 ./llama-run -m /opt/model.gguf -p "$VM_PROMPT" -n 1 --device VirtGPU0 > /tmp/apir.out 2>&1

@@ -7,6 +7,7 @@
 #   - op-consistency on VirtGPU0 passes in the guest (real kernel driver, /dev/dri/renderD128);
 #   - a greedy generation in the guest gives the same token ids as native on the host;
 #   - GGML_REMOTING_USE_APIR_CAPSET=1 fails with the message that the VMM lacks capset 10;
+#   - a Venus context that is no APIR guest stays with the real Venus in the same QEMU;
 #   - a guest process killed mid-generation has its context destroyed on the host, and every
 #     context the guest created was destroyed by the VMM.
 # Prints boot time and tokens/s (guest through the VM vs native on the host).
@@ -50,9 +51,14 @@ if grep -q "^VMTEST apir-capset rc=0" "$serial"; then fail "GGML_REMOTING_USE_AP
 elif grep -q "does not offer capset 10" "$serial"; then ok "APIR capset forced: $(grep -m1 -o 'virtgpu: .*does not offer capset 10[^:]*' "$serial")"
 else fail "APIR capset forced: no 'does not offer capset 10' message"; fi
 
+if grep -q "^VMTEST venus rc=0" "$serial" && grep -q "not APIR: the context stays with virglrenderer's Venus" "$hostlog"; then
+    ok "a non-APIR Venus context in the same QEMU stayed with virglrenderer's Venus (its shared-memory blob mapped)"
+else fail "Venus next to APIR: $(grep '^venus-smoke\|^VMTEST venus' "$serial" | tr '\n' ' ')"; fi
+
 # the killed process's context: the last one created; it must have run commands and been
 # destroyed by the VMM (not by a reset at exit), like every other context
-created=$(grep -c 'ctx [0-9]*: created' "$hostlog" || true)
+venus=$(grep -c "stays with virglrenderer's Venus" "$hostlog" || true)
+created=$(( $(grep -c 'ctx [0-9]*: created' "$hostlog" || true) - venus ))
 by_vmm=$(grep -c 'the VMM destroys it after' "$hostlog" || true)
 last=$(grep 'the VMM destroys it after' "$hostlog" | tail -1 | sed -n 's/.*after \([0-9]*\) submissions.*/\1/p')
 if ! grep -q "^VMTEST kill rc=137 running-when-killed" "$serial"; then fail "kill test: $(grep '^VMTEST kill' "$serial" || echo 'did not run')"
