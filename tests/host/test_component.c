@@ -182,7 +182,7 @@ static void test_word_padding(void **state)
 {
     clear_env();
     struct fixture f = open_ctx(APIR_CAPSET_ID_APIR);
-    uint8_t buf[32] = {0};
+    uint8_t buf[48] = {0};
     /* FORWARD with a 2-byte index: 12 + 2 bytes padded to 16; the pad must not complete the index */
     struct apir_command_header h = {APIR_COMMAND_TYPE_FORWARD, 2, REPLY_RES};
     memcpy(buf, &h, sizeof h);
