@@ -13,8 +13,10 @@ grep -v "^ *ok" /tmp/ops.log | tail -n 15
 echo "VMTEST op-consistency rc=$rc at $(up) s"
 
 echo "VMTEST-BEGIN generate at $(up) s"
+gen_start=$(up)
 ./llama-run -m /opt/model.gguf -p "$VM_PROMPT" -n "$VM_TOKENS" --ignore-eos --device VirtGPU0 > /tmp/gen.out 2> /tmp/gen.err
 rc=$?
+gen_s=$(awk -v a="$gen_start" -v b="$(up)" 'BEGIN { printf "%.1f", b - a }')
 cat /tmp/gen.out
 [ $rc -eq 0 ] || tail -n 20 /tmp/gen.err
 echo "VMTEST generate rc=$rc at $(up) s"
@@ -35,7 +37,10 @@ echo "VMTEST apir-capset rc=$rc at $(up) s"
 echo "VMTEST-BEGIN kill at $(up) s"
 ./llama-run -m /opt/model.gguf -p "$VM_PROMPT" -n "$VM_KILL_TOKENS" --ignore-eos --device VirtGPU0 > /tmp/kill.out 2>&1 &
 pid=$!
-sleep "$VM_KILL_AFTER_S"
+# as long as the whole short generation took (loading included), at least VM_KILL_AFTER_S:
+# by then this one is past loading and generating, however slow the machine is today
+wait_s=$(awk -v g="$gen_s" -v m="$VM_KILL_AFTER_S" 'BEGIN { print (g > m ? g : m) }')
+sleep "$wait_s"
 if kill -0 "$pid" 2> /dev/null; then
     kill -9 "$pid"
     wait "$pid"
