@@ -15,8 +15,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* a guest that asks for more in one blob is refused: the client uses 1 MiB + 32 MiB */
+/* Limits on what guests may reserve (the client uses 1 MiB + 32 MiB per process). Blob memory
+ * is reserved lazily, so these bound address space and bookkeeping, not RAM: what a guest
+ * can touch is bounded by QEMU's hostmem window. */
 #define ROUTES_MAX_BLOB_BYTES (1ull << 32)
+#define ROUTES_MAX_TOTAL_BYTES (1ull << 38)
+#define ROUTES_MAX_BLOBS 4096
 
 struct route_ctx {
     uint32_t ctx_id;
@@ -51,6 +55,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static ARRAY(struct route_ctx) ctxs;
 static ARRAY(struct route_res) ress;
 static ARRAY(struct route_fence) fences;
+static uint64_t reserved_bytes; /* sum of the sizes in ress */
 static void *cb_cookie;
 static const struct virgl_renderer_callbacks *cb;
 static bool async_fence_cb;
@@ -214,6 +219,10 @@ static int check_blob_args(const struct virgl_renderer_resource_create_blob_args
         why = "the size is over 4 GiB";
     else if (find_res(a->res_handle))
         why = "the resource id is in use";
+    else if (ress.count >= ROUTES_MAX_BLOBS)
+        why = "4096 APIR blobs exist already";
+    else if (reserved_bytes + a->size > ROUTES_MAX_TOTAL_BYTES)
+        why = "APIR blobs would reserve more than 256 GiB";
     if (!why)
         return 0;
     apir_component_log("interposer: ctx %u: blob %u of %llu bytes refused: %s", a->ctx_id, a->res_handle,
@@ -244,8 +253,10 @@ int routes_create_blob(const struct virgl_renderer_resource_create_blob_args *a)
         munmap(p, a->size);
         rc = -EINVAL;
     }
-    if (!rc)
+    if (!rc) {
         ress.items[ress.count++] = (struct route_res){a->res_handle, a->ctx_id, p, a->size, false, false};
+        reserved_bytes += a->size;
+    }
     pthread_mutex_unlock(&lock);
     return rc;
 }
@@ -268,6 +279,7 @@ int routes_resource_map(uint32_t res_id, void **map, uint64_t *size)
 static void free_res(struct route_res *r)
 {
     munmap(r->ptr, r->size);
+    reserved_bytes -= r->size;
     *r = ress.items[--ress.count];
 }
 

@@ -116,6 +116,31 @@ static void test_hostile_blobs(void **state)
     assert_false(routes_has_resource(11));
 }
 
+/* many large blobs: bounded in number and in reserved bytes, and freed ones count no more */
+static void test_blob_limits(void **state)
+{
+    assert_int_equal(routes_context_create(90, APIR_CAPSET_ID_VENUS, false), 0);
+    struct virgl_renderer_resource_create_blob_args a;
+    uint32_t res = 1000;
+    for (int i = 0; i < 64; i++) { /* 64 x 4 GiB = 256 GiB */
+        a = blob(90, res++, 1ull << 32);
+        assert_int_equal(routes_create_blob(&a), 0);
+    }
+    a = blob(90, res, PAGE);
+    assert_int_equal(routes_create_blob(&a), -EINVAL);
+    routes_resource_unref(1000);
+    assert_int_equal(routes_create_blob(&a), 0);
+    for (uint32_t r = 1001; r <= res; r++)
+        routes_resource_unref(r);
+    /* the count: 4096 small ones, then no more */
+    for (uint32_t i = 0; i < 4096; i++) {
+        a = blob(90, 2000 + i, PAGE);
+        assert_int_equal(routes_create_blob(&a), 0);
+    }
+    a = blob(90, 9000, PAGE);
+    assert_int_equal(routes_create_blob(&a), -EINVAL);
+}
+
 static void test_map_lifetime(void **state)
 {
     assert_int_equal(routes_context_create(12, APIR_CAPSET_ID_VENUS, false), 0);
@@ -259,6 +284,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_contexts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_blobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_lifetime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_through_blob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decide, setup, teardown),
