@@ -60,20 +60,23 @@ static void *cb_cookie;
 static const struct virgl_renderer_callbacks *cb;
 static bool async_fence_cb;
 
-/* makes room for one more item; false when out of memory */
-static bool grow(void **items, size_t *cap, size_t count, size_t item_size)
-{
-    if (count < *cap)
-        return true;
-    size_t n = *cap ? *cap * 2 : 8;
-    void *p = realloc(*items, n * item_size);
-    if (!p)
-        return false;
-    *items = p;
-    *cap = n;
-    return true;
-}
-#define GROW(a) grow((void **)&(a).items, &(a).cap, (a).count, sizeof *(a).items)
+/* grow_NAME(): makes room for one more item in ARRAY; false when out of memory */
+#define DEFINE_GROW(name, T, array)                                                                          \
+    static bool grow_##name(void)                                                                            \
+    {                                                                                                        \
+        if (array.count < array.cap)                                                                         \
+            return true;                                                                                     \
+        size_t n = array.cap ? array.cap * 2 : 8;                                                            \
+        T *p = realloc(array.items, n * sizeof *p);                                                          \
+        if (!p)                                                                                              \
+            return false;                                                                                    \
+        array.items = p;                                                                                     \
+        array.cap = n;                                                                                       \
+        return true;                                                                                         \
+    }
+DEFINE_GROW(ctxs, struct route_ctx, ctxs)
+DEFINE_GROW(ress, struct route_res, ress)
+DEFINE_GROW(fences, struct route_fence, fences)
 
 static struct route_ctx *find_ctx(uint32_t ctx_id)
 {
@@ -106,7 +109,7 @@ int routes_context_create(uint32_t ctx_id, uint32_t capset_id, bool undecided)
     if (find_ctx(ctx_id)) {
         apir_component_log("interposer: ctx %u already exists: creation refused", ctx_id);
         rc = EEXIST;
-    } else if (!GROW(ctxs)) {
+    } else if (!grow_ctxs()) {
         rc = ENOMEM;
     } else {
         struct apir_context *c = apir_context_create(ctx_id, capset_id); /* logs why on failure */
@@ -237,7 +240,7 @@ int routes_create_blob(const struct virgl_renderer_resource_create_blob_args *a)
     struct route_ctx *c = find_ctx(a->ctx_id);
     if (!rc && !c)
         rc = -EINVAL;
-    if (!rc && !GROW(ress))
+    if (!rc && !grow_ress())
         rc = -ENOMEM;
     void *p = MAP_FAILED;
     if (!rc) {
@@ -371,7 +374,7 @@ void routes_fence(uint32_t ctx_id, uint32_t ring_idx, uint64_t fence_id)
         if (f) {
             if (fence_id > f->fence_id)
                 f->fence_id = fence_id;
-        } else if (GROW(fences)) {
+        } else if (grow_fences()) {
             fences.items[fences.count++] = (struct route_fence){ctx_id, ring_idx, fence_id};
         } else {
             now = true; /* out of memory: signal at once rather than never */
