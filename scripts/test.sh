@@ -27,3 +27,8 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAPIR_FUZZ=
 cmake --build build-fuzz -j"$jobs" --target fuzz_graph_decode fuzz_dispatch fuzz_seeds fuzz_component \
     ggml-virtgpu-backend ggml-pick-cpu
 (cd build-fuzz && ctest --output-on-failure --timeout 120 -R '^fuzz_')
+echo "== VM: Debian 13 QEMU guest, kernel virtio-gpu driver, APIR component inside QEMU (tests/vm, docs/vm.md) =="
+# needs root; the first run builds the Debian 13 chroot (cached outside the clone)
+vm_rc=0
+bash tests/vm/run-vm-tests.sh build || vm_rc=$?
+if [ $vm_rc -eq 77 ]; then echo "VM stage skipped (reason above)"; elif [ $vm_rc -ne 0 ]; then exit $vm_rc; fi

@@ -78,7 +78,13 @@ int apir_context_submit(struct apir_context *ctx, const void *cmd, size_t size)
             apir_component_log("ctx %u: unknown command type %d: rest of the buffer dropped", ctx->ctx_id, h.cmd_type);
             return -1;
         }
-        size_t left = size - pos;
+        size_t pad = (uint32_t)h.cmd_flags & APIR_CMD_FLAG_PAD_MASK;
+        if (pad > size - pos) {
+            apir_component_log("ctx %u: command type %u announces %zu pad bytes, %zu left", ctx->ctx_id, type, pad,
+                               size - pos);
+            return -1;
+        }
+        size_t left = size - pos - pad;
         if (need == SIZE_MAX) {
             need = left;
         } else if (need > left) {
@@ -89,7 +95,7 @@ int apir_context_submit(struct apir_context *ctx, const void *cmd, size_t size)
         struct apir_command c = {.type = type, .reply_res_id = h.reply_res_id, .payload = p + pos,
                                  .payload_len = need};
         apir_command_run(ctx, &c);
-        pos += need;
+        pos += need + pad;
     }
     return 0;
 }

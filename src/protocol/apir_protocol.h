@@ -34,6 +34,10 @@ struct apir_command_header {
 
 /* cmd_flags */
 #define APIR_CMD_FLAG_NONE 0
+/* Bits 0-1: how many zero bytes follow this command's payload. A carrier that counts whole
+ * 32-bit words (virtio-gpu SUBMIT_3D: QEMU hands virglrenderer size / 4 words) needs the
+ * buffer padded; the pad must not reach FORWARD, whose payload is the rest of the buffer. */
+#define APIR_CMD_FLAG_PAD_MASK 3
 
 /* LOADLIBRARY return codes */
 enum apir_load_library_code {

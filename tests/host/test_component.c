@@ -176,6 +176,36 @@ static void test_malformed_buffers(void **state)
     close_ctx(&f);
 }
 
+/* Word padding (virtio-gpu counts words): the pad announced in cmd_flags is skipped, so a
+ * FORWARD's arguments do not grow by it; a pad larger than what is left is malformed. */
+static void test_word_padding(void **state)
+{
+    clear_env();
+    struct fixture f = open_ctx(APIR_CAPSET_ID_APIR);
+    uint8_t buf[48] = {0};
+    /* FORWARD with a 2-byte index: 12 + 2 bytes padded to 16; the pad must not complete the index */
+    struct apir_command_header h = {APIR_COMMAND_TYPE_FORWARD, 2, REPLY_RES};
+    memcpy(buf, &h, sizeof h);
+    assert_int_equal(run(&f, buf, 16, 0), APIR_FORWARD_BASE_INDEX + APIR_BACKEND_ERR_DECODE);
+    /* a whole index plus 2 pad bytes: the index arrives (no library yet: no dispatch function) */
+    uint32_t idx = APIR_CMD_GET_INFO;
+    memcpy(buf + 12, &idx, 4);
+    assert_int_equal(run(&f, buf, 18, 0), APIR_FORWARD_NO_DISPATCH_FCT);
+    /* HANDSHAKE (fixed payload) + 3 pad bytes, then another command: the pad is skipped */
+    h = (struct apir_command_header){APIR_COMMAND_TYPE_HANDSHAKE, 3, REPLY_RES};
+    memcpy(buf, &h, sizeof h);
+    uint32_t v[2] = {APIR_PROTOCOL_MAJOR, 0};
+    memcpy(buf + 12, v, 8);
+    size_t n = 20 + 3;
+    n += put_header(buf + n, APIR_COMMAND_TYPE_LOADLIBRARY, REPLY_RES);
+    assert_int_equal(run(&f, buf, n, 0), APIR_LOAD_LIBRARY_ENV_VAR_MISSING);
+    /* more pad than bytes left: malformed, nothing runs */
+    h = (struct apir_command_header){APIR_COMMAND_TYPE_LOADLIBRARY, 3, REPLY_RES};
+    memcpy(buf, &h, sizeof h);
+    assert_int_equal(run(&f, buf, 14, -1), NOT_WRITTEN);
+    close_ctx(&f);
+}
+
 static void test_configure_keys(void **state)
 {
     clear_env();
@@ -274,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_capsets),
         cmocka_unit_test(test_duplicate_ctx_id),
         cmocka_unit_test(test_malformed_buffers),
+        cmocka_unit_test(test_word_padding),
         cmocka_unit_test(test_configure_keys),
         cmocka_unit_test(test_load_library_component_codes),
         cmocka_unit_test(test_load_library_backend_codes),

@@ -274,19 +274,44 @@ static void vt_destroy_blob(struct apir_transport *base, struct apir_shmem *shm)
     memset(shm, 0, sizeof *shm);
 }
 
+/* QEMU hands virglrenderer size / 4 words of a SUBMIT_3D, so a buffer that does not fill
+ * whole words would lose its tail: pad it with zeros and say so in the command's flags (the
+ * client sends one command per submission, so the header at the start is the last one). */
+static void *pad_to_words(const void *cmd, size_t size, size_t *padded)
+{
+    size_t pad = (4 - size % 4) % 4;
+    *padded = size + pad;
+    if (!pad)
+        return NULL;
+    uint8_t *copy = calloc(1, size + pad);
+    if (!copy)
+        return NULL;
+    memcpy(copy, cmd, size);
+    struct apir_command_header h;
+    memcpy(&h, copy, sizeof h);
+    h.cmd_flags = (int32_t)(((uint32_t)h.cmd_flags & ~(uint32_t)APIR_CMD_FLAG_PAD_MASK) | (uint32_t)pad);
+    memcpy(copy, &h, sizeof h);
+    return copy;
+}
+
 static int vt_submit(struct apir_transport *base, const void *cmd, size_t size)
 {
-    if (size == 0 || size > UINT32_MAX)
+    if (size < APIR_COMMAND_HEADER_SIZE || size > UINT32_MAX - 3)
         return -EINVAL;
+    size_t padded;
+    void *copy = pad_to_words(cmd, size, &padded);
+    if (!copy && padded != size)
+        return -ENOMEM;
     /* No bo list: the host finds the reply resource by the id inside the command. */
     struct drm_virtgpu_execbuffer args = {
         .flags = VIRTGPU_EXECBUF_RING_IDX,
-        .size = (uint32_t)size,
-        .command = (uintptr_t)cmd,
+        .size = (uint32_t)padded,
+        .command = (uintptr_t)(copy ? copy : cmd),
         .fence_fd = -1,
         .ring_idx = 0,
     };
     int r = vt_ioctl(vt(base), DRM_IOCTL_VIRTGPU_EXECBUFFER, &args);
+    free(copy);
     if (r)
         GUEST_LOG_ERROR("virtgpu: EXECBUFFER of %zu bytes on %s failed: %s (errno %d)%s\n", size, vt(base)->node,
                         strerror(-r), -r, r == -ENODEV ? ": the device is gone" : "");
