@@ -164,9 +164,15 @@ static void accept_client(int lfd, int sfd, const struct server_options *o)
     atomic_store(&a->last_active_ns, w->started_ns);
     pid_t pid = fork();
     if (pid == 0) {
-        /* the worker may only see its own activity page */
-        for (struct worker *o2 = workers; o2; o2 = o2->next)
+        /* the worker may only see its own activity page, and keeps none of the listener's
+         * bookkeeping */
+        while (workers) {
+            struct worker *o2 = workers;
+            workers = o2->next;
             munmap(o2->activity, sizeof *o2->activity);
+            free(o2);
+        }
+        free(w);
         int close_fds[] = {lfd, sfd};
         worker_run(fd, id, a, o, close_fds, 2);
     }
