@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct apir_context;
 
@@ -117,6 +118,37 @@ int apir_sandbox_enter(enum apir_seccomp_mode mode, const char *ggml_library_pat
 /* The seccomp filter alone (apir_sandbox_enter's; tests run it in a forked child): what a
  * worker serving the CPU backend needs, everything else fails with EPERM. 0, or -1. */
 int apir_sandbox_install_seccomp(void);
+
+/* --- a context in a worker process, for a hypervisor ---
+ * The same calls as an in-process context, but the context lives in a worker process forked
+ * by apir_remote_context_create (one per guest context): a ggml assertion, a crash or a hang
+ * there ends that worker only, and the worker sandboxes itself after LOADLIBRARY as above.
+ * The hypervisor's process never loads the backend or GGML library. Resources are passed as
+ * memfds sealed at least against shrinking (apir_shared_memory_create makes them); the worker
+ * maps them itself. Calls are queued in order on a socket and return once sent: replies
+ * arrive in the reply resources as with an in-process context. A call that returns -1 after
+ * the worker is gone means the guest's device is lost; apir_remote_context_poll then reports
+ * (and logs) how the worker ended. Create contexts from a thread that holds no lock the
+ * worker needs: the worker is forked, not exec'ed (the component's log lock is fork-safe;
+ * use either in-process or worker contexts in one hypervisor process, not both). */
+struct apir_remote_context;
+/* forks the worker and creates the context there; NULL (logged) if refused */
+struct apir_remote_context *apir_remote_context_create(uint32_t ctx_id, uint32_t capset_id);
+/* validated here (-1 for an unknown key or a bad limit), applied in the worker */
+int apir_remote_context_configure(struct apir_remote_context *r, const char *key, const char *value);
+/* memfd: the resource's memory, sealed with F_SEAL_SHRINK (else -1); the caller keeps its fd */
+int apir_remote_context_attach_resource(struct apir_remote_context *r, uint32_t res_id, int memfd, size_t size);
+void apir_remote_context_detach_resource(struct apir_remote_context *r, uint32_t res_id);
+/* queues a command buffer (copied to the worker); -1 if the worker is gone */
+int apir_remote_context_submit(struct apir_remote_context *r, const void *cmd, size_t size);
+/* the worker's pid and its activity page (command in progress, for a watchdog) */
+pid_t apir_remote_context_pid(const struct apir_remote_context *r);
+const struct apir_activity *apir_remote_context_activity(const struct apir_remote_context *r);
+/* 1 once the worker has ended (its waitpid status in *status, logged unless a clean exit),
+ * else 0 */
+int apir_remote_context_poll(struct apir_remote_context *r, int *status);
+/* ends the worker (the context frees everything) and waits for it, SIGKILL after 5 s */
+void apir_remote_context_destroy(struct apir_remote_context *r);
 
 /* A shared memory file for a guest resource: a memfd of size bytes, sealed against shrinking
  * and growing (so a guest holding the descriptor cannot make the host fault on it) and against

@@ -65,6 +65,10 @@ struct apir_context {
     struct apir_activity *activity; /* worker mode: the supervisor's page, or NULL */
 };
 
+/* --- logging (component_log.c) --- */
+/* opens the log if needed and returns its descriptor (2 for stderr), for a worker to keep */
+int apir_component_log_fd(void);
+
 /* --- limits (component_limits.c) --- */
 /* parses one limit value; false if it is not a decimal integer */
 bool apir_limit_parse(const char *value, uint64_t *out);

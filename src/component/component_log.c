@@ -22,8 +22,13 @@ static double tokens = LOG_BURST;
 static double tokens_at; /* monotonic seconds of the last refill */
 static unsigned long long dropped;
 
+/* a worker forked while another thread writes a line must not inherit a held lock */
+static void lock_for_fork(void) { pthread_mutex_lock(&log_lock); }
+static void unlock_after_fork(void) { pthread_mutex_unlock(&log_lock); }
+
 static void log_open(void)
 {
+    pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
     const char *path = getenv(APIR_ENV_COMPONENT_LOG);
     if (path && *path) {
         log_file = fopen(path, "a");
@@ -32,6 +37,12 @@ static void log_open(void)
         else
             setvbuf(log_file, NULL, _IOLBF, 0);
     }
+}
+
+int apir_component_log_fd(void)
+{
+    pthread_once(&log_once, log_open);
+    return log_file ? fileno(log_file) : 2;
 }
 
 static void emit(FILE *f, const char *text)
