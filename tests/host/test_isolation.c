@@ -410,6 +410,48 @@ static void test_blob_limits(void **state)
     assert_true(log_has(2000, "VIRGL_APIR_MAX_BLOB_BYTES=41943040", NULL, NULL));
 }
 
+static int count_log_lines(const char *needle)
+{
+    FILE *f = fopen(getenv("APIR_SERVER_LOG"), "r");
+    assert_non_null(f);
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* a guest whose every command fails gets a bounded number of log lines (component and backend) */
+static void test_log_lines_are_rate_limited(void **state)
+{
+    enum { BAD = 1000 };
+    struct apir_client *c = guest_open();
+    for (int i = 0; i < BAD; i++)
+        assert_int_equal(guest_clear(c, 0xdead0000u + (uint32_t)i, 0), APIR_BACKEND_ERR_HANDLE);
+    int fd = raw_connect(sock_path());
+    raw_init(fd, capset());
+    for (int i = 0; i < BAD; i++) {
+        struct apir_command_header h = {0x7fff0000, 0, 0}; /* unknown command type */
+        raw_submit(fd, &h, sizeof h);
+    }
+    assert_true(raw_ping(fd)); /* all handled */
+    int backend = count_log_lines("BUFFER_CLEAR failed"), component = count_log_lines("unknown command type");
+    fprintf(stderr, "%d failing commands each: %d backend lines, %d component lines\n", BAD, backend, component);
+    assert_true(backend >= 50 && backend <= 200);
+    assert_true(component >= 50 && component <= 200);
+    /* once lines flow again, the count dropped is logged */
+    sleep_ms(1000);
+    assert_int_equal(guest_clear(c, 0xdeadffffu, 0), APIR_BACKEND_ERR_HANDLE);
+    struct apir_command_header h = {0x7fff0000, 0, 0};
+    raw_submit(fd, &h, sizeof h);
+    assert_true(raw_ping(fd));
+    assert_true(log_has(2000, "ggml-virtgpu-backend:", "log lines dropped", NULL));
+    assert_true(log_has(2000, "apir:", "log lines dropped", NULL));
+    close(fd);
+    apir_client_close(c);
+}
+
 /* a guest cannot resize a blob it was given; the host then keeps using it safely */
 static void test_blob_cannot_be_truncated(void **state)
 {
@@ -501,6 +543,7 @@ int main(int argc, char **argv)
     static const struct CMUnitTest quota[] = {
         cmocka_unit_test(test_buffer_bytes),
         cmocka_unit_test(test_blob_limits),
+        cmocka_unit_test(test_log_lines_are_rate_limited),
     };
     static const struct CMUnitTest sandbox[] = {
         cmocka_unit_test(test_blob_cannot_be_truncated),
