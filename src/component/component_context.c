@@ -141,8 +141,11 @@ int apir_context_submit(struct apir_context *ctx, const void *cmd, size_t size)
         if (ctx->activity)
             activity_begin(ctx->activity, &c);
         apir_command_run(ctx, &c);
-        if (ctx->activity)
+        if (ctx->activity) {
+            /* a long command is activity: the idle limit counts from its end */
+            atomic_store_explicit(&ctx->activity->last_active_ns, apir_monotonic_ns(), memory_order_relaxed);
             atomic_store_explicit(&ctx->activity->busy, 0, memory_order_release);
+        }
         pos += need;
     }
     return 0;
