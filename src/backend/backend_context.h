@@ -34,6 +34,8 @@ struct backend_ctx {
     /* first failure of a command run without a reply (APIR_BACKEND_OK: none); returned by
      * the next command that waits (apir_forward.h, fire-and-forget). Under call_lock. */
     uint32_t deferred_error;
+    /* per-guest limits (apir.limit.buffer_bytes, apir.limit.handles; 0: none) and usage */
+    uint64_t buffer_bytes_limit, buffer_bytes;
     /* registry bookkeeping */
     unsigned users; /* dispatch calls running */
     pthread_cond_t idle;

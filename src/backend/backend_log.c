@@ -6,7 +6,9 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_file; /* NULL: stderr */
@@ -56,12 +58,42 @@ void backend_log_release(void)
     pthread_mutex_unlock(&log_lock);
 }
 
+/* Lines are mostly a guest's failed commands: a token bucket (100 lines, then 20 a second)
+ * keeps a guest that fails every command from filling the host's disk. Under log_lock. */
+static bool take_token(FILE *f)
+{
+    static double tokens = 100.0, at;
+    static unsigned long long dropped;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    tokens += at ? (now - at) * 20.0 : 0.0;
+    at = now;
+    if (tokens > 100.0)
+        tokens = 100.0;
+    if (tokens < 1.0) {
+        dropped++;
+        return false;
+    }
+    tokens -= 1.0;
+    if (dropped)
+        fprintf(f, "ggml-virtgpu-backend: %llu log lines dropped (rate limit: 100 lines, then 20 a second)\n",
+                dropped);
+    dropped = 0;
+    return true;
+}
+
 void blog(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     pthread_mutex_lock(&log_lock);
     FILE *f = out();
+    if (!take_token(f)) {
+        pthread_mutex_unlock(&log_lock);
+        va_end(ap);
+        return;
+    }
     fputs("ggml-virtgpu-backend: ", f);
     vfprintf(f, fmt, ap);
     fputc('\n', f);

@@ -58,6 +58,13 @@ uint32_t cmd_buft_alloc_buffer(struct cmd_call *c)
         blog("refusing a %llu-byte host buffer: more than this host's memory", (unsigned long long)size);
         return APIR_BACKEND_ERR_OUT_OF_MEMORY;
     }
+    uint64_t limit = c->ctx->buffer_bytes_limit;
+    if (limit && (size > limit || c->ctx->buffer_bytes > limit - size)) {
+        blog("refusing a %llu-byte buffer: this guest already has %llu bytes (limit VIRGL_APIR_MAX_BUFFER_BYTES=%llu, "
+             "key " APIR_KEY_LIMIT_BUFFER_BYTES ")",
+             (unsigned long long)size, (unsigned long long)c->ctx->buffer_bytes, (unsigned long long)limit);
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    }
     ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(buft, (size_t)size);
     if (!buf) {
         blog("cannot allocate a buffer of %llu bytes in %s", (unsigned long long)size, ggml_backend_buft_name(buft));
@@ -68,6 +75,7 @@ uint32_t cmd_buft_alloc_buffer(struct cmd_call *c)
         ggml_backend_buffer_free(buf);
         return APIR_BACKEND_ERR_OUT_OF_MEMORY;
     }
+    c->ctx->buffer_bytes += ggml_backend_buffer_get_size(buf); /* what BUFFER_FREE subtracts */
     apir_put_u32(&c->enc, bh);
     apir_put_u64(&c->enc, ggml_backend_buffer_get_size(buf));
     return APIR_BACKEND_OK;
@@ -82,6 +90,7 @@ uint32_t cmd_buffer_free(struct cmd_call *c)
         return APIR_BACKEND_ERR_HANDLE;
     /* cached graphs may point into this buffer */
     backend_ctx_drop_graphs(c->ctx);
+    c->ctx->buffer_bytes -= ggml_backend_buffer_get_size(buf);
     ggml_backend_buffer_free(buf);
     return APIR_BACKEND_OK;
 }

@@ -6,6 +6,8 @@
 #include "commands.h"
 #include "ggml_lib.h"
 
+#include <stdlib.h>
+
 #define EXPORT __attribute__((visibility("default")))
 
 struct cmd_entry {
@@ -38,6 +40,25 @@ static const struct cmd_entry commands[APIR_CMD_COUNT] = {
     [APIR_CMD_BUFFER_SET_INLINE] = {cmd_buffer_set_inline, "BUFFER_SET_INLINE", 0, false},
 };
 
+/* the component's per-guest limits (decimal; absent or 0: none) */
+static uint64_t config_u64(uint32_t ctx_id, struct virgl_apir_callbacks *cbs, const char *key)
+{
+    const char *v = cbs && cbs->get_config ? cbs->get_config(ctx_id, key) : NULL;
+    return v ? strtoull(v, NULL, 10) : 0;
+}
+
+static void apply_limits(uint32_t ctx_id, struct virgl_apir_callbacks *cbs)
+{
+    struct backend_ctx *ctx = backend_ctx_acquire(ctx_id);
+    if (!ctx)
+        return;
+    ctx->buffer_bytes_limit = config_u64(ctx_id, cbs, APIR_KEY_LIMIT_BUFFER_BYTES);
+    uint64_t handles = config_u64(ctx_id, cbs, APIR_KEY_LIMIT_HANDLES);
+    if (handles && handles < ctx->handles.max)
+        ctx->handles.max = (uint32_t)handles;
+    backend_ctx_release(ctx);
+}
+
 EXPORT uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs)
 {
     backend_log_acquire();
@@ -58,6 +79,7 @@ EXPORT uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir
         backend_log_release();
         return st;
     }
+    apply_limits(virgl_ctx_id, cbs);
     blog("context %u: using %s (%zu device(s)) from %s", virgl_ctx_id, ggml_backend_reg_name(reg),
          ggml_backend_reg_dev_count(reg), path);
     return APIR_BACKEND_INIT_SUCCESS;

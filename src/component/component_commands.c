@@ -7,6 +7,7 @@
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -80,6 +81,22 @@ static void log_init_failure(struct apir_context *ctx, uint32_t code)
     }
 }
 
+/* worker mode: the libraries are loaded, so the worker drops what it no longer needs. A
+ * worker that cannot lock itself down does not serve (fail closed). */
+static int lock_down(struct apir_context *ctx)
+{
+    struct apir_limits lim;
+    apir_context_limits(ctx, &lim);
+    if (apir_sandbox_enter(lim.seccomp, apir_config_get(&ctx->config, APIR_KEY_GGML_LIBRARY_PATH)) != 0) {
+        apir_component_log_always("ctx %u: LOADLIBRARY: the worker could not enter its sandbox: refusing to serve",
+                                  ctx->ctx_id);
+        return -1;
+    }
+    if (ctx->activity)
+        atomic_store(&ctx->activity->sandboxed, 1);
+    return 0;
+}
+
 static uint32_t load_library(struct apir_context *ctx)
 {
     if (ctx->lib) {
@@ -103,6 +120,11 @@ static uint32_t load_library(struct apir_context *ctx)
         /* saturate: a huge code from a broken library must not wrap to "success" */
         return init > UINT32_MAX - 1 - APIR_LOAD_LIBRARY_INIT_BASE_INDEX ? UINT32_MAX - 1
                                                                          : APIR_LOAD_LIBRARY_INIT_BASE_INDEX + init;
+    }
+    if (ctx->worker && lock_down(ctx) != 0) {
+        lib->deinit(ctx->ctx_id);
+        apir_library_release(lib);
+        return APIR_LOAD_LIBRARY_HYPERCALL_INITIALIZATION_ERROR;
     }
     ctx->lib = lib;
     return APIR_LOAD_LIBRARY_SUCCESS;
@@ -184,4 +206,35 @@ bool apir_command_payload_size(uint32_t type, size_t *size)
 void apir_command_run(struct apir_context *ctx, const struct apir_command *cmd)
 {
     commands[cmd->type].run(ctx, cmd);
+}
+
+/* FORWARD names for logs; the backend library has its own table, but a supervisor never
+ * loads it */
+static const char *const forward_names[] = {
+    "GET_INFO", "DEVICE_GET_INFO", "DEVICE_GET_MEMORY", "DEVICE_SUPPORTS_OP", "BUFT_GET_INFO",
+    "BUFT_GET_ALLOC_SIZE", "BUFT_ALLOC_BUFFER", "BUFFER_FREE", "BUFFER_CLEAR", "BUFFER_MEMSET",
+    "BUFFER_SET", "BUFFER_GET", "BUFFER_COPY", "BACKEND_INIT", "BACKEND_FREE",
+    "GRAPH_COMPUTE", "GRAPH_RECOMPUTE", "BACKEND_SYNCHRONIZE", "BUFFER_SET_INLINE",
+};
+_Static_assert(sizeof forward_names / sizeof forward_names[0] == APIR_CMD_COUNT, "a FORWARD name per command");
+
+void apir_command_describe(uint32_t type, uint32_t forward_index, char *out, size_t cap)
+{
+    switch (type) {
+    case APIR_COMMAND_TYPE_HANDSHAKE:
+        snprintf(out, cap, "HANDSHAKE");
+        break;
+    case APIR_COMMAND_TYPE_LOADLIBRARY:
+        snprintf(out, cap, "LOADLIBRARY");
+        break;
+    case APIR_COMMAND_TYPE_FORWARD:
+        if (forward_index < APIR_CMD_COUNT)
+            snprintf(out, cap, "FORWARD %s (%u)", forward_names[forward_index], forward_index);
+        else
+            snprintf(out, cap, "FORWARD (index %u)", forward_index);
+        break;
+    default:
+        snprintf(out, cap, "command type %u", type);
+        break;
+    }
 }

@@ -3,8 +3,10 @@
  * FORWARD takes the rest of the buffer, so it comes last. */
 #include "component_internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct apir_context *apir_context_create(uint32_t ctx_id, uint32_t capset_id)
 {
@@ -43,6 +45,14 @@ struct apir_context *apir_context_create(uint32_t ctx_id, uint32_t capset_id)
 
 int apir_context_configure(struct apir_context *ctx, const char *key, const char *value)
 {
+    uint64_t n;
+    enum apir_seccomp_mode m;
+    bool is_limit = key && strncmp(key, "apir.limit.", 11) == 0;
+    bool is_seccomp = key && strcmp(key, APIR_KEY_SANDBOX_SECCOMP) == 0;
+    if (value && ((is_limit && !apir_limit_parse(value, &n)) || (is_seccomp && !apir_seccomp_parse(value, &m)))) {
+        apir_component_log("ctx %u: configure: '%s' is not a valid value for %s", ctx->ctx_id, value, key);
+        return -1;
+    }
     int rc = apir_config_set(&ctx->config, key, value);
     if (rc)
         apir_component_log("ctx %u: configure: unknown key '%s'", ctx->ctx_id, key ? key : "(null)");
@@ -51,7 +61,47 @@ int apir_context_configure(struct apir_context *ctx, const char *key, const char
 
 int apir_context_attach_resource(struct apir_context *ctx, uint32_t res_id, void *ptr, size_t size)
 {
+    struct apir_limits lim;
+    apir_context_limits(ctx, &lim);
+    if (lim.blobs && ctx->resources.count >= lim.blobs) {
+        apir_component_log("ctx %u: resource %u refused: the context already has %zu (limit %s=%llu, key %s)",
+                           ctx->ctx_id, res_id, ctx->resources.count, APIR_ENV_LIMIT_BLOBS,
+                           (unsigned long long)lim.blobs, APIR_KEY_LIMIT_BLOBS);
+        return -1;
+    }
+    if (lim.blob_bytes && (size > lim.blob_bytes || ctx->resources.bytes > lim.blob_bytes - size)) {
+        apir_component_log("ctx %u: resource %u of %zu bytes refused: the context already has %llu bytes (limit "
+                           "%s=%llu, key %s)",
+                           ctx->ctx_id, res_id, size, (unsigned long long)ctx->resources.bytes,
+                           APIR_ENV_LIMIT_BLOB_BYTES, (unsigned long long)lim.blob_bytes, APIR_KEY_LIMIT_BLOB_BYTES);
+        return -1;
+    }
     return apir_resources_attach(&ctx->resources, res_id, ptr, size);
+}
+
+void apir_context_enter_worker_mode(struct apir_context *ctx, struct apir_activity *activity)
+{
+    ctx->worker = true;
+    ctx->activity = activity;
+}
+
+uint64_t apir_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* worker mode: what the supervisor reads if this command never returns */
+static void activity_begin(struct apir_activity *a, const struct apir_command *c)
+{
+    uint32_t index = UINT32_MAX;
+    if (c->type == APIR_COMMAND_TYPE_FORWARD && c->payload_len >= sizeof index)
+        memcpy(&index, c->payload, sizeof index);
+    atomic_store_explicit(&a->type, c->type, memory_order_relaxed);
+    atomic_store_explicit(&a->forward_index, index, memory_order_relaxed);
+    atomic_store_explicit(&a->since_ns, apir_monotonic_ns(), memory_order_relaxed);
+    atomic_store_explicit(&a->busy, 1, memory_order_release);
 }
 
 void apir_context_detach_resource(struct apir_context *ctx, uint32_t res_id)
@@ -94,7 +144,14 @@ int apir_context_submit(struct apir_context *ctx, const void *cmd, size_t size)
         }
         struct apir_command c = {.type = type, .reply_res_id = h.reply_res_id, .payload = p + pos,
                                  .payload_len = need};
+        if (ctx->activity)
+            activity_begin(ctx->activity, &c);
         apir_command_run(ctx, &c);
+        if (ctx->activity) {
+            /* a long command is activity: the idle limit counts from its end */
+            atomic_store_explicit(&ctx->activity->last_active_ns, apir_monotonic_ns(), memory_order_relaxed);
+            atomic_store_explicit(&ctx->activity->busy, 0, memory_order_release);
+        }
         pos += need + pad;
     }
     return 0;

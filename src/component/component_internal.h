@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 /* --- configuration table (component_config.c) --- */
-#define APIR_CONFIG_KEY_COUNT 3
+#define APIR_CONFIG_KEY_COUNT 11
 struct apir_config {
     char *values[APIR_CONFIG_KEY_COUNT]; /* NULL: unset */
 };
@@ -19,6 +19,8 @@ void apir_config_init_from_env(struct apir_config *cfg);
 /* 0, or -1 for an unknown key or out of memory */
 int apir_config_set(struct apir_config *cfg, const char *key, const char *value);
 const char *apir_config_get(const struct apir_config *cfg, const char *key);
+/* the environment variable that fills key ("?" if none) */
+const char *apir_config_env_name(const char *key);
 void apir_config_free(struct apir_config *cfg);
 
 /* --- resource table (component_resources.c) --- */
@@ -30,6 +32,7 @@ struct apir_resource {
 struct apir_resource_table {
     struct apir_resource *items;
     size_t count, cap;
+    uint64_t bytes; /* sum of the sizes attached */
 };
 int apir_resources_attach(struct apir_resource_table *t, uint32_t res_id, void *ptr, size_t size);
 void apir_resources_detach(struct apir_resource_table *t, uint32_t res_id);
@@ -58,7 +61,21 @@ struct apir_context {
     struct apir_config config;
     struct apir_resource_table resources;
     struct apir_library *lib; /* NULL until LOADLIBRARY succeeded */
+    bool worker;              /* apir_context_enter_worker_mode was called */
+    struct apir_activity *activity; /* worker mode: the supervisor's page, or NULL */
 };
+
+/* --- logging (component_log.c) --- */
+/* opens the log if needed and returns its descriptor (2 for stderr), for a worker to keep */
+int apir_component_log_fd(void);
+
+/* --- limits (component_limits.c) --- */
+/* parses one limit value; false if it is not a decimal integer */
+bool apir_limit_parse(const char *value, uint64_t *out);
+bool apir_seccomp_parse(const char *value, enum apir_seccomp_mode *out);
+/* the limits of a configuration table; false (logged, naming the key and its variable) if a
+ * value is bad, with that limit at its default */
+bool apir_config_limits(const struct apir_config *cfg, struct apir_limits *out);
 
 /* --- registry of live contexts (component_registry.c) --- */
 int apir_registry_add(struct apir_context *ctx); /* -1 if ctx_id is taken */

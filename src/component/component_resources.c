@@ -25,6 +25,7 @@ int apir_resources_attach(struct apir_resource_table *t, uint32_t res_id, void *
         t->cap = cap;
     }
     t->items[t->count++] = (struct apir_resource){res_id, ptr, size};
+    t->bytes += size;
     return 0;
 }
 
@@ -32,6 +33,7 @@ void apir_resources_detach(struct apir_resource_table *t, uint32_t res_id)
 {
     for (size_t i = 0; i < t->count; i++) {
         if (t->items[i].res_id == res_id) {
+            t->bytes -= t->items[i].size;
             t->items[i] = t->items[--t->count];
             return;
         }
@@ -43,4 +45,5 @@ void apir_resources_free(struct apir_resource_table *t)
     free(t->items);
     t->items = NULL;
     t->count = t->cap = 0;
+    t->bytes = 0;
 }

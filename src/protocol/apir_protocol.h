@@ -93,6 +93,11 @@ struct apir_reply_header {
 #define APIR_ENV_COMPONENT_LOG "VIRGL_APIR_LOG_TO_FILE"
 #define APIR_ENV_BACKEND_LOG "APIR_LLAMA_CPP_LOG_TO_FILE"
 #define APIR_DEFAULT_REG_SYMBOL "ggml_backend_init"
+/* Per-guest limits the backend library enforces (read through get_config, always set by the
+ * component: a decimal number, 0 = no limit). The other limits are the component's own
+ * (src/component/apir_component.h, docs/configuration.md). */
+#define APIR_KEY_LIMIT_BUFFER_BYTES "apir.limit.buffer_bytes"
+#define APIR_KEY_LIMIT_HANDLES "apir.limit.handles"
 #define APIR_DEFAULT_SOCKET_PATH "/tmp/.ggml_virtgpu"
 
 /* Callbacks the component hands to the backend library (same shape as virglrenderer's). */

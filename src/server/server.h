@@ -1,24 +1,28 @@
 /* apir-server: the APIR component behind virglrenderer's vtest protocol on a UNIX socket.
- * One thread per connection, each connection its own APIR context. */
+ * A single-threaded listener accepts, supervises and logs; each connection is served by a
+ * worker process of its own (forked at accept) that holds one APIR context, loads the backend
+ * and GGML libraries, and is sandboxed once they are loaded. See docs/architecture.md. */
 #ifndef APIR_SERVER_H
 #define APIR_SERVER_H
 
-#include <pthread.h>
-#include <stdatomic.h>
+#include "apir_component.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define SERVER_MAX_MESSAGE_BYTES (64u << 20) /* largest vtest message accepted */
 #define SERVER_MAX_RENDERER_NAME 4096
-#define SERVER_MAX_BLOBS 4096                /* per connection */
 #define SERVER_MAX_SYNCS 1024                /* per connection */
 #define SERVER_MAX_CLIENTS 256               /* connections served at once */
 #define SERVER_DEFAULT_MAX_BLOB_SIZE (64ull << 30)
+#define SERVER_STOP_GRACE_MS 5000            /* workers get this long to end on SIGTERM */
 
 struct server_options {
     const char *socket_path;
     uint64_t max_blob_size;
+    struct apir_limits limits; /* from the environment (docs/configuration.md) */
 };
 
 struct blob {
@@ -32,10 +36,12 @@ struct sync_obj {
     uint64_t value;
 };
 
+/* a connection, in its worker process */
 struct client {
     int fd;
-    unsigned id;                 /* connection number, for logs */
+    unsigned id;                 /* connection number, for logs; also the APIR ctx_id */
     const struct server_options *opts;
+    struct apir_activity *activity; /* shared with the listener */
     struct apir_context *ctx;    /* NULL until CONTEXT_INIT */
     uint32_t version;            /* negotiated vtest protocol version */
     struct blob *blobs;
@@ -46,9 +52,6 @@ struct client {
     uint32_t next_sync_id;
     uint32_t *msg;               /* the message being handled */
     size_t msg_cap;
-    pthread_t thread;
-    atomic_bool done;
-    struct client *next;
 };
 
 /* server_io.c: whole-message socket I/O. read_full returns 1, 0 on EOF before any byte,
@@ -66,6 +69,13 @@ int blob_unref(struct client *c, uint32_t res_id);
 void blob_free_all(struct client *c);
 
 /* server_client.c: serves one connection until it closes or misbehaves, then frees it all */
-void *client_thread(void *arg);
+void client_serve(struct client *c);
+
+/* server_worker.c: the worker process's life, from fork to exit; never returns */
+void worker_run(int fd, unsigned id, struct apir_activity *activity, const struct server_options *o,
+                const int *close_fds, size_t n_close_fds) __attribute__((noreturn));
+
+/* server_listener.c: accepts and supervises until SIGINT/SIGTERM; the exit status */
+int listener_run(int lfd, int sfd, const struct server_options *o);
 
 #endif

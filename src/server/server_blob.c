@@ -1,5 +1,6 @@
-/* Blob resources: memfd-backed shared memory, mapped here and attached to the connection's
- * APIR context; the guest maps the same memfd from the descriptor it is sent. */
+/* Blob resources: sealed memfd-backed shared memory (apir_shared_memory_create), mapped here
+ * and attached to the connection's APIR context, which enforces the blob limits; the guest
+ * maps the same memfd from the descriptor it is sent and cannot resize it. */
 #include "server.h"
 
 #include "apir_component.h"
@@ -32,27 +33,20 @@ int blob_create(struct client *c, uint64_t size, uint32_t *res_id, int *fd)
                            (unsigned long long)size, (unsigned long long)c->opts->max_blob_size);
         return -1;
     }
-    if (c->blobs_count >= SERVER_MAX_BLOBS || blobs_reserve(c) != 0) {
-        apir_component_log("client %u: too many blobs (%zu)", c->id, c->blobs_count);
+    if (blobs_reserve(c) != 0) {
+        apir_component_log("client %u: out of memory for blob %zu", c->id, c->blobs_count + 1);
         return -1;
     }
     size_t len = (size_t)((size + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page);
-    int mfd = memfd_create("apir-blob", MFD_CLOEXEC);
-    if (mfd < 0 || ftruncate(mfd, (off_t)len) != 0) {
+    void *ptr;
+    int mfd = apir_shared_memory_create("apir-blob", len, &ptr);
+    if (mfd < 0) {
         apir_component_log("client %u: cannot create a %zu-byte blob: %s", c->id, len, strerror(errno));
-        if (mfd >= 0)
-            close(mfd);
-        return -1;
-    }
-    void *ptr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-    if (ptr == MAP_FAILED) {
-        apir_component_log("client %u: cannot map a %zu-byte blob: %s", c->id, len, strerror(errno));
-        close(mfd);
         return -1;
     }
     uint32_t id = ++c->next_res_id;
     if (id == 0 || apir_context_attach_resource(c->ctx, id, ptr, len) != 0) {
-        apir_component_log("client %u: cannot attach blob %u", c->id, id);
+        apir_component_log("client %u: blob %u not attached (see above)", c->id, id);
         munmap(ptr, len);
         close(mfd);
         return -1;

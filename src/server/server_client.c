@@ -1,6 +1,6 @@
-/* One vtest connection: reads messages, checks each against its command's size bounds, runs
- * it from a table. A malformed message disconnects the client (logged); the connection's
- * context and resources are freed however it ends. */
+/* One vtest connection, in its worker process: reads messages, checks each against its
+ * command's size bounds, runs it from a table. A malformed message disconnects the client
+ * (logged); the connection's context and resources are freed however it ends. */
 #include "server.h"
 
 #include "apir_component.h"
@@ -12,8 +12,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static atomic_uint next_ctx_id = 1;
 
 static int reply(struct client *c, uint32_t id, const uint32_t *data, uint32_t words)
 {
@@ -73,12 +71,17 @@ static int cmd_context_init(struct client *c, uint32_t len)
         apir_component_log("client %u: second CONTEXT_INIT", c->id);
         return -1;
     }
-    uint32_t ctx_id = atomic_fetch_add(&next_ctx_id, 1);
+    /* the connection number is unique in the server: logs of the listener, the worker and
+     * the backend name the same guest alike */
+    uint32_t ctx_id = c->id;
     c->ctx = apir_context_create(ctx_id, c->msg[0]);
     if (!c->ctx) {
         apir_component_log("client %u: context refused, disconnecting", c->id);
         return -1;
     }
+    /* this process serves this context alone: record commands for the listener, sandbox
+     * after LOADLIBRARY */
+    apir_context_enter_worker_mode(c->ctx, c->activity);
     apir_component_log("client %u: context %u (capset %u)", c->id, ctx_id, c->msg[0]);
     return 0;
 }
@@ -277,6 +280,8 @@ static void serve(struct client *c)
     for (;;) {
         uint32_t hdr[VTEST_WIRE_HDR_WORDS];
         int rc = io_read_full(c->fd, hdr, sizeof hdr);
+        if (c->activity) /* for the listener's idle limit */
+            atomic_store_explicit(&c->activity->last_active_ns, apir_monotonic_ns(), memory_order_relaxed);
         if (rc == 0) {
             apir_component_log("client %u: disconnected", c->id);
             return;
@@ -305,12 +310,10 @@ static void serve(struct client *c)
     }
 }
 
-void *client_thread(void *arg)
+void client_serve(struct client *c)
 {
-    struct client *c = arg;
     serve(c);
-    /* the peer sees the end now; the descriptor itself is closed by the main thread when it
-     * reaps this thread, so its number cannot be reused under a concurrent shutdown() */
+    /* the peer sees the end now, even if freeing takes a while */
     shutdown(c->fd, SHUT_RDWR);
     /* the context first: the backend frees the guest's objects before their memory goes */
     apir_context_destroy(c->ctx);
@@ -318,6 +321,4 @@ void *client_thread(void *arg)
     blob_free_all(c);
     free(c->msg);
     c->msg = NULL;
-    atomic_store(&c->done, true);
-    return NULL;
 }

@@ -1,4 +1,4 @@
-/* apir-server: options, the accept loop, and clean shutdown on SIGINT/SIGTERM. */
+/* apir-server: options, limits, signals; then the listener (server_listener.c). */
 #include "server.h"
 
 #include "apir_component.h"
@@ -42,8 +42,22 @@ static void usage(FILE *f)
             "                                    default ggml_backend_init)\n"
             "  VIRGL_ROUTE_VENUS_TO_APIR         set: accept Venus (capset 4) contexts as APIR\n"
             "  VIRGL_APIR_LOG_TO_FILE            log the APIR component to this file (default stderr)\n"
-            "  APIR_LLAMA_CPP_LOG_TO_FILE        log the GGML backend library to this file\n",
-            APIR_DEFAULT_SOCKET_PATH, (unsigned long long)SERVER_DEFAULT_MAX_BLOB_SIZE);
+            "  APIR_LLAMA_CPP_LOG_TO_FILE        log the GGML backend library to this file\n"
+            "\n"
+            "Each guest connection is served by a worker process of its own, sandboxed once its\n"
+            "libraries are loaded. Per-guest limits (0: none; docs/configuration.md):\n"
+            "  VIRGL_APIR_MAX_BUFFER_BYTES        bytes of backend buffers (default: 3/4 of RAM)\n"
+            "  VIRGL_APIR_MAX_HANDLES             host objects (default %s)\n"
+            "  VIRGL_APIR_MAX_BLOBS               shared-memory blobs (default %s)\n"
+            "  VIRGL_APIR_MAX_BLOB_BYTES          their total bytes (default %s)\n"
+            "  VIRGL_APIR_MAX_CONNECTIONS_PER_UID connections per peer uid (default %s)\n"
+            "  VIRGL_APIR_IDLE_TIMEOUT            seconds a guest may stay idle (default %s)\n"
+            "  VIRGL_APIR_COMMAND_TIMEOUT         seconds one command may run (default %s)\n"
+            "  VIRGL_APIR_SECCOMP                 auto, on or off: the worker's seccomp filter\n"
+            "                                     (default auto: for the CPU backend)\n",
+            APIR_DEFAULT_SOCKET_PATH, (unsigned long long)SERVER_DEFAULT_MAX_BLOB_SIZE, APIR_DEFAULT_LIMIT_HANDLES,
+            APIR_DEFAULT_LIMIT_BLOBS, APIR_DEFAULT_LIMIT_BLOB_BYTES, APIR_DEFAULT_LIMIT_CONNECTIONS_PER_UID,
+            APIR_DEFAULT_LIMIT_IDLE_SECONDS, APIR_DEFAULT_LIMIT_COMMAND_SECONDS);
 }
 
 static int parse_options(int argc, char **argv, struct server_options *o)
@@ -94,69 +108,6 @@ static int parse_options(int argc, char **argv, struct server_options *o)
     return -1;
 }
 
-static struct client *clients;
-static size_t clients_count;
-static pthread_mutex_t clients_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void reap(bool all)
-{
-    pthread_mutex_lock(&clients_lock);
-    struct client **pp = &clients;
-    while (*pp) {
-        struct client *c = *pp;
-        if (all && !atomic_load(&c->done))
-            shutdown(c->fd, SHUT_RDWR); /* wakes its thread out of recv() */
-        if (all || atomic_load(&c->done)) {
-            pthread_join(c->thread, NULL);
-            close(c->fd);
-            *pp = c->next;
-            clients_count--;
-            free(c);
-        } else {
-            pp = &c->next;
-        }
-    }
-    pthread_mutex_unlock(&clients_lock);
-}
-
-static void accept_client(int lfd, const struct server_options *o)
-{
-    static unsigned next_id = 1;
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0)
-        return;
-    pthread_mutex_lock(&clients_lock);
-    size_t live = clients_count;
-    pthread_mutex_unlock(&clients_lock);
-    if (live >= SERVER_MAX_CLIENTS) {
-        apir_component_log("server: %zu clients already connected: refusing a new one", live);
-        close(fd);
-        return;
-    }
-    struct client *c = calloc(1, sizeof *c);
-    if (!c) {
-        apir_component_log("server: out of memory for a new client");
-        close(fd);
-        return;
-    }
-    c->fd = fd;
-    c->id = next_id++;
-    c->opts = o;
-    atomic_init(&c->done, false);
-    if (pthread_create(&c->thread, NULL, client_thread, c) != 0) {
-        apir_component_log("server: cannot start a thread for client %u", c->id);
-        close(fd);
-        free(c);
-        return;
-    }
-    apir_component_log("server: client %u connected", c->id);
-    pthread_mutex_lock(&clients_lock);
-    c->next = clients;
-    clients = c;
-    clients_count++;
-    pthread_mutex_unlock(&clients_lock);
-}
-
 int main(int argc, char **argv)
 {
     struct server_options opts;
@@ -164,14 +115,20 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
 
-    /* signals arrive through a descriptor in the accept loop; threads inherit the mask */
+    if (apir_limits_from_env(&opts.limits) != 0) {
+        fprintf(stderr, "apir-server: bad limit in the environment (see the log)\n");
+        return 2;
+    }
+
+    /* signals arrive through a descriptor in the listener's loop; workers unblock them */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     int lfd = sfd < 0 ? -1 : listen_socket(opts.socket_path);
     if (lfd < 0) {
         fprintf(stderr, "apir-server: cannot listen on %s (see the log)\n", opts.socket_path);
@@ -179,27 +136,13 @@ int main(int argc, char **argv)
             close(sfd);
         return 1;
     }
-    apir_component_log("server: listening on %s", opts.socket_path);
-
-    for (;;) {
-        struct pollfd pfd[2] = {{.fd = lfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-        int n = poll(pfd, 2, 1000);
-        if (n < 0 && errno != EINTR)
-            break;
-        if (pfd[1].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
-                apir_component_log("server: signal %u, shutting down", si.ssi_signo);
-            break;
-        }
-        if (pfd[0].revents & POLLIN)
-            accept_client(lfd, &opts);
-        reap(false);
-    }
-    close(lfd);
-    unlink(opts.socket_path);
-    reap(true);
+    apir_component_log_always("server: listening on %s (a worker process per guest; limits: %llu connections per "
+                              "uid, idle %llu s, command %llu s)",
+                              opts.socket_path, (unsigned long long)opts.limits.connections_per_uid,
+                              (unsigned long long)opts.limits.idle_seconds,
+                              (unsigned long long)opts.limits.command_seconds);
+    rc = listener_run(lfd, sfd, &opts);
     close(sfd);
-    apir_component_log("server: stopped");
-    return 0;
+    apir_component_log_always("server: stopped");
+    return rc;
 }

@@ -116,6 +116,15 @@ static int recv_fd(int fd)
 
 uint32_t raw_blob(int fd, uint64_t size, void **ptr)
 {
+    int mfd = -1;
+    uint32_t res = raw_blob_fd(fd, size, ptr, &mfd);
+    if (mfd >= 0)
+        close(mfd);
+    return res;
+}
+
+uint32_t raw_blob_fd(int fd, uint64_t size, void **ptr, int *out_fd)
+{
     uint32_t req[6] = {VTEST_BLOB_TYPE_HOST3D, VTEST_BLOB_FLAG_MAPPABLE, (uint32_t)size, (uint32_t)(size >> 32), 0, 0};
     raw_cmd(fd, VTEST_CMD_RESOURCE_CREATE_BLOB, 6, req, 6);
     uint32_t r[3];
@@ -127,8 +136,12 @@ uint32_t raw_blob(int fd, uint64_t size, void **ptr)
     if (mfd < 0)
         return 0;
     *ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-    close(mfd);
-    return *ptr == MAP_FAILED ? 0 : r[2];
+    if (*ptr == MAP_FAILED) {
+        close(mfd);
+        return 0;
+    }
+    *out_fd = mfd;
+    return r[2];
 }
 
 void raw_submit(int fd, const void *cmd, size_t size)

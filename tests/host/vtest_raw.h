@@ -18,6 +18,8 @@ bool raw_ping(int fd);
 void raw_init(int fd, uint32_t capset);
 /* RESOURCE_CREATE_BLOB; returns res_id (0: refused) and the mapped memory in *ptr */
 uint32_t raw_blob(int fd, uint64_t size, void **ptr);
+/* the same, and keeps the blob's descriptor in *mfd (the caller closes it) */
+uint32_t raw_blob_fd(int fd, uint64_t size, void **ptr, int *mfd);
 /* submits one APIR command buffer in a SUBMIT_CMD2 batch */
 void raw_submit(int fd, const void *cmd, size_t size);
 /* HANDSHAKE through the reply resource; returns the reply value or -1 on timeout */

@@ -7,7 +7,8 @@
 # the server log on failure. Exits with the command's status (or 1 if the server misbehaved).
 # Extra server options can be given in APIR_SERVER_ARGS; variables already set by the caller
 # are kept (so a test can point one elsewhere), WITH_SERVER_UNSET="VAR ..." removes some from
-# the server's environment, and APIR_SERVER_LOG tells the command where the log is.
+# the server's environment, APIR_SERVER_LOG tells the command where the log is, and
+# APIR_SERVER_PID the listener's pid (its children are the guests' workers).
 set -u
 
 if [ $# -lt 3 ] || [ "$2" != "--" ]; then
@@ -62,7 +63,7 @@ if [ ! -S "$sock" ]; then
     exit 1
 fi
 
-GGML_VIRTGPU_SOCKET="$sock" "$@"
+GGML_VIRTGPU_SOCKET="$sock" APIR_SERVER_PID="$pid" "$@"
 status=$?
 
 kill -TERM "$pid" 2>/dev/null
