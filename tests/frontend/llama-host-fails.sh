@@ -35,6 +35,11 @@ n=${LLAMA_FAILS_TOKENS:-48}
 args=(-m "$model" -p "Once upon a time" -n "$n" --seed 42 --temp 0.8 -no-cnv --no-warmup)
 
 spid=
+# the host is the listener and its workers (a process per guest): STOP and CONT reach them all
+signal_host() {
+    kill -"$1" "$spid" 2>/dev/null
+    case $1 in STOP|CONT) pkill -"$1" -P "$spid" 2>/dev/null || true ;; esac
+}
 start_server() {
     rm -f "$sock"
     "$build/bin/apir-server" --socket-path "$sock" >>"$tmp/apir.log" 2>&1 &
@@ -44,7 +49,7 @@ start_server() {
 }
 stop_server() {
     [ -n "$spid" ] || return 0
-    kill -CONT "$spid" 2>/dev/null; kill -KILL "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+    signal_host CONT; kill -KILL "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
     spid=
 }
 cleanup() { stop_server; rm -rf "$tmp"; }
@@ -71,7 +76,7 @@ for sig in TERM KILL STOP; do
     for _ in $(seq 1 600); do grep -q ready "$tmp/serve.err" && break; sleep 0.05; done
     delay=$(awk -v s="$serve_s" -v r="$RANDOM" 'BEGIN {printf "%.2f", (s * 0.7) * r / 32768}')
     sleep "$delay"
-    kill -"$sig" "$spid"
+    signal_host "$sig"
     wait "$cpid"; rc=$?
     verdict=$(awk -v ref="$tmp/serve-ref.out" '
         BEGIN { while ((getline l < ref) > 0) { split(l, p, " \\[ok"); want[++n] = p[1] } }
@@ -126,7 +131,7 @@ for sig in TERM KILL STOP; do
         # a moment within the generation (the reference run's duration)
         delay=$(awk -v s="$ref_s" -v r="$RANDOM" 'BEGIN {printf "%.2f", 0.3 + (s * 0.8) * r / 32768}')
         sleep "$delay"
-        kill -"$sig" "$spid"; ts=$(now)
+        signal_host "$sig"; ts=$(now)
         wait "$cpid"; rc=$?
         dt=$(since "$ts")
         printed=$(stat -c %s "$tmp/run.out")
@@ -147,7 +152,7 @@ done
 # loading with a silent host: the server is stopped before the process starts
 timed() { local t0; t0=$(now); "$@" >/dev/null 2>>"$tmp/silent.err"; since "$t0"; }
 start_server || exit 1
-kill -STOP "$spid"
+signal_host STOP
 a=$(timed "$completion" --list-devices)
 a0=$(GGML_VIRTGPU_SOCKET=/nonexistent timed "$completion" --list-devices)
 b=$(timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)

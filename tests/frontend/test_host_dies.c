@@ -63,10 +63,26 @@ static void wait_server_gone(void)
     }
 }
 
+/* the host is the listener and its worker processes (one per guest): stop or resume them all */
+static int signal_host(int sig)
+{
+    int rc = kill(server, sig);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)server, (int)server);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        int child;
+        while (fscanf(f, "%d", &child) == 1)
+            kill(child, sig);
+        fclose(f);
+    }
+    return rc;
+}
+
 /* SIGSTOP is delivered asynchronously: wait until the server is really stopped ('T') */
 static bool stop_server(void)
 {
-    if (kill(server, SIGSTOP) != 0)
+    if (signal_host(SIGSTOP) != 0)
         return false;
     for (int i = 0; i < 500; i++) {
         char stat[256] = "", path[64];
@@ -213,7 +229,7 @@ static int mode_stop(const char *lib)
     if (lost_device_calls(&s, mem_free, mem_total))
         return 1;
     /* the host runs again and writes its late reply: never taken as an answer */
-    kill(server, SIGCONT);
+    signal_host(SIGCONT);
     usleep(300000);
     t0 = now_s();
     if (lost_device_calls(&s, mem_free, mem_total))
@@ -237,7 +253,7 @@ static int mode_silent_load(const char *lib)
     double t0 = now_s();
     ggml_backend_reg_t reg = ggml_backend_load(lib);
     double dt = now_s() - t0;
-    kill(server, SIGCONT);
+    signal_host(SIGCONT);
     CHECK(reg != NULL, "the library must load with a silent host");
     CHECK(ggml_backend_reg_dev_count(reg) == 0, "%zu devices", ggml_backend_reg_dev_count(reg));
     CHECK(dt <= 1.0, "loading with a silent host took %.3f s", dt);
