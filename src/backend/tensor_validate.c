@@ -56,10 +56,13 @@ static uint32_t check_shape(const struct apir_wire_tensor *t, uint64_t *extent)
         return APIR_BACKEND_ERR_INVALID_TENSOR;
     /* the extent must cover the packed size: a kernel that treats the tensor as contiguous
      * (ggml_nelements * element size from data) then stays inside it too. Only tensors with
-     * overlapping strides, which ggml never builds, fail this. */
-    uint64_t packed = (uint64_t)tsize * (uint64_t)(t->ne[0] / blck), rest;
-    if (__builtin_mul_overflow((uint64_t)t->ne[1] * (uint64_t)t->ne[2], (uint64_t)t->ne[3], &rest) ||
-        __builtin_mul_overflow(packed, rest, &packed) || packed > ext)
+     * overlapping strides, which ggml never builds, fail this. The packed size is bounded
+     * too (2^56 bytes, more than any buffer), so that ggml's own size arithmetic on tensors
+     * that need no buffer (SUPPORTS_OP: CONCAT's sum of extents...) cannot overflow. */
+    uint64_t packed, rest;
+    if (__builtin_mul_overflow((uint64_t)tsize, (uint64_t)(t->ne[0] / blck), &packed) ||
+        __builtin_mul_overflow((uint64_t)t->ne[1] * (uint64_t)t->ne[2], (uint64_t)t->ne[3], &rest) ||
+        __builtin_mul_overflow(packed, rest, &packed) || packed > ext || packed > ((uint64_t)1 << 56))
         return APIR_BACKEND_ERR_INVALID_TENSOR;
     *extent = ext;
     return APIR_BACKEND_OK;

@@ -97,5 +97,29 @@ size_t vgpu_op_signature(const struct ggml_tensor *op, uint8_t *out)
     memcpy(out, &n, 4); /* little-endian (checked above) */
     for (uint32_t i = 0; i < n; i++)
         pack_blank(out + 4 + (size_t)i * APIR_WIRE_TENSOR_SIZE, list[i], i == n - 1 ? src_idx : no_src);
+    /* An in-place result (ggml_cpy, ggml_set_rows, *_inplace) is a view of one of its sources:
+     * its view_src names that source in the list and view_offs is relative to it, so the
+     * host rebuilds the same in-place node (docs/protocol.md). The sources' own views are
+     * blanked: only their shapes and strides matter. */
+    if (op->view_src) {
+        for (uint32_t j = 0; j + 1 < n; j++) {
+            const struct ggml_tensor *s = list[j];
+            size_t base;
+            if (s == op->view_src)
+                base = 0;
+            else if (s->view_src == op->view_src)
+                base = s->view_offs;
+            else
+                continue;
+            if (op->view_offs < base)
+                continue;
+            uint32_t ref = j + 1;
+            uint64_t offs = op->view_offs - base;
+            uint8_t *rec = out + 4 + (size_t)(n - 1) * APIR_WIRE_TENSOR_SIZE;
+            memcpy(rec + OFF_VIEW_OFFS - 4, &ref, 4);
+            memcpy(rec + OFF_VIEW_OFFS, &offs, 8);
+            break;
+        }
+    }
     return 4 + (size_t)n * APIR_WIRE_TENSOR_SIZE;
 }
