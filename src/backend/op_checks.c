@@ -53,6 +53,11 @@ static bool kernel_bounds_ok(const struct ggml_tensor *n)
 {
     const struct ggml_tensor *a = n->src[0];
     switch (n->op) {
+    case GGML_OP_MUL_MAT:
+    case GGML_OP_MUL_MAT_ID:
+        /* the kernel calls the weight type's dot product: integer types have none (a jump to
+         * NULL); f32 and the types ggml can decode have one */
+        return a->type == GGML_TYPE_F32 || ggml_get_type_traits(a->type)->to_float;
     case GGML_OP_ACC:
     case GGML_OP_SET:
         return acc_view_ok(n);
