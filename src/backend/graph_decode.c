@@ -77,8 +77,14 @@ static uint32_t decode_tensors(struct apir_decoder *dec, uint32_t n, struct ggml
         if (dec->error)
             return APIR_BACKEND_ERR_DECODE;
         uint32_t st = tensor_validate(&w, i, &extent);
-        if (st != APIR_BACKEND_OK)
+        if (st != APIR_BACKEND_OK) {
+            blog("tensor %u of %u ('%s', %s, type %u, ne %lld %lld %lld %lld, nb %llu %llu %llu %llu): invalid", i, n,
+                 w.name, w.op < GGML_OP_COUNT ? ggml_op_name((enum ggml_op)w.op) : "unknown op", w.type,
+                 (long long)w.ne[0], (long long)w.ne[1], (long long)w.ne[2], (long long)w.ne[3],
+                 (unsigned long long)w.nb[0], (unsigned long long)w.nb[1], (unsigned long long)w.nb[2],
+                 (unsigned long long)w.nb[3]);
             return st;
+        }
         struct ggml_tensor *t = ggml_new_tensor(ctx, (enum ggml_type)w.type, GGML_MAX_DIMS, w.ne);
         for (int d = 0; d < GGML_MAX_DIMS; d++)
             t->nb[d] = (size_t)w.nb[d];

@@ -70,7 +70,9 @@ _Static_assert(OFF_NAME + APIR_WIRE_MAX_NAME == APIR_WIRE_TENSOR_SIZE, "wire ten
 static void pack_blank(uint8_t *out, const struct ggml_tensor *t, const uint32_t src[APIR_WIRE_MAX_SRC])
 {
     vgpu_wire_pack_tensor(out, t, src, 0, 0, 0);
-    memset(out + OFF_FLAGS, 0, 4);
+    /* PARAM stays: ggml's optimizer-step constructors require it of their target */
+    int32_t flags = t->flags & GGML_TENSOR_FLAG_PARAM;
+    memcpy(out + OFF_FLAGS, &flags, 4);
     memset(out + OFF_VIEW_OFFS, 0, 8);
     memset(out + OFF_NAME, 0, APIR_WIRE_MAX_NAME);
 }
