@@ -62,12 +62,8 @@ uint32_t cmd_device_supports_op(struct cmd_call *c)
         return st;
     /* the host backend's answer for what passes the graph checks: what the guest is told is
      * supported is what a graph computes */
-    uint8_t ok = 0;
-    struct node_rebuild rb;
-    if (d && node_rebuild_init(&rb)) {
-        ok = op_check_node(&rb, g.last) == APIR_BACKEND_OK && ggml_backend_dev_supports_op(d->dev, g.last);
-        node_rebuild_fini(&rb);
-    }
+    uint8_t ok = d && node_rebuild_init(&g.rebuild) && op_check_node(&g.rebuild, g.last) == APIR_BACKEND_OK &&
+                 ggml_backend_dev_supports_op(d->dev, g.last);
     decoded_graph_free(&g);
     if (!d)
         return APIR_BACKEND_ERR_HANDLE;

@@ -17,6 +17,8 @@ void decoded_graph_free(struct decoded_graph *g)
     free(g->parts_mem);
     free(g->parts);
     free(g->part_start);
+    free(g->scratch_tensors);
+    node_rebuild_fini(&g->rebuild);
     if (g->ctx)
         ggml_free(g->ctx);
     free(g->mem);
@@ -182,15 +184,15 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
     if (n_nodes == 0 || n_nodes > n_tensors || left != tensors_bytes + 4 + (size_t)n_nodes * 4)
         return APIR_BACKEND_ERR_DECODE;
 
-    struct ggml_tensor **tensors = malloc((size_t)n_tensors * sizeof *tensors);
-    if (!tensors)
-        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
     uint32_t st = make_ctx(out, n_tensors, n_nodes);
+    struct ggml_tensor **tensors = NULL;
+    if (st == APIR_BACKEND_OK) {
+        tensors = out->scratch_tensors = malloc((size_t)n_tensors * sizeof *tensors);
+        if (!tensors || !node_rebuild_init(&out->rebuild))
+            st = APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    }
     if (st == APIR_BACKEND_OK)
         st = decode_tensors(dec, n_tensors, out->ctx, tensors, bufs, true);
-    struct node_rebuild rb = {0};
-    if (st == APIR_BACKEND_OK && !node_rebuild_init(&rb))
-        st = APIR_BACKEND_ERR_OUT_OF_MEMORY;
     if (st == APIR_BACKEND_OK) {
         (void)apir_get_u32(dec); /* n_nodes, read ahead above */
         out->graph = ggml_new_graph_custom(out->ctx, n_nodes, false);
@@ -198,19 +200,20 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
             uint32_t idx = apir_get_u32(dec);
             if (dec->error || idx >= n_tensors)
                 st = APIR_BACKEND_ERR_DECODE;
-            else if ((st = check_node(&rb, tensors[idx], dev)) == APIR_BACKEND_OK)
+            else if ((st = check_node(&out->rebuild, tensors[idx], dev)) == APIR_BACKEND_OK)
                 ggml_graph_add_node(out->graph, tensors[idx]);
         }
         out->last = tensors[n_tensors - 1];
     }
-    node_rebuild_fini(&rb);
+    node_rebuild_fini(&out->rebuild);
     if (st == APIR_BACKEND_OK)
         st = index_guard_build(out->graph, &out->indices);
     if (st == APIR_BACKEND_OK && out->indices.n_cuts)
         st = build_parts(out);
     if (st == APIR_BACKEND_OK && !apir_decoder_done(dec))
         st = APIR_BACKEND_ERR_DECODE;
-    free(tensors);
+    free(out->scratch_tensors);
+    out->scratch_tensors = NULL;
     if (st != APIR_BACKEND_OK)
         decoded_graph_free(out);
     return st;

@@ -7,6 +7,7 @@
 
 #include "apir_codec.h"
 #include "index_guard.h"
+#include "node_rebuild.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 
@@ -34,6 +35,10 @@ struct decoded_graph {
     struct ggml_cgraph **parts;
     int *part_start;
     uint32_t n_parts;
+    /* decoding scratch, owned here so that decoded_graph_free releases it whatever point
+     * decoding stopped at (the fuzzers leave a ggml assertion by longjmp) */
+    struct ggml_tensor **scratch_tensors;
+    struct node_rebuild rebuild;
 };
 
 /* GRAPH_COMPUTE arguments after the backend handle: u32 n_tensors, tensors, u32 n_nodes,

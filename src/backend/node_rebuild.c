@@ -6,7 +6,7 @@
 #include <string.h>
 
 /* a constructor builds one result, plus at most a shape holder or an inner view */
-#define SCRATCH_TENSORS 8
+#define SCRATCH_TENSORS 16
 
 bool node_rebuild_init(struct node_rebuild *rb)
 {
