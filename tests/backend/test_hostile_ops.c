@@ -230,6 +230,15 @@ static void strides(void)
     t[2].op_params[1] = 14;
     graph_case("ROPE odd ne[0]", REFUSED, t, 3, NULL, 0);
 
+    /* ROPE with a negative n_dims: the kernel copies the "unrotated" rest of each row from
+     * n_dims on, i.e. from before the row */
+    t[0] = at(GGML_TYPE_F32, 16, 1, 2, 1, 4096);
+    t[1] = at(GGML_TYPE_I32, 2, 1, 1, 1, 0);
+    t[2] = at(GGML_TYPE_F32, 16, 1, 2, 1, 8192);
+    op(&t[2], GGML_OP_ROPE, 1, 2, 0);
+    t[2].op_params[1] = -2;
+    graph_case("ROPE negative n_dims", REFUSED, t, 3, NULL, 0);
+
     /* GET_ROWS with a->ne[3] smaller than the index's ne[2] */
     t[0] = at_end(GGML_TYPE_F32, 16, 4, 1, 1);
     t[1] = at(GGML_TYPE_I32, 2, 1, 3, 1, 0);
