@@ -72,9 +72,9 @@ static bool kernel_bounds_ok(const struct ggml_tensor *n)
             return false;
         /* the rotated dims [n_offs, n_offs + n_dims) and the copied rest of each row are
          * indexed from n_dims: a negative n_dims (ggml does not check it) walks before the
-         * row, writing */
+         * row, writing, and n_dims = 0 never leaves the copy loop (i0 += n_dims - 2) */
         int64_t n_dims = n->op_params[1], n_offs = n->op_params[15];
-        if (n_dims < 0 || n_dims % 2 != 0 || n_offs < 0 || n_offs % 2 != 0 || n_dims + n_offs > a->ne[0])
+        if (n_dims <= 0 || n_dims % 2 != 0 || n_offs < 0 || n_offs % 2 != 0 || n_dims + n_offs > a->ne[0])
             return false;
         const struct ggml_tensor *ff = n->src[2];
         if (ff && ff->buffer) {

@@ -238,6 +238,8 @@ static void strides(void)
     op(&t[2], GGML_OP_ROPE, 1, 2, 0);
     t[2].op_params[1] = -2;
     graph_case("ROPE negative n_dims", REFUSED, t, 3, NULL, 0);
+    t[2].op_params[1] = 0; /* the kernel's copy loop steps by n_dims - 2 + 2: forever */
+    graph_case("ROPE n_dims = 0 (a hang)", REFUSED, t, 3, NULL, 0);
 
     /* GET_ROWS with a->ne[3] smaller than the index's ne[2] */
     t[0] = at_end(GGML_TYPE_F32, 16, 4, 1, 1);
