@@ -98,8 +98,13 @@ static bool kernel_bounds_ok(const struct ggml_tensor *n)
         return true;
     }
     case GGML_OP_FLASH_ATTN_EXT: {
-        /* one mask row (of n_kv entries) per query row; one sink per head */
-        const struct ggml_tensor *q = n->src[0], *k = n->src[1], *mask = n->src[3];
+        /* ggml checks K against Q but leaves V to the kernel ("TODO" in ggml.c): the kernel
+         * reads a V row per K row and maps Q heads onto V heads by q->ne[2] / v->ne[2] (a
+         * division by zero when V has more heads, a read past V when they do not divide);
+         * one mask row (of n_kv entries) per query row */
+        const struct ggml_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2], *mask = n->src[3];
+        if (v->ne[1] != k->ne[1] || q->ne[2] % v->ne[2] != 0 || q->ne[3] % v->ne[3] != 0)
+            return false;
         return !mask || (mask->ne[0] >= k->ne[1] && mask->ne[1] >= q->ne[1]);
     }
     default:

@@ -207,6 +207,16 @@ static void strides(void)
     op(&t[3], GGML_OP_FLASH_ATTN_EXT, 1, 2, 3);
     graph_case("FLASH_ATTN_EXT dst nb[1]", REFUSED, t, 4, NULL, 0);
 
+    /* flash attention with V heads that do not divide Q's: ggml leaves V to the kernel */
+    t[0] = at(GGML_TYPE_F32, 64, 1, 4, 1, 0);     /* q: 4 heads */
+    t[1] = at(GGML_TYPE_F16, 64, 8, 1, 1, 4096);  /* k: 1 head */
+    t[2] = at_end(GGML_TYPE_F16, 64, 8, 3, 1);    /* v: 3 heads */
+    t[3] = at(GGML_TYPE_F32, 64, 4, 1, 1, 16384); /* out [D, n_head, n_q] */
+    op(&t[3], GGML_OP_FLASH_ATTN_EXT, 1, 2, 3);
+    graph_case("FLASH_ATTN_EXT V heads not dividing Q heads", REFUSED, t, 4, NULL, 0);
+    t[2] = at(GGML_TYPE_F16, 64, 8, 8, 1, 32768);
+    graph_case("FLASH_ATTN_EXT more V heads than Q heads (a division by zero)", REFUSED, t, 4, NULL, 0);
+
     t[0] = at(GGML_TYPE_F32, 64, 1, 1, 1, 0);
     t[1] = at_end(GGML_TYPE_I32, 64, 1, 1, 1);
     t[1].nb[1] = 1u << 19; /* one row: the extent ignores nb[1] */
