@@ -61,13 +61,30 @@ uint32_t cmd_backend_free(struct cmd_call *c)
     return APIR_BACKEND_OK;
 }
 
-/* the row indices may have changed since the last compute (BUFFER_SET): check them each time */
+/* The indices may have changed since the last compute (BUFFER_SET): check them each time.
+ * Indices the graph computes are checked when they exist: the compute runs up to the node
+ * that reads them, they are checked, and it goes on. */
 static uint32_t compute(struct cmd_call *c, struct backend_stream *s)
 {
-    uint32_t st = index_guard_check(&s->graph.indices);
+    const struct decoded_graph *dg = &s->graph;
+    const struct index_guard *ig = &dg->indices;
+    uint32_t st = index_guard_check_static(ig);
     if (st != APIR_BACKEND_OK)
         return st;
-    apir_put_u32(&c->enc, (uint32_t)ggml_backend_graph_compute(s->backend, s->graph.graph));
+    enum ggml_status gs = GGML_STATUS_SUCCESS;
+    if (!dg->n_parts) {
+        gs = ggml_backend_graph_compute(s->backend, dg->graph);
+    } else {
+        uint32_t cut = 0;
+        for (uint32_t p = 0; p < dg->n_parts && gs == GGML_STATUS_SUCCESS; p++) {
+            /* the indices read by this part's first node were computed by the parts before */
+            for (; cut < ig->n_cuts && ig->cuts[cut] <= dg->part_start[p]; cut++)
+                if ((st = index_guard_check_cut(ig, cut)) != APIR_BACKEND_OK)
+                    return st;
+            gs = ggml_backend_graph_compute(s->backend, dg->parts[p]);
+        }
+    }
+    apir_put_u32(&c->enc, (uint32_t)gs);
     return APIR_BACKEND_OK;
 }
 

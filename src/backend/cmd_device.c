@@ -60,8 +60,10 @@ uint32_t cmd_device_supports_op(struct cmd_call *c)
     uint32_t st = op_tensors_decode(&c->dec, &r, &g);
     if (st != APIR_BACKEND_OK)
         return st;
-    /* an op the graph checks would refuse is reported unsupported, so the guest keeps it */
-    uint8_t ok = d && op_check_node(g.last) == APIR_BACKEND_OK && ggml_backend_dev_supports_op(d->dev, g.last);
+    /* the host backend's answer for what passes the graph checks: what the guest is told is
+     * supported is what a graph computes */
+    uint8_t ok = d && node_rebuild_init(&g.rebuild) && op_check_node(&g.rebuild, g.last) == APIR_BACKEND_OK &&
+                 ggml_backend_dev_supports_op(d->dev, g.last);
     decoded_graph_free(&g);
     if (!d)
         return APIR_BACKEND_ERR_HANDLE;

@@ -12,6 +12,13 @@
 void decoded_graph_free(struct decoded_graph *g)
 {
     index_guard_free(&g->indices);
+    if (g->parts_ctx)
+        ggml_free(g->parts_ctx);
+    free(g->parts_mem);
+    free(g->parts);
+    free(g->part_start);
+    free(g->scratch_tensors);
+    node_rebuild_fini(&g->rebuild);
     if (g->ctx)
         ggml_free(g->ctx);
     free(g->mem);
@@ -72,8 +79,14 @@ static uint32_t decode_tensors(struct apir_decoder *dec, uint32_t n, struct ggml
         if (dec->error)
             return APIR_BACKEND_ERR_DECODE;
         uint32_t st = tensor_validate(&w, i, &extent);
-        if (st != APIR_BACKEND_OK)
+        if (st != APIR_BACKEND_OK) {
+            blog("tensor %u of %u ('%s', %s, type %u, ne %lld %lld %lld %lld, nb %llu %llu %llu %llu): invalid", i, n,
+                 w.name, w.op < GGML_OP_COUNT ? ggml_op_name((enum ggml_op)w.op) : "unknown op", w.type,
+                 (long long)w.ne[0], (long long)w.ne[1], (long long)w.ne[2], (long long)w.ne[3],
+                 (unsigned long long)w.nb[0], (unsigned long long)w.nb[1], (unsigned long long)w.nb[2],
+                 (unsigned long long)w.nb[3]);
             return st;
+        }
         struct ggml_tensor *t = ggml_new_tensor(ctx, (enum ggml_type)w.type, GGML_MAX_DIMS, w.ne);
         for (int d = 0; d < GGML_MAX_DIMS; d++)
             t->nb[d] = (size_t)w.nb[d];
@@ -93,12 +106,13 @@ static uint32_t decode_tensors(struct apir_decoder *dec, uint32_t n, struct ggml
     return APIR_BACKEND_OK;
 }
 
-static uint32_t check_node(struct ggml_tensor *node, ggml_backend_dev_t dev)
+static uint32_t check_node(struct node_rebuild *rb, struct ggml_tensor *node, ggml_backend_dev_t dev)
 {
-    uint32_t st = op_check_node(node);
+    uint32_t st = op_check_node(rb, node);
     if (st != APIR_BACKEND_OK) {
         blog("graph: node '%s' (%s) %s", node->name, ggml_op_desc(node),
-             st == APIR_BACKEND_ERR_UNSUPPORTED ? "is not offloaded by this host" : "has inconsistent sources, shape or type");
+             st == APIR_BACKEND_ERR_UNSUPPORTED ? "is not run for a guest by this host"
+                                                 : "is not what ggml builds from its sources and parameters");
         return st;
     }
     if (dev) {
@@ -111,6 +125,42 @@ static uint32_t check_node(struct ggml_tensor *node, ggml_backend_dev_t dev)
             blog("graph: node '%s' (%s) is not supported by %s", node->name, ggml_op_desc(node), ggml_backend_dev_name(dev));
             return APIR_BACKEND_ERR_UNSUPPORTED;
         }
+    }
+    return APIR_BACKEND_OK;
+}
+
+/* one graph per stretch between index cuts, built once per decoded graph */
+static uint32_t build_parts(struct decoded_graph *g)
+{
+    const struct index_guard *ig = &g->indices;
+    int n_nodes = ggml_graph_n_nodes(g->graph);
+    uint32_t max_parts = ig->n_cuts + 1;
+    size_t size = 256 + (size_t)max_parts * ggml_graph_overhead_custom(1, false);
+    int prev = 0;
+    for (uint32_t i = 0; i <= ig->n_cuts; i++) {
+        int end = i < ig->n_cuts ? ig->cuts[i] : n_nodes;
+        size += ggml_graph_overhead_custom(end - prev > 0 ? (size_t)(end - prev) : 1, false);
+        prev = end;
+    }
+    g->parts_mem = malloc(size);
+    g->parts = calloc(max_parts, sizeof *g->parts);
+    g->part_start = calloc(max_parts, sizeof *g->part_start);
+    if (!g->parts_mem || !g->parts || !g->part_start)
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    struct ggml_init_params params = {.mem_size = size, .mem_buffer = g->parts_mem, .no_alloc = true};
+    if (!(g->parts_ctx = ggml_init(params)))
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    prev = 0;
+    for (uint32_t i = 0; i <= ig->n_cuts; i++) {
+        int end = i < ig->n_cuts ? ig->cuts[i] : n_nodes;
+        if (end > prev) {
+            struct ggml_cgraph *part = ggml_new_graph_custom(g->parts_ctx, end - prev, false);
+            for (int k = prev; k < end; k++)
+                ggml_graph_add_node(part, ggml_graph_node(g->graph, k));
+            g->part_start[g->n_parts] = prev;
+            g->parts[g->n_parts++] = part;
+        }
+        prev = end;
     }
     return APIR_BACKEND_OK;
 }
@@ -134,10 +184,13 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
     if (n_nodes == 0 || n_nodes > n_tensors || left != tensors_bytes + 4 + (size_t)n_nodes * 4)
         return APIR_BACKEND_ERR_DECODE;
 
-    struct ggml_tensor **tensors = malloc((size_t)n_tensors * sizeof *tensors);
-    if (!tensors)
-        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
     uint32_t st = make_ctx(out, n_tensors, n_nodes);
+    struct ggml_tensor **tensors = NULL;
+    if (st == APIR_BACKEND_OK) {
+        tensors = out->scratch_tensors = malloc((size_t)n_tensors * sizeof *tensors);
+        if (!tensors || !node_rebuild_init(&out->rebuild))
+            st = APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    }
     if (st == APIR_BACKEND_OK)
         st = decode_tensors(dec, n_tensors, out->ctx, tensors, bufs, true);
     if (st == APIR_BACKEND_OK) {
@@ -147,16 +200,20 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
             uint32_t idx = apir_get_u32(dec);
             if (dec->error || idx >= n_tensors)
                 st = APIR_BACKEND_ERR_DECODE;
-            else if ((st = check_node(tensors[idx], dev)) == APIR_BACKEND_OK)
+            else if ((st = check_node(&out->rebuild, tensors[idx], dev)) == APIR_BACKEND_OK)
                 ggml_graph_add_node(out->graph, tensors[idx]);
         }
         out->last = tensors[n_tensors - 1];
     }
+    node_rebuild_fini(&out->rebuild);
     if (st == APIR_BACKEND_OK)
         st = index_guard_build(out->graph, &out->indices);
+    if (st == APIR_BACKEND_OK && out->indices.n_cuts)
+        st = build_parts(out);
     if (st == APIR_BACKEND_OK && !apir_decoder_done(dec))
         st = APIR_BACKEND_ERR_DECODE;
-    free(tensors);
+    free(out->scratch_tensors);
+    out->scratch_tensors = NULL;
     if (st != APIR_BACKEND_OK)
         decoded_graph_free(out);
     return st;

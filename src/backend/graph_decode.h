@@ -7,6 +7,7 @@
 
 #include "apir_codec.h"
 #include "index_guard.h"
+#include "node_rebuild.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 
@@ -27,6 +28,17 @@ struct decoded_graph {
     struct ggml_cgraph *graph;    /* graphs only */
     struct ggml_tensor *last;     /* the last tensor decoded (the op of SUPPORTS_OP) */
     struct index_guard indices;   /* graphs only: row indices to check before each compute */
+    /* graphs whose nodes read indices other nodes compute: the graph cut before each such
+     * node (index_guard.h), parts[i] starting at node part_start[i]; n_parts 0 otherwise */
+    void *parts_mem;
+    struct ggml_context *parts_ctx;
+    struct ggml_cgraph **parts;
+    int *part_start;
+    uint32_t n_parts;
+    /* decoding scratch, owned here so that decoded_graph_free releases it whatever point
+     * decoding stopped at (the fuzzers leave a ggml assertion by longjmp) */
+    struct ggml_tensor **scratch_tensors;
+    struct node_rebuild rebuild;
 };
 
 /* GRAPH_COMPUTE arguments after the backend handle: u32 n_tensors, tensors, u32 n_nodes,

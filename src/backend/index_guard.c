@@ -3,32 +3,30 @@
 #include "apir_forward.h"
 #include "backend_log.h"
 #include "ggml-backend.h"
+#include "node_rebuild.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* the index tensor op reads and the bound of its values; false when op reads none */
+static bool index_of(const struct ggml_tensor *t, const struct ggml_tensor **idx, int64_t *bound)
+{
+    switch (t->op) {
+    case GGML_OP_GET_ROWS: *idx = t->src[1]; *bound = t->src[0]->ne[1]; return true;
+    case GGML_OP_SET_ROWS:
+    case GGML_OP_GET_ROWS_BACK: *idx = t->src[1]; *bound = t->ne[1]; return true;
+    case GGML_OP_MUL_MAT_ID: *idx = t->src[2]; *bound = t->src[0]->ne[2]; return true;
+    case GGML_OP_ADD_ID: *idx = t->src[2]; *bound = t->src[1]->ne[1]; return true;
+    case GGML_OP_SSM_SCAN: *idx = t->src[6]; *bound = t->src[0]->ne[3]; return true;
+    default: return false;
+    }
+}
+
 struct region {
     const void *buffer;
     uint64_t start, end; /* [start, end) from the buffer base */
-    int pos;             /* position of the node that reads these indices */
+    int pos;
 };
-
-static bool is_index_node(const struct ggml_tensor *t) { return t->op == GGML_OP_GET_ROWS || t->op == GGML_OP_SET_ROWS; }
-
-/* ops that write their own data region (all but the view-like ones) */
-static bool writes(const struct ggml_tensor *t)
-{
-    switch (t->op) {
-    case GGML_OP_NONE:
-    case GGML_OP_VIEW:
-    case GGML_OP_RESHAPE:
-    case GGML_OP_PERMUTE:
-    case GGML_OP_TRANSPOSE:
-        return false;
-    default:
-        return true;
-    }
-}
 
 static struct region region_of(const struct ggml_tensor *t, int pos)
 {
@@ -43,12 +41,6 @@ static int cmp_region(const void *pa, const void *pb)
     if (a->buffer != b->buffer)
         return (uintptr_t)a->buffer < (uintptr_t)b->buffer ? -1 : 1;
     return a->start < b->start ? -1 : a->start > b->start;
-}
-
-static int cmp_pos_desc(const void *pa, const void *pb)
-{
-    const struct region *a = *(const struct region *const *)pa, *b = *(const struct region *const *)pb;
-    return a->pos < b->pos ? 1 : a->pos > b->pos ? -1 : 0;
 }
 
 /* first region >= (buffer, start) in the sorted array */
@@ -66,7 +58,7 @@ static uint32_t lower_bound(const struct region *r, uint32_t n, const void *buff
     return lo;
 }
 
-/* range-max tree over the regions' ends; 0 = not active */
+/* range-max tree over the writers' ends; 0 = not inserted yet */
 struct max_tree {
     uint64_t *v;
     uint32_t n;
@@ -94,53 +86,77 @@ static uint64_t tree_max(const struct max_tree *t, uint32_t l, uint32_t r)
     return m;
 }
 
-/* Nodes run in graph order, so a node may reuse the memory of indices that were read before
- * it (ggml-alloc does exactly that), but no node at or before a GET_ROWS/SET_ROWS may write
- * its indices. Walking the graph backwards, the indices read at or after the current node are
- * "active"; a writing node must not overlap an active region. O(n log n) in all. */
-static bool written_before_read(struct ggml_cgraph *graph, struct region *r, uint32_t n, struct region **by_pos,
-                                struct max_tree *tree, const struct ggml_tensor **culprit)
+static int cmp_pos(const void *pa, const void *pb)
 {
-    qsort(r, n, sizeof *r, cmp_region);
-    for (uint32_t i = 0; i < n; i++)
-        by_pos[i] = &r[i];
-    qsort(by_pos, n, sizeof *by_pos, cmp_pos_desc);
-    uint32_t k = 0;
-    for (int q = ggml_graph_n_nodes(graph) - 1; q >= 0; q--) {
-        for (; k < n && by_pos[k]->pos == q; k++)
-            tree_set(tree, (uint32_t)(by_pos[k] - r), by_pos[k]->end);
-        struct ggml_tensor *t = ggml_graph_node(graph, q);
-        if (!writes(t))
-            continue;
-        struct region w = region_of(t, q);
-        uint32_t lo = lower_bound(r, n, w.buffer, 0), hi = lower_bound(r, n, w.buffer, w.end);
-        if (lo < hi && tree_max(tree, lo, hi) > w.start) {
-            *culprit = t;
-            return true;
-        }
-    }
-    return false;
+    const struct region *a = *(const struct region *const *)pa, *b = *(const struct region *const *)pb;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
-/* Nodes reading the same index data sit next to each other after sorting, so each distinct
- * index tensor is read once per compute: llama's KV-slot list feeds every layer's SET_ROWS,
- * and on a GPU each read is a device-to-host copy. */
 static bool same_indices(const struct ggml_tensor *a, const struct ggml_tensor *b)
 {
-    return a->data == b->data && a->buffer == b->buffer && a->type == b->type && ggml_nelements(a) == ggml_nelements(b);
+    if (a->data != b->data || a->buffer != b->buffer || a->type != b->type)
+        return false;
+    for (int i = 0; i < GGML_MAX_DIMS; i++)
+        if (a->ne[i] != b->ne[i] || a->nb[i] != b->nb[i])
+            return false;
+    return true;
 }
 
+/* static reads sorted so that reads of the same index tensor are adjacent: llama's KV-slot
+ * list feeds every layer's SET_ROWS, and on a GPU each read is a device-to-host copy */
 static int cmp_by_indices(const void *pa, const void *pb)
 {
-    const struct ggml_tensor *a = (*(struct ggml_tensor *const *)pa)->src[1];
-    const struct ggml_tensor *b = (*(struct ggml_tensor *const *)pb)->src[1];
+    const struct ggml_tensor *a = ((const struct index_read *)pa)->idx, *b = ((const struct index_read *)pb)->idx;
     uintptr_t da = (uintptr_t)a->data, db = (uintptr_t)b->data;
     if (da != db)
         return da < db ? -1 : 1;
-    if (a->type != b->type)
-        return a->type < b->type ? -1 : 1;
-    int64_t na = ggml_nelements(a), nb = ggml_nelements(b);
-    return na < nb ? -1 : na > nb;
+    return memcmp(a->ne, b->ne, sizeof a->ne) ? (memcmp(a->ne, b->ne, sizeof a->ne) < 0 ? -1 : 1)
+                                             : memcmp(a->nb, b->nb, sizeof a->nb) < 0 ? -1
+                                                                                     : memcmp(a->nb, b->nb, sizeof a->nb) > 0;
+}
+
+/* marks dynamic[k] when a node before read k writes bytes of its indices: writers are
+ * inserted in graph order and each read asks for a writer overlapping its region.
+ * O((nodes + reads) log nodes). */
+static uint32_t classify(struct ggml_cgraph *graph, const struct index_read *reads, uint32_t n_reads, bool *dynamic)
+{
+    int n_nodes = ggml_graph_n_nodes(graph);
+    struct region *w = malloc((size_t)n_nodes * sizeof *w);
+    struct region **by_pos = malloc((size_t)n_nodes * sizeof *by_pos);
+    struct max_tree tree = {calloc(2 * (size_t)n_nodes, sizeof(uint64_t)), (uint32_t)n_nodes};
+    uint32_t st = APIR_BACKEND_OK, nw = 0;
+    if (!w || !by_pos || !tree.v) {
+        st = APIR_BACKEND_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
+    for (int i = 0; i < n_nodes; i++) {
+        struct ggml_tensor *t = ggml_graph_node(graph, i);
+        if (!node_is_view_op(t->op))
+            w[nw++] = region_of(t, i);
+    }
+    qsort(w, nw, sizeof *w, cmp_region);
+    for (uint32_t i = 0; i < nw; i++)
+        by_pos[i] = &w[i];
+    qsort(by_pos, nw, sizeof *by_pos, cmp_pos);
+    uint32_t k = 0;
+    for (uint32_t r = 0; r < n_reads; r++) { /* reads are in graph order */
+        for (; k < nw && by_pos[k]->pos < reads[r].pos; k++)
+            tree_set(&tree, (uint32_t)(by_pos[k] - w), by_pos[k]->end);
+        struct region ir = region_of(reads[r].idx, reads[r].pos);
+        uint32_t lo = lower_bound(w, nw, ir.buffer, 0), hi = lower_bound(w, nw, ir.buffer, ir.end);
+        dynamic[r] = lo < hi && tree_max(&tree, lo, hi) > ir.start;
+        struct region own = region_of(reads[r].node, reads[r].pos);
+        if (own.buffer == ir.buffer && own.start < ir.end && ir.start < own.end) {
+            blog("graph: node '%s' overwrites the indices it reads", reads[r].node->name);
+            st = APIR_BACKEND_ERR_INVALID_TENSOR;
+            break;
+        }
+    }
+done:
+    free(w);
+    free(by_pos);
+    free(tree.v);
+    return st;
 }
 
 uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
@@ -148,107 +164,135 @@ uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
     memset(out, 0, sizeof *out);
     int n_nodes = ggml_graph_n_nodes(graph);
     uint32_t n = 0;
+    const struct ggml_tensor *idx;
+    int64_t bound;
     for (int i = 0; i < n_nodes; i++)
-        n += is_index_node(ggml_graph_node(graph, i));
+        n += index_of(ggml_graph_node(graph, i), &idx, &bound);
     if (!n)
         return APIR_BACKEND_OK;
 
-    struct region *r = malloc((size_t)n * sizeof *r);
-    struct region **by_pos = malloc((size_t)n * sizeof *by_pos);
-    struct max_tree tree = {calloc(2 * (size_t)n, sizeof(uint64_t)), n};
-    out->nodes = malloc((size_t)n * sizeof *out->nodes);
+    struct index_read *all = malloc((size_t)n * sizeof *all);
+    bool *dynamic = calloc(n, sizeof *dynamic);
+    out->reads = malloc((size_t)n * sizeof *out->reads);
+    out->cuts = malloc((size_t)n * sizeof *out->cuts);
     uint32_t st = APIR_BACKEND_OK;
-    const struct ggml_tensor *culprit = NULL;
-    if (!r || !by_pos || !tree.v || !out->nodes) {
+    if (!all || !dynamic || !out->reads || !out->cuts) {
         st = APIR_BACKEND_ERR_OUT_OF_MEMORY;
         goto done;
     }
+    uint32_t k = 0;
     for (int i = 0; i < n_nodes; i++) {
         struct ggml_tensor *t = ggml_graph_node(graph, i);
-        if (!is_index_node(t))
+        if (index_of(t, &idx, &bound))
+            all[k++] = (struct index_read){t, idx, bound, i};
+    }
+    if ((st = classify(graph, all, n, dynamic)) != APIR_BACKEND_OK)
+        goto done;
+    for (uint32_t i = 0; i < n; i++)
+        if (!dynamic[i])
+            out->reads[out->n_static++] = all[i];
+    out->n = out->n_static;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!dynamic[i])
             continue;
-        if (!ggml_is_contiguous(t->src[1])) {
-            blog("graph: row indices of '%s' are not contiguous", t->name);
-            st = APIR_BACKEND_ERR_UNSUPPORTED;
-            goto done;
-        }
-        r[out->n] = region_of(t->src[1], i);
-        out->nodes[out->n++] = t;
+        out->reads[out->n++] = all[i];
+        if (!out->n_cuts || out->cuts[out->n_cuts - 1] != all[i].pos)
+            out->cuts[out->n_cuts++] = all[i].pos;
     }
-    if (written_before_read(graph, r, n, by_pos, &tree, &culprit)) {
-        blog("graph: node '%s' writes row indices that a later GET_ROWS/SET_ROWS reads", culprit->name);
-        st = APIR_BACKEND_ERR_UNSUPPORTED;
-    } else {
-        qsort(out->nodes, out->n, sizeof *out->nodes, cmp_by_indices);
-    }
+    qsort(out->reads, out->n_static, sizeof *out->reads, cmp_by_indices);
 done:
-    free(r);
-    free(by_pos);
-    free(tree.v);
+    free(all);
+    free(dynamic);
     if (st != APIR_BACKEND_OK)
         index_guard_free(out);
     return st;
 }
 
-/* element by element with memcpy: the guest chooses the offset, so the data may be
- * misaligned */
-static bool in_range(const struct ggml_tensor *idx, const void *data, int64_t rows)
+static int64_t load_index(const struct ggml_tensor *idx, const char *p)
 {
-    int64_t n = ggml_nelements(idx);
-    const char *p = data;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t v;
-        if (idx->type == GGML_TYPE_I32) {
-            int32_t v32;
-            memcpy(&v32, p + i * 4, 4);
-            v = v32;
-        } else {
-            memcpy(&v, p + i * 8, 8);
-        }
-        if (v < 0 || v >= rows)
-            return false;
+    if (idx->type == GGML_TYPE_I32) {
+        int32_t v;
+        memcpy(&v, p, 4); /* the guest chooses the offset: the data may be misaligned */
+        return v;
     }
+    int64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* walks idx by its strides over base (its data, or a host copy of its extent) */
+static bool in_range(const struct ggml_tensor *idx, const char *base, int64_t bound)
+{
+    for (int64_t i3 = 0; i3 < idx->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < idx->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < idx->ne[1]; i1++) {
+                const char *row = base + i1 * idx->nb[1] + i2 * idx->nb[2] + i3 * idx->nb[3];
+                for (int64_t i0 = 0; i0 < idx->ne[0]; i0++) {
+                    int64_t v = load_index(idx, row + i0 * idx->nb[0]);
+                    if (v < 0 || v >= bound)
+                        return false;
+                }
+            }
     return true;
 }
 
-static int64_t rows_of(const struct ggml_tensor *node)
+static uint32_t check_one(const struct index_read *r, int64_t bound)
 {
-    /* GET_ROWS picks rows of src0; SET_ROWS writes rows of its own destination */
-    return node->op == GGML_OP_GET_ROWS ? node->src[0]->ne[1] : node->ne[1];
+    const struct ggml_tensor *idx = r->idx;
+    if (idx->type != GGML_TYPE_I32 && idx->type != GGML_TYPE_I64)
+        return APIR_BACKEND_ERR_INVALID_TENSOR;
+    bool ok;
+    if (ggml_backend_buffer_is_host(idx->buffer)) {
+        ok = in_range(idx, idx->data, bound);
+    } else {
+        void *copy = malloc(ggml_nbytes(idx));
+        if (!copy)
+            return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+        ggml_backend_tensor_get(idx, copy, 0, ggml_nbytes(idx));
+        ok = in_range(idx, copy, bound);
+        free(copy);
+    }
+    if (!ok) {
+        blog("graph: an index read by '%s' (%s) is out of range [0, %lld)", r->node->name, ggml_op_desc(r->node),
+             (long long)bound);
+        return APIR_BACKEND_ERR_BOUNDS;
+    }
+    return APIR_BACKEND_OK;
 }
 
-uint32_t index_guard_check(const struct index_guard *g)
+uint32_t index_guard_check_static(const struct index_guard *g)
 {
-    for (uint32_t i = 0; i < g->n;) {
-        const struct ggml_tensor *idx = g->nodes[i]->src[1];
-        const struct ggml_tensor *tightest = g->nodes[i];
-        uint32_t end = i + 1;
-        for (; end < g->n && same_indices(g->nodes[end]->src[1], idx); end++)
-            if (rows_of(g->nodes[end]) < rows_of(tightest))
-                tightest = g->nodes[end];
-        int64_t rows = rows_of(tightest);
-        bool ok;
-        if (ggml_backend_buffer_is_host(idx->buffer)) {
-            ok = in_range(idx, idx->data, rows);
-        } else {
-            void *copy = malloc(ggml_nbytes(idx));
-            if (!copy)
-                return APIR_BACKEND_ERR_OUT_OF_MEMORY;
-            ggml_backend_tensor_get(idx, copy, 0, ggml_nbytes(idx));
-            ok = in_range(idx, copy, rows);
-            free(copy);
-        }
-        if (!ok) {
-            blog("graph: a row index of '%s' is out of range (%lld rows)", tightest->name, (long long)rows);
-            return APIR_BACKEND_ERR_BOUNDS;
-        }
+    for (uint32_t i = 0; i < g->n_static;) {
+        int64_t bound = g->reads[i].bound;
+        uint32_t tightest = i, end = i + 1;
+        for (; end < g->n_static && same_indices(g->reads[end].idx, g->reads[i].idx); end++)
+            if (g->reads[end].bound < bound) {
+                bound = g->reads[end].bound;
+                tightest = end;
+            }
+        uint32_t st = check_one(&g->reads[tightest], bound);
+        if (st != APIR_BACKEND_OK)
+            return st;
         i = end;
+    }
+    return APIR_BACKEND_OK;
+}
+
+uint32_t index_guard_check_cut(const struct index_guard *g, uint32_t cut)
+{
+    for (uint32_t i = g->n_static; i < g->n; i++) {
+        if (g->reads[i].pos != g->cuts[cut])
+            continue;
+        uint32_t st = check_one(&g->reads[i], g->reads[i].bound);
+        if (st != APIR_BACKEND_OK)
+            return st;
     }
     return APIR_BACKEND_OK;
 }
 
 void index_guard_free(struct index_guard *g)
 {
-    free(g->nodes);
+    free(g->reads);
+    free(g->cuts);
     memset(g, 0, sizeof *g);
 }

@@ -1,25 +1,41 @@
-/* GET_ROWS and SET_ROWS read row indices from tensor data, and ggml's kernels abort the
- * process on an index out of range. The host checks those indices before every compute:
- * at decode time it makes sure no node of the graph writes the index tensors (so the values
- * read before the compute are the values the kernel will see), and before each compute it
- * reads them and checks their range. */
+/* Ops that read indices from tensor data (GET_ROWS, SET_ROWS, GET_ROWS_BACK, MUL_MAT_ID,
+ * ADD_ID, SSM_SCAN) index memory with them, and no ggml kernel can be trusted with an index
+ * out of range (some assert, MUL_MAT_ID's CPU kernel does not check at all). The host checks
+ * every such index before the kernel that reads it runs:
+ *  - indices no earlier node of the graph writes (inputs: llama's KV-slot list) are checked
+ *    once before the compute, each distinct index tensor read once;
+ *  - indices the graph computes itself (a MoE router's TOP_K / ARGSORT) are checked when they
+ *    exist: the compute is cut there, the cut's indices checked, then it goes on. */
 #ifndef APIR_INDEX_GUARD_H
 #define APIR_INDEX_GUARD_H
 
 #include "ggml.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
-struct index_guard {
-    struct ggml_tensor **nodes; /* the GET_ROWS / SET_ROWS nodes of the graph */
-    uint32_t n;
+struct index_read {
+    const struct ggml_tensor *node; /* the op reading the indices */
+    const struct ggml_tensor *idx;  /* the index tensor (I32 or I64, any strides) */
+    int64_t bound;                  /* each index must be in [0, bound) */
+    int pos;                        /* the node's position in the graph */
 };
 
-/* Collects the index nodes of graph; refuses (apir status) index tensors that are not
- * contiguous or that a node of the graph writes. */
+struct index_guard {
+    struct index_read *reads; /* static reads first (sorted by index tensor), then dynamic (by pos) */
+    uint32_t n, n_static;
+    int *cuts; /* distinct positions of dynamic reads, ascending */
+    uint32_t n_cuts;
+};
+
+/* Collects the index reads of graph; refuses (apir status) a node whose output overlaps the
+ * indices it reads. */
 uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out);
-/* APIR_BACKEND_OK when every index is in range right now */
-uint32_t index_guard_check(const struct index_guard *g);
+/* APIR_BACKEND_OK when every index no node computes is in range right now */
+uint32_t index_guard_check_static(const struct index_guard *g);
+/* APIR_BACKEND_OK when every index read at cut position g->cuts[cut] is in range (call after
+ * the nodes before that position ran) */
+uint32_t index_guard_check_cut(const struct index_guard *g, uint32_t cut);
 void index_guard_free(struct index_guard *g);
 
 #endif

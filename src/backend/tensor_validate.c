@@ -24,14 +24,20 @@ static uint32_t check_shape(const struct apir_wire_tensor *t, uint64_t *extent)
     if (tsize == 0 || blck <= 0)
         return APIR_BACKEND_ERR_INVALID_TENSOR;
 
-    /* every dimension at least 1 (ggml kernels divide by them), element count fits int64 */
+    /* no negative dimension, element count fits int64 */
     int64_t nel = 1;
     for (int i = 0; i < APIR_WIRE_MAX_DIMS; i++) {
-        if (t->ne[i] < 1 || __builtin_mul_overflow(nel, t->ne[i], &nel))
+        if (t->ne[i] < 0 || __builtin_mul_overflow(nel, t->ne[i], &nel))
             return APIR_BACKEND_ERR_INVALID_TENSOR;
     }
     if (t->ne[0] % blck != 0)
         return APIR_BACKEND_ERR_INVALID_TENSOR;
+    /* an empty tensor (ggml builds them: a zero-row view, a batch of nothing) occupies no
+     * byte; ggml's backends skip empty nodes */
+    if (nel == 0) {
+        *extent = 0;
+        return APIR_BACKEND_OK;
+    }
 
     /* highest byte touched: first-dimension span, plus (ne[i]-1)*nb[i] for the others; a
      * block-quantized row must be packed (nb[0] == block size) */
@@ -56,10 +62,13 @@ static uint32_t check_shape(const struct apir_wire_tensor *t, uint64_t *extent)
         return APIR_BACKEND_ERR_INVALID_TENSOR;
     /* the extent must cover the packed size: a kernel that treats the tensor as contiguous
      * (ggml_nelements * element size from data) then stays inside it too. Only tensors with
-     * overlapping strides, which ggml never builds, fail this. */
-    uint64_t packed = (uint64_t)tsize * (uint64_t)(t->ne[0] / blck), rest;
-    if (__builtin_mul_overflow((uint64_t)t->ne[1] * (uint64_t)t->ne[2], (uint64_t)t->ne[3], &rest) ||
-        __builtin_mul_overflow(packed, rest, &packed) || packed > ext)
+     * overlapping strides, which ggml never builds, fail this. The packed size is bounded
+     * too (2^56 bytes, more than any buffer), so that ggml's own size arithmetic on tensors
+     * that need no buffer (SUPPORTS_OP: CONCAT's sum of extents...) cannot overflow. */
+    uint64_t packed, rest;
+    if (__builtin_mul_overflow((uint64_t)tsize, (uint64_t)(t->ne[0] / blck), &packed) ||
+        __builtin_mul_overflow((uint64_t)t->ne[1] * (uint64_t)t->ne[2], (uint64_t)t->ne[3], &rest) ||
+        __builtin_mul_overflow(packed, rest, &packed) || packed > ext || packed > ((uint64_t)1 << 56))
         return APIR_BACKEND_ERR_INVALID_TENSOR;
     *extent = ext;
     return APIR_BACKEND_OK;

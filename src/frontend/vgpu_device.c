@@ -61,6 +61,18 @@ static ggml_backend_buffer_type_t dev_get_buffer_type(ggml_backend_dev_t dev) { 
 static bool dev_supports_op(ggml_backend_dev_t dev, const struct ggml_tensor *op)
 {
     struct vgpu_device *d = ctx_of(dev);
+    /* views compute nothing: supported wherever their source is, as on every ggml backend
+     * (ggml's scheduler asserts when a view of a tensor in our buffer is refused) */
+    switch (op->op) {
+    case GGML_OP_NONE:
+    case GGML_OP_VIEW:
+    case GGML_OP_RESHAPE:
+    case GGML_OP_PERMUTE:
+    case GGML_OP_TRANSPOSE:
+        return true;
+    default:
+        break;
+    }
     uint8_t sig[VGPU_OP_SIG_MAX];
     size_t len = vgpu_op_signature(op, sig);
     uint64_t cached;

@@ -106,14 +106,32 @@ static enum vgpu_graph_result visit(struct vgpu_graph_encoder *ge, const struct 
     return r;
 }
 
-static enum vgpu_graph_result write_bytes(struct vgpu_graph_encoder *ge, struct ggml_cgraph *g, int n_nodes,
-                                          vgpu_locate_fn locate, void *user)
+/* Views compute nothing and ggml's backends skip them: a view node is sent only as the
+ * source of a node that computes. Sent as a node of its own, it would also drag in its
+ * view_src, which ggml's scheduler may have left in another backend's buffer (llama's
+ * recurrent-state index views: "a tensor has no VirtGPU buffer"). */
+static bool computes(const struct ggml_tensor *t)
+{
+    switch (t->op) {
+    case GGML_OP_NONE:
+    case GGML_OP_VIEW:
+    case GGML_OP_RESHAPE:
+    case GGML_OP_PERMUTE:
+    case GGML_OP_TRANSPOSE:
+        return false;
+    default:
+        return true;
+    }
+}
+
+static enum vgpu_graph_result write_bytes(struct vgpu_graph_encoder *ge, struct ggml_cgraph *g, int n_graph,
+                                          uint32_t n_nodes, vgpu_locate_fn locate, void *user)
 {
     size_t need = 4 + ge->n_order * (size_t)APIR_WIRE_TENSOR_SIZE + 4 + 4 * (size_t)n_nodes;
     if (!reserve((void **)&ge->bytes, &ge->cap, need, 1))
         return VGPU_GRAPH_NO_MEMORY;
     uint8_t *p = ge->bytes;
-    uint32_t n_tensors = (uint32_t)ge->n_order, n = (uint32_t)n_nodes;
+    uint32_t n_tensors = (uint32_t)ge->n_order;
     memcpy(p, &n_tensors, 4); /* little-endian, as vgpu_wire_pack_tensor */
     p += 4;
     for (size_t i = 0; i < ge->n_order; i++) {
@@ -127,11 +145,14 @@ static enum vgpu_graph_result write_bytes(struct vgpu_graph_encoder *ge, struct 
         vgpu_wire_pack_tensor(p, e->t, e->refs, e->refs[VIEW_SRC], buffer, offset);
         p += APIR_WIRE_TENSOR_SIZE;
     }
-    memcpy(p, &n, 4);
+    memcpy(p, &n_nodes, 4);
     p += 4;
-    for (int i = 0; i < n_nodes; i++) {
-        uint32_t idx = 0; /* every node was placed by visit() */
-        vgpu_ptrmap_get(&ge->index, ggml_graph_node(g, i), &idx);
+    for (int i = 0; i < n_graph; i++) {
+        const struct ggml_tensor *t = ggml_graph_node(g, i);
+        if (!computes(t))
+            continue;
+        uint32_t idx = 0; /* every computing node was placed by visit() */
+        vgpu_ptrmap_get(&ge->index, t, &idx);
         memcpy(p, &idx, 4);
         p += 4;
     }
@@ -147,20 +168,26 @@ enum vgpu_graph_result vgpu_graph_encode(struct vgpu_graph_encoder *ge, struct g
     ge->bad_tensor = NULL;
     vgpu_ptrmap_clear(&ge->index);
     vgpu_ptrmap_clear(&ge->is_node);
-    int n_nodes = ggml_graph_n_nodes(g);
-    if (n_nodes <= 0)
-        return VGPU_GRAPH_EMPTY;
-    if ((size_t)n_nodes > APIR_MAX_GRAPH_TENSORS)
+    int n_graph = ggml_graph_n_nodes(g);
+    if ((size_t)n_graph > APIR_MAX_GRAPH_TENSORS)
         return VGPU_GRAPH_TOO_LARGE;
-    for (int i = 0; i < n_nodes; i++)
+    uint32_t n_nodes = 0;
+    for (int i = 0; i < n_graph; i++) {
         if (!vgpu_ptrmap_put(&ge->is_node, ggml_graph_node(g, i), 1))
             return VGPU_GRAPH_NO_MEMORY;
-    for (int i = 0; i < n_nodes; i++) {
-        enum vgpu_graph_result r = visit(ge, ggml_graph_node(g, i));
+        n_nodes += computes(ggml_graph_node(g, i));
+    }
+    if (n_nodes == 0)
+        return VGPU_GRAPH_EMPTY; /* nothing to compute (views only) */
+    for (int i = 0; i < n_graph; i++) {
+        const struct ggml_tensor *t = ggml_graph_node(g, i);
+        if (!computes(t))
+            continue;
+        enum vgpu_graph_result r = visit(ge, t);
         if (r != VGPU_GRAPH_OK)
             return r;
     }
-    return write_bytes(ge, g, n_nodes, locate, user);
+    return write_bytes(ge, g, n_graph, n_nodes, locate, user);
 }
 
 void vgpu_graph_encoder_free(struct vgpu_graph_encoder *ge)

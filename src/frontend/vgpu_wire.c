@@ -70,7 +70,9 @@ _Static_assert(OFF_NAME + APIR_WIRE_MAX_NAME == APIR_WIRE_TENSOR_SIZE, "wire ten
 static void pack_blank(uint8_t *out, const struct ggml_tensor *t, const uint32_t src[APIR_WIRE_MAX_SRC])
 {
     vgpu_wire_pack_tensor(out, t, src, 0, 0, 0);
-    memset(out + OFF_FLAGS, 0, 4);
+    /* PARAM stays: ggml's optimizer-step constructors require it of their target */
+    int32_t flags = t->flags & GGML_TENSOR_FLAG_PARAM;
+    memcpy(out + OFF_FLAGS, &flags, 4);
     memset(out + OFF_VIEW_OFFS, 0, 8);
     memset(out + OFF_NAME, 0, APIR_WIRE_MAX_NAME);
 }
@@ -97,5 +99,29 @@ size_t vgpu_op_signature(const struct ggml_tensor *op, uint8_t *out)
     memcpy(out, &n, 4); /* little-endian (checked above) */
     for (uint32_t i = 0; i < n; i++)
         pack_blank(out + 4 + (size_t)i * APIR_WIRE_TENSOR_SIZE, list[i], i == n - 1 ? src_idx : no_src);
+    /* An in-place result (ggml_cpy, ggml_set_rows, *_inplace) is a view of one of its sources:
+     * its view_src names that source in the list and view_offs is relative to it, so the
+     * host rebuilds the same in-place node (docs/protocol.md). The sources' own views are
+     * blanked: only their shapes and strides matter. */
+    if (op->view_src) {
+        for (uint32_t j = 0; j + 1 < n; j++) {
+            const struct ggml_tensor *s = list[j];
+            size_t base;
+            if (s == op->view_src)
+                base = 0;
+            else if (s->view_src == op->view_src)
+                base = s->view_offs;
+            else
+                continue;
+            if (op->view_offs < base)
+                continue;
+            uint32_t ref = j + 1;
+            uint64_t offs = op->view_offs - base;
+            uint8_t *rec = out + 4 + (size_t)(n - 1) * APIR_WIRE_TENSOR_SIZE;
+            memcpy(rec + OFF_VIEW_OFFS - 4, &ref, 4);
+            memcpy(rec + OFF_VIEW_OFFS, &offs, 8);
+            break;
+        }
+    }
     return 4 + (size_t)n * APIR_WIRE_TENSOR_SIZE;
 }

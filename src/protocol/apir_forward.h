@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#define APIR_FORWARD_PROTOCOL_VERSION 1
+#define APIR_FORWARD_PROTOCOL_VERSION 2
 
 enum apir_forward_cmd {
     /* -> u32 version (APIR_FORWARD_PROTOCOL_VERSION), u32 device count */

@@ -218,6 +218,14 @@ int main(void)
         for (int j = 0, k = 0; j < GGML_MAX_SRC; j++)
             if (node->src[j])
                 w.src[j] = node->src[j] == node ? (uint32_t)n + 1 : (uint32_t)++k;
+        /* protocol 2: an in-place result names the source it is a view of */
+        w.view_offs = 0;
+        for (int j = 0; j < n && node->view_src; j++)
+            if (ops[j] == node->view_src || ops[j]->view_src == node->view_src) {
+                w.view_src = (uint32_t)j + 1;
+                w.view_offs = node->view_offs - (ops[j] == node->view_src ? 0 : ops[j]->view_offs);
+                break;
+            }
         apir_wire_tensor_encode(&a, &w);
         if (call(APIR_CMD_DEVICE_SUPPORTS_OP) != APIR_BACKEND_OK || apir_get_u8(&r) != 1)
             FAIL("supports_op says no to node %d (%s)", i, ggml_op_desc(node));

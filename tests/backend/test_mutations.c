@@ -1,24 +1,30 @@
 /* Hostile-graph sweep: a real transformer block (llama_block.h) is sent to the backend
  * library over and over with one field of one tensor changed each time (type, op, shape,
- * strides, op parameters, sources, offsets). Every attempt must end in a status code: if the
- * host validation misses a combination that a ggml kernel asserts on, the process aborts
- * and the signal handler names the mutation. The real CPU backend computes every graph the
- * host accepts. */
+ * strides, op parameters, sources, offsets). Each attempt runs in a child process, as a
+ * guest's worker does: it must end in a status code, or in a ggml assertion (SIGABRT: that
+ * guest's worker ends, which the isolation model allows). Any other signal, or a sanitizer
+ * report (ASan/UBSan exit with status 1) — a read or write outside the tensors — fails the
+ * test and names the mutation. The real CPU backend computes every graph the host accepts. */
 #include "apir_codec.h"
 #include "apir_forward.h"
 #include "apir_protocol.h"
 #include "apir_wire_tensor.h"
 #include "ggml-alloc.h"
+#include "graph_decode.h"
 #include "ggml-backend.h"
 #include "llama_block.h"
 #include "session_fixture.h"
 #include "wire_util.h"
 
 #include <limits.h>
+#include <setjmp.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CTX 31
@@ -51,13 +57,72 @@ static struct apir_wire_tensor wire[MAX_T];
 static uint32_t nodes[MAX_T], n_wire, n_nodes, backend_h;
 static unsigned counts[16], runs;
 
+/* Shared with the parent: a child sweeps until a ggml assertion ends it; the parent then
+ * starts a new child that skips the attempts already made (the sweep is deterministic). */
+struct progress {
+    unsigned counts[16], runs, aborts;
+    char current[256];
+};
+static struct progress *prog;
+static unsigned attempt, skip;
+
+/* Most assertions are ggml's constructors refusing a node the host rebuilds. The harness
+ * finds those first by decoding the graph itself (as the backend library will; any buffer
+ * handle resolves to a large dummy buffer, rebuilding looks at shapes only) and leaving
+ * through ggml's abort callback, so that a new child is needed only when a kernel asserts. */
+static sigjmp_buf on_assert;
+static volatile int preflight;
+static ggml_backend_buffer_t dummy;
+static ggml_backend_buffer_t resolve_any(void *user, uint32_t h)
+{
+    (void)user;
+    return h ? dummy : NULL;
+}
+static void ggml_assertion(const char *message)
+{
+    (void)message;
+    if (preflight)
+        siglongjmp(on_assert, 1);
+    /* returning lets ggml abort(): the parent starts the next child */
+}
+
+static bool asserts_when_decoded(void)
+{
+    static struct decoded_graph g;
+    memset(&g, 0, sizeof g);
+    struct buffer_resolver res = {NULL, resolve_any};
+    struct apir_decoder dec;
+    apir_decoder_init(&dec, args + 4, a.pos - 4); /* after the backend handle */
+    preflight = 1;
+    if (sigsetjmp(on_assert, 0)) {
+        preflight = 0;
+        decoded_graph_free(&g);
+        return true;
+    }
+    if (graph_decode(&dec, &res, NULL, &g) == APIR_BACKEND_OK)
+        decoded_graph_free(&g);
+    preflight = 0;
+    return false;
+}
+
 static void send_graph(void)
 {
+    if (attempt++ < skip)
+        return;
     apir_encoder_init(&a, args, 1u << 20);
     apir_put_u32(&a, backend_h);
     wt_put_graph(&a, wire, n_wire, nodes, n_nodes);
+    memcpy(prog->current, current, sizeof current);
+    if (asserts_when_decoded()) {
+        prog->aborts++;
+        prog->runs = attempt;
+        runs++;
+        return;
+    }
     uint32_t st = call(APIR_CMD_GRAPH_COMPUTE);
     counts[st < 16 ? st : 15]++;
+    prog->counts[st < 16 ? st : 15]++;
+    prog->runs = attempt;
     runs++;
 }
 
@@ -98,7 +163,7 @@ static int sweep(const char *what, struct ggml_cgraph *gf, ggml_backend_buffer_t
     unsigned ok_before = counts[APIR_BACKEND_OK];
     snprintf(current, sizeof current, "unmodified %s", what);
     send_graph();
-    if (counts[APIR_BACKEND_OK] != ok_before + 1) {
+    if (attempt > skip && counts[APIR_BACKEND_OK] != ok_before + 1) {
         fprintf(stderr, "the unmodified %s was refused\n", what);
         return 1;
     }
@@ -213,6 +278,20 @@ static int sweep(const char *what, struct ggml_cgraph *gf, ggml_backend_buffer_t
     return 0;
 }
 
+static struct ggml_cgraph *graphs[2];
+static ggml_backend_buffer_t gbuf;
+static int quick;
+
+/* the sweep, in a child: ggml's CPU threads start at the first compute, after the fork */
+static int child(void)
+{
+    signal(SIGSEGV, on_signal);
+    signal(SIGBUS, on_signal);
+    if (sweep("transformer block", graphs[0], gbuf, quick) || sweep("other ops", graphs[1], gbuf, quick))
+        return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     sf_pick_cpu(GGML_LIB_DIR, cpu_path, sizeof cpu_path);
@@ -220,15 +299,11 @@ int main(int argc, char **argv)
         return 1;
     setenv(APIR_ENV_BACKEND_LOG, "/dev/null", 1);
     setenv("GGML_NO_BACKTRACE", "1", 1);
-    signal(SIGABRT, on_signal);
-    signal(SIGSEGV, on_signal);
-    signal(SIGFPE, on_signal);
-    signal(SIGBUS, on_signal);
     shm = calloc(1, SHM_SIZE);
     cbs = sf_single_resource(cpu_path, RES, shm, SHM_SIZE);
     args = malloc(1u << 20);
 
-    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    quick = argc > 1 && !strcmp(argv[1], "--quick");
     if (getenv("MUTATION_STRIDE") && atoi(getenv("MUTATION_STRIDE")) > 0)
         stride = (uint32_t)atoi(getenv("MUTATION_STRIDE"));
     if (getenv("MUTATION_SEED"))
@@ -244,19 +319,52 @@ int main(int argc, char **argv)
     struct ggml_init_params ip = {2 * MAX_T * ggml_tensor_overhead() + 2 * ggml_graph_overhead(), NULL, true};
     struct ggml_context *ctx = ggml_init(ip);
     struct model m;
-    struct ggml_cgraph *graphs[2] = {build(ctx, &m), build_misc(ctx)};
-    ggml_backend_buffer_t gbuf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_cpu_buffer_type());
-    if (sweep("transformer block", graphs[0], gbuf, quick) || sweep("other ops", graphs[1], gbuf, quick))
+    graphs[0] = build(ctx, &m);
+    graphs[1] = build_misc(ctx);
+    gbuf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_cpu_buffer_type());
+    ggml_set_abort_callback(ggml_assertion);
+    dummy = ggml_backend_cpu_buffer_from_ptr((void *)(uintptr_t)4096, (size_t)1 << 40);
+    prog = mmap(NULL, sizeof *prog, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (prog == MAP_FAILED)
         return 1;
-    printf("%u hostile graphs: %u computed, %u invalid, %u unsupported, %u bounds, %u other\n", runs,
-           counts[APIR_BACKEND_OK], counts[APIR_BACKEND_ERR_INVALID_TENSOR], counts[APIR_BACKEND_ERR_UNSUPPORTED],
-           counts[APIR_BACKEND_ERR_BOUNDS],
-           runs - counts[0] - counts[APIR_BACKEND_ERR_INVALID_TENSOR] - counts[APIR_BACKEND_ERR_UNSUPPORTED] -
-               counts[APIR_BACKEND_ERR_BOUNDS]);
+    memset(prog, 0, sizeof *prog);
+    /* MUTATION_SKIP=N starts at attempt N (to debug one attempt: the failure message names it) */
+    if (getenv("MUTATION_SKIP"))
+        prog->runs = (unsigned)strtoul(getenv("MUTATION_SKIP"), NULL, 0);
+    for (;;) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            skip = prog->runs;
+            _exit(child());
+        }
+        int ws = 0;
+        if (pid < 0 || waitpid(pid, &ws, 0) != pid)
+            return 1;
+        if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+            break;
+        /* a ggml assertion (or a division by zero in a ggml constructor): the worker of
+         * this guest ends, which the isolation model allows; go on after that attempt */
+        if (WIFSIGNALED(ws) && (WTERMSIG(ws) == SIGABRT || WTERMSIG(ws) == SIGFPE)) {
+            prog->aborts++;
+            prog->runs++;
+            continue;
+        }
+        fprintf(stderr, "\n%s %d while running mutation %u: %s\n", WIFSIGNALED(ws) ? "signal" : "exit status",
+                WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws), prog->runs, prog->current);
+        return 1;
+    }
     apir_backend_deinit(CTX);
     ggml_backend_buffer_free(gbuf);
     ggml_free(ctx);
     free(args);
     free(shm);
+    unsigned *c = prog->counts;
+    printf("%u hostile graphs: %u computed, %u invalid, %u unsupported, %u bounds, %u ended the worker (ggml "
+           "assertion), %u other\n",
+           prog->runs, c[APIR_BACKEND_OK], c[APIR_BACKEND_ERR_INVALID_TENSOR], c[APIR_BACKEND_ERR_UNSUPPORTED],
+           c[APIR_BACKEND_ERR_BOUNDS], prog->aborts,
+           prog->runs - prog->aborts - c[0] - c[APIR_BACKEND_ERR_INVALID_TENSOR] - c[APIR_BACKEND_ERR_UNSUPPORTED] -
+               c[APIR_BACKEND_ERR_BOUNDS]);
     return 0;
 }
