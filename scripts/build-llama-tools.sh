@@ -13,7 +13,9 @@
 #           compute capability, e.g. 90 on an H200).
 #
 # Environment: GGML_VIRTGPU_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ggml-virtgpu),
-#              GGML_DEPS_CACHE (where the npm tarballs are kept; default .deps in the clone).
+#              GGML_DEPS_CACHE (where the npm tarballs are kept; default .deps in the clone),
+#              LLAMA_SOURCE_DIR (an extracted copy of the same release's source to build instead
+#              of the bundle, for a host without npm or git; the build is then keyed by its path).
 #
 # The build is keyed by the release tarball's hash and the options (backend, compiler, CPU
 # features), so that a second run with the same options only checks that the build is up to
@@ -53,7 +55,7 @@ done
 log() { echo "build-llama-tools: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-for tool in cmake g++ git tar sha256sum flock; do
+for tool in cmake g++ tar sha256sum flock; do
     command -v "$tool" >/dev/null || die "$tool not found; run scripts/install-deps.sh"
 done
 
@@ -110,37 +112,45 @@ if [ "$cuda" = on ]; then
     variant="cuda$nvcc_version-sm$arch"
 fi
 
-# --- the release source, from the npm tarball (fetched as scripts/fetch-ggml.sh does) ---
-deps=${GGML_DEPS_CACHE:-$root/.deps}
-tarball="$deps/node-llama-cpp-3.22.1.tgz"
-if [ ! -s "$tarball" ]; then
-    command -v npm >/dev/null || die "npm not found; run scripts/install-deps.sh"
-    mkdir -p "$deps"
-    log "fetching node-llama-cpp@3.22.1 from npm into $deps"
-    (cd "$deps" && npm pack --silent node-llama-cpp@3.22.1 >/dev/null) || die "npm pack node-llama-cpp@3.22.1 failed: check that npm can reach its registry"
-fi
 cache=${GGML_VIRTGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ggml-virtgpu}
-mkdir -p "$cache"
-release="llama-v0.5.0-$(sha256sum "$tarball" | cut -c1-12)"
-top="$cache/$release"
-mkdir -p "$top"
-exec 9>"$top/.lock"
-flock 9 # one build at a time per release (CTest or two shells may ask together)
-
-if [ ! -f "$top/src/.done" ]; then
-    log "extracting the release source into $top/src"
-    tmp=$(mktemp -d "$top/.extract.XXXXXX")
-    trap 'rm -rf "$tmp"' EXIT
-    tar xzf "$tarball" -C "$tmp" package/llama/gitRelease.bundle
-    git init -q "$tmp/git"
-    git -C "$tmp/git" fetch -q "$tmp/package/llama/gitRelease.bundle" HEAD
-    mkdir "$tmp/src"
-    git -C "$tmp/git" archive FETCH_HEAD | tar x -C "$tmp/src"
-    touch "$tmp/src/.done"
-    rm -rf "$top/src"
-    mv "$tmp/src" "$top/src"
-    rm -rf "$tmp"
-    trap - EXIT
+if [ -n "${LLAMA_SOURCE_DIR:-}" ]; then
+    src=$(cd "$LLAMA_SOURCE_DIR" && pwd) || die "LLAMA_SOURCE_DIR=$LLAMA_SOURCE_DIR is not a folder"
+    [ -f "$src/ggml/include/ggml.h" ] || die "LLAMA_SOURCE_DIR=$src holds no llama.cpp source (no ggml/include/ggml.h)"
+    top="$cache/llama-v0.5.0-dir-$(printf '%s' "$src" | sha256sum | cut -c1-12)"
+    mkdir -p "$top"
+    exec 9>"$top/.lock"
+    flock 9
+else
+    # --- the release source, from the npm tarball (fetched as scripts/fetch-ggml.sh does) ---
+    deps=${GGML_DEPS_CACHE:-$root/.deps}
+    tarball="$deps/node-llama-cpp-3.22.1.tgz"
+    if [ ! -s "$tarball" ]; then
+        command -v npm >/dev/null || die "npm not found; run scripts/install-deps.sh"
+        mkdir -p "$deps"
+        log "fetching node-llama-cpp@3.22.1 from npm into $deps"
+        (cd "$deps" && npm pack --silent node-llama-cpp@3.22.1 >/dev/null) || die "npm pack node-llama-cpp@3.22.1 failed: check that npm can reach its registry"
+    fi
+    top="$cache/llama-v0.5.0-$(sha256sum "$tarball" | cut -c1-12)"
+    mkdir -p "$top"
+    exec 9>"$top/.lock"
+    flock 9 # one build at a time per release (CTest or two shells may ask together)
+    src="$top/src"
+    if [ ! -f "$src/.done" ]; then
+        command -v git >/dev/null || die "git not found; run scripts/install-deps.sh (or set LLAMA_SOURCE_DIR)"
+        log "extracting the release source into $src"
+        tmp=$(mktemp -d "$top/.extract.XXXXXX")
+        trap 'rm -rf "$tmp"' EXIT
+        tar xzf "$tarball" -C "$tmp" package/llama/gitRelease.bundle
+        git init -q "$tmp/git"
+        git -C "$tmp/git" fetch -q "$tmp/package/llama/gitRelease.bundle" HEAD
+        mkdir "$tmp/src"
+        git -C "$tmp/git" archive FETCH_HEAD | tar x -C "$tmp/src"
+        touch "$tmp/src/.done"
+        rm -rf "$src"
+        mv "$tmp/src" "$src"
+        rm -rf "$tmp"
+        trap - EXIT
+    fi
 fi
 
 # the key: the options (CPU features included) and the compiler
@@ -148,7 +158,7 @@ key=$(printf '%s\n' "${cmake_args[@]}" "$(uname -m)" "$(g++ -dumpfullversion)" |
 build="$top/build-$variant-$key"
 if [ ! -f "$build/CMakeCache.txt" ]; then
     log "configuring $build"
-    cmake -S "$top/src" -B "$build" "${cmake_args[@]}" >"$top/configure-$variant-$key.log" 2>&1 \
+    cmake -S "$src" -B "$build" "${cmake_args[@]}" >"$top/configure-$variant-$key.log" 2>&1 \
         || { cat "$top/configure-$variant-$key.log" >&2; rm -rf "$build"; die "configuring llama.cpp failed (log above)"; }
 fi
 log "building ${backends[*]} ${targets[*]} in $build (-j$jobs; the first build takes a while)"

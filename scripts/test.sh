@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is needed, builds twice (plain, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer), runs the whole CTest suite in both, then
-# builds the libFuzzer targets with clang and runs each for a short while.
+# builds the libFuzzer targets with clang and runs each for a short while, and last runs the
+# conformance stage: llama.cpp's own test-backend-ops and test-llama-archs through VirtGPU0
+# (tests/conformance/README.md; the first run builds them from the release bundle into
+# ~/.cache/ggml-virtgpu). APIR_SKIP_CONFORMANCE=1 leaves that stage out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -27,3 +30,7 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAPIR_FUZZ=
 cmake --build build-fuzz -j"$jobs" --target fuzz_graph_decode fuzz_dispatch fuzz_seeds fuzz_component \
     ggml-virtgpu-backend ggml-pick-cpu
 (cd build-fuzz && ctest --output-on-failure --timeout 120 -R '^fuzz_')
+if [ "${APIR_SKIP_CONFORMANCE:-0}" != 1 ]; then
+    echo "== conformance (llama.cpp's test-backend-ops and test-llama-archs through VirtGPU0) =="
+    bash tests/conformance/run.sh build
+fi

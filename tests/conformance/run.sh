@@ -65,7 +65,7 @@ mkdir -p "$out"
 # provides as the programs' own libggml-base.so.0 (see scripts/build-llama-tools.sh).
 export LD_LIBRARY_PATH="$tools${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export APIR_LLAMA_CPP_GGML_LIBRARY_PATH="$host_lib"
-unset APIR_LLAMA_CPP_GGML_LIBRARY_REG   # GGML_BACKEND_DL modules export ggml_backend_init
+# GGML_BACKEND_DL modules export ggml_backend_init, the default of APIR_LLAMA_CPP_GGML_LIBRARY_REG
 # run a command against a fresh apir-server, with libggml-virtgpu.so loaded by the program
 remote() { GGML_BACKEND_PATH="$guest_lib" bash "$root/tests/lib/with-server.sh" "$build" -- "$@"; }
 strip_colors() { sed 's/\x1b\[[0-9;]*m//g'; }
@@ -138,7 +138,8 @@ if [[ "$skip" != *" ops "* ]]; then
     remote "$tools/test-backend-ops" test -b VirtGPU0 "${ops_args[@]}" >"$out/ops.out" 2>"$out/ops.log"
     rc=$?
     strip_colors <"$out/ops.out" >"$out/ops.txt"
-    fails=$(awk '/^Failing tests:/ { f = 1; next } f && /^  / { n++ } END { print n + 0 }' "$out/ops.txt")
+    # the list after "Failing tests:" holds one "  OP(params)" line per failing case
+    fails=$(awk '/^Failing tests:/ { f = 1; next } f && /^  [A-Z0-9_]+\(/ { n++ } f && !/^  [A-Z0-9_]+\(/ { f = 0 } END { print n + 0 }' "$out/ops.txt")
     passed=$(grep -E '^  [0-9]+/[0-9]+ tests passed' "$out/ops.txt" | tail -n1 | awk '{ print $1 }')
     nsup=$(grep -c ': not supported' "$out/ops.txt")
     secs=$(( $(now) - t0 ))
@@ -151,7 +152,7 @@ if [[ "$skip" != *" ops "* ]]; then
         echo "tests passed: $passed; FAIL: $fails; not supported (skipped): $nsup ($secs s; output in $out/ops.txt)"
         if [ "$fails" -gt 0 ]; then
             echo "failing cases, by op:"
-            awk '/^Failing tests:/ { f = 1; next } f && /^  / { print $1 }' "$out/ops.txt" | sed 's/(.*//' | sort | uniq -c | sort -rn | head -n 25
+            awk '/^Failing tests:/ { f = 1; next } f && /^  [A-Z0-9_]+\(/ { print $1 } f && !/^  [A-Z0-9_]+\(/ { f = 0 }' "$out/ops.txt" | sed 's/(.*//' | sort | uniq -c | sort -rn | head -n 25
         fi
         summary+=("ops ($([ -n "${ops_args[*]:-}" ] && echo filtered || echo full)): $fails FAIL, $passed passed, $nsup not supported")
         [ "$fails" -eq 0 ] && [ $rc -eq 0 ] || status=1
