@@ -81,7 +81,7 @@ GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" bash "$root/tests/lib/with-ser
 # table: one row per model and test, tokens/s per device and the ratios
 awk -F'","' -v native="$native_label" '
     function strip(s) { gsub(/^"|"$/, "", s); return s }
-    NR == 1 { for (i = 1; i <= NF; i++) col[strip($i)] = i; next }
+    NR == 1 { nh = split($0, h, ","); for (i = 1; i <= nh; i++) col[strip(h[i])] = i; next }   # the header is not quoted
     {
         for (i = 1; i <= NF; i++) $i = strip($i)
         d = $col["devices"]; if (d == "auto" || d == "none" || d == "") d = native

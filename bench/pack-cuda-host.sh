@@ -12,9 +12,7 @@ rm -rf "$out"; mkdir -p "$out/tree" "$out/build/bin" "$out/build/host"
 git -C "$root" ls-files -co --exclude-standard | tar cf - -C "$root" -T - | tar xf - -C "$out/tree"
 cp "$build"/bin/{apir-server,libggml-virtgpu.so,make-tiny-llama} "$out/build/bin/"
 cp "$build/host/libggml-virtgpu-backend.so" "$out/build/host/"
-# the release source: extracted once by build-llama-tools.sh (the cheapest way to get it)
-tools=$(bash "$root/scripts/build-llama-tools.sh" --no-cuda test-backend-ops | tail -n1)
-src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$tools/../CMakeCache.txt")
+src=$(bash "$root/scripts/build-llama-tools.sh" --print-source | tail -n1)
 tar czf "$out/llama-src.tgz" -C "$src" --exclude=./models --exclude=./docs --exclude=./media \
     --exclude=./tools/ui --exclude=./benches --exclude=./.done .
 du -sh "$out"

@@ -8,6 +8,7 @@
 #   TARGET  CMake targets of llama.cpp (default: test-backend-ops test-llama-archs llama-bench
 #           ggml-rpc-server); the backend libraries (ggml-cpu, ggml-rpc, and ggml-cuda with
 #           --cuda) are always built.
+#   --print-source  print the folder of the extracted release source and stop
 #   --cuda  build the CUDA backend for this machine's GPU (the default when nvcc is found and
 #           nvidia-smi lists a GPU); CUDA_ARCH sets the architecture (default: nvidia-smi's
 #           compute capability, e.g. 90 on an H200).
@@ -36,12 +37,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 cuda=auto
+print_source=0
 jobs=$(nproc 2>/dev/null || echo 2)
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --cuda) cuda=on ;;
     --no-cuda) cuda=off ;;
+    --print-source) print_source=1 ;;
     -j) jobs=$2; shift ;;
     -j*) jobs=${1#-j} ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 0 ;;
@@ -118,8 +121,6 @@ if [ -n "${LLAMA_SOURCE_DIR:-}" ]; then
     [ -f "$src/ggml/include/ggml.h" ] || die "LLAMA_SOURCE_DIR=$src holds no llama.cpp source (no ggml/include/ggml.h)"
     top="$cache/llama-v0.5.0-dir-$(printf '%s' "$src" | sha256sum | cut -c1-12)"
     mkdir -p "$top"
-    exec 9>"$top/.lock"
-    flock 9
 else
     # --- the release source, from the npm tarball (fetched as scripts/fetch-ggml.sh does) ---
     deps=${GGML_DEPS_CACHE:-$root/.deps}
@@ -133,7 +134,7 @@ else
     top="$cache/llama-v0.5.0-$(sha256sum "$tarball" | cut -c1-12)"
     mkdir -p "$top"
     exec 9>"$top/.lock"
-    flock 9 # one build at a time per release (CTest or two shells may ask together)
+    flock 9 # one extraction at a time (two shells may ask together)
     src="$top/src"
     if [ ! -f "$src/.done" ]; then
         command -v git >/dev/null || die "git not found; run scripts/install-deps.sh (or set LLAMA_SOURCE_DIR)"
@@ -151,11 +152,18 @@ else
         rm -rf "$tmp"
         trap - EXIT
     fi
+    exec 9>&-
+fi
+if [ $print_source = 1 ]; then
+    echo "$src"
+    exit 0
 fi
 
 # the key: the options (CPU features included) and the compiler
 key=$(printf '%s\n' "${cmake_args[@]}" "$(uname -m)" "$(g++ -dumpfullversion)" | sha256sum | cut -c1-10)
 build="$top/build-$variant-$key"
+exec 8>"$build.lock"
+flock 8 # one build at a time per build folder
 if [ ! -f "$build/CMakeCache.txt" ]; then
     log "configuring $build"
     cmake -S "$src" -B "$build" "${cmake_args[@]}" >"$top/configure-$variant-$key.log" 2>&1 \
