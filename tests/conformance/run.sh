@@ -174,6 +174,11 @@ if [[ "$skip" != *" archs "* ]]; then
     remote "$tools/test-backend-ops" support -b __list_devices__ 2>/dev/null | sed -n 's/^Backend [0-9]*\/[0-9]*: //p' >"$out/devices.list"
     echo Meta >>"$out/devices.list"
     echo "devices: $(tr '\n' ' ' <"$out/devices.list")"
+    # test-llama-archs lists its devices before anything loads the backend modules: the shim
+    # loads them first (load_backends.c says why); only the program gets it, not apir-server
+    shim="$out/load-backends.so"
+    cc -O2 -Wall -Wextra -shared -fPIC -o "$shim" "$here/load_backends.c" -ldl \
+        || { echo "conformance: cannot build $shim" >&2; exit 2; }
     : >"$out/archs.rows"
     : >"$out/archs.txt"
     while read -r arch; do
@@ -181,7 +186,7 @@ if [[ "$skip" != *" archs "* ]]; then
         re="^$(printf '%s' "$arch" | sed 's/[][\.*^$()+?{}|]/\\&/g')\$"
         # timeout stops the whole process group (with-server.sh, apir-server, the program)
         GGML_BACKEND_PATH="$guest_lib" timeout -k 10 "$arch_timeout" \
-            bash "$root/tests/lib/with-server.sh" "$build" -- "$tools/test-llama-archs" -a "$re" -s 42 \
+            bash "$root/tests/lib/with-server.sh" "$build" -- env LD_PRELOAD="$shim" "$tools/test-llama-archs" -a "$re" -s 42 \
             >"$out/arch.out" 2>"$out/arch.log"
         rc=$?
         { echo "### $arch (exit status $rc)"; strip_colors <"$out/arch.out"; tail -n 30 "$out/arch.log"; } >>"$out/archs.txt"
