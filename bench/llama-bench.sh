@@ -16,7 +16,9 @@
 # Environment: BENCH_TYPES (default "f16 q4_0"), BENCH_MODEL_ARGS (make-tiny-llama shape
 # options instead of the default), BENCH_P / BENCH_N (prompt and generated tokens; default
 # 512/128 on a GPU, 128/32 on the CPU), BENCH_REPS (llama-bench -r, default 5 on a GPU, 3 on
-# the CPU), BENCH_THREADS (-t, the CPU's threads), BENCH_EXTRA (more llama-bench options),
+# the CPU), BENCH_THREADS (CPU threads of llama-bench and ggml-rpc-server; on the CPU host
+# the default is one per core, as apir-server's CPU backend uses), BENCH_EXTRA (more
+# llama-bench options),
 # BENCH_OUT (folder for models, logs and the CSV; default BUILD_DIR/bench-llama).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,7 +41,10 @@ else
 fi
 # shellcheck disable=SC2206 # word splitting of the shape options is intended
 [ -n "${BENCH_MODEL_ARGS:-}" ] && model_args=(${BENCH_MODEL_ARGS})
-threads=(); [ -n "${BENCH_THREADS:-}" ] && threads=(-t "$BENCH_THREADS")
+# the same CPU thread count everywhere: llama-bench's CPU runs, ggml-rpc-server (whose default is
+# half the cores) and apir-server (whose backend library gives the CPU backend one per core)
+threads=(); [ $kind = cpu ] && threads=(-t "${BENCH_THREADS:-$(nproc)}")
+[ -n "${BENCH_THREADS:-}" ] && threads=(-t "$BENCH_THREADS")
 
 # the programs and our libraries share the tools' ggml (see scripts/build-llama-tools.sh)
 export LD_LIBRARY_PATH="$tools${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
