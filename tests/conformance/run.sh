@@ -85,7 +85,12 @@ if [[ "$skip" != *" support "* ]]; then
     rc_n=$?
     remote "$tools/test-backend-ops" support -b VirtGPU0 --output csv >"$out/support-virtgpu.csv" 2>"$out/support-virtgpu.log"
     rc_v=$?
-    if [ $rc_n -ne 0 ] || [ $rc_v -ne 0 ]; then
+    if ! grep -q '^"VirtGPU0"' "$out/support-virtgpu.csv"; then
+        echo "VirtGPU0 did not appear in test-backend-ops (is apir-server working? its log and the program's are in $out/support-virtgpu.log)"
+        tail -n 20 "$out/support-virtgpu.log"
+        summary+=("support: no VirtGPU0 device")
+        status=1
+    elif [ $rc_n -ne 0 ] || [ $rc_v -ne 0 ]; then
         echo "test-backend-ops support exited with $rc_n ($native) and $rc_v (VirtGPU0); logs: $out/support-*.log"
         tail -n 20 "$out/support-virtgpu.log"
         summary+=("support: CRASH")
