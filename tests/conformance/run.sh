@@ -195,15 +195,20 @@ if [[ "$skip" != *" archs "* ]]; then
             >"$out/arch.out" 2>"$out/arch.log"
         rc=$?
         { echo "### $arch (exit status $rc)"; strip_colors <"$out/arch.out"; tail -n 30 "$out/arch.log"; } >>"$out/archs.txt"
-        # rows: "|arch|device label|Dense or MoE|OK (nmse) or FAIL or SKIP|roundtrip|"; a row
-        # cut short by a crash has no result; a device's row is known by its position
-        strip_colors <"$out/arch.out" | awk -F'|' -v rc="$rc" -v devs="$out/devices.list" '
+        # rows: "|arch|device label|Dense or MoE|OK (nmse) or FAIL or SKIP|roundtrip|"; a
+        # device's row is known by its position. A row cut short has no result: the program
+        # died there (by its exit status: 255 an error it caught, 124 the time limit, else a
+        # signal), or, with exit status 0 (every test passed), its logger lost the last lines.
+        case $rc in
+        0) cut=OK ;; 1|255) cut=ERROR ;; 124|137) cut=TIMEOUT ;; *) cut=CRASH ;;
+        esac
+        strip_colors <"$out/arch.out" | awk -F'|' -v cut="$cut" -v arch="$arch" -v devs="$out/devices.list" '
             BEGIN { while ((getline d < devs) > 0) dev[nd++] = d }
             function trim(s) { gsub(/^ +| +$/, "", s); return s }
             /^\|/ && NF >= 4 && trim($2) != "Model arch." && $2 !~ /^-+$/ {
                 a = trim($2); c = trim($4)
                 if (a "/" c != last) { i = 0; last = a "/" c } else i++
-                r = "CRASH"
+                r = cut
                 if (NF >= 7) {
                     n = trim($5); t = trim($6)
                     if (n ~ /^FAIL/ || t ~ /^FAIL/) r = "FAIL"
@@ -211,14 +216,10 @@ if [[ "$skip" != *" archs "* ]]; then
                     else r = "SKIP"
                 }
                 print a, c, (i < nd ? dev[i] : "?"), r
-                seen[a "/" c] = 1
+                rows++
             }
-            END { if (rc != 0 && length(last) == 0) print "-", "-", "-", "CRASH" }' |
-            sed "s/^- - - CRASH/$arch - - CRASH/" >>"$out/archs.rows"
-        if [ $rc -ne 0 ] && ! grep -q "^$arch .* CRASH$" "$out/archs.rows"; then
-            # crashed or timed out after its last complete row (or between configurations)
-            echo "$arch - VirtGPU0 CRASH" >>"$out/archs.rows"
-        fi
+            # died before its first row, or after a complete row: the rest did not run
+            END { if (cut != "OK" && (rows == 0 || r != cut)) print arch, "-", "VirtGPU0", cut }' >>"$out/archs.rows"
     done <"$out/archs.list"
     # per architecture and configuration: the reference device's result against VirtGPU0's
     awk -v native="$native" '
@@ -226,23 +227,23 @@ if [[ "$skip" != *" archs "* ]]; then
         $3 == native { nat[key] = $4; keys[key] = 1 }
         $3 == "VirtGPU0" { vg[key] = $4; keys[key] = 1 }
         $3 == "Meta" { meta[$4]++ }
-        $2 == "-" { crashed_arch[$1] = 1 }
+        $2 == "-" { died[$1] = $4 }
         END {
             for (k in keys) {
                 split(k, p, " "); a = p[1]
                 if (nat[k] == "OK") { nat_ok[a] = 1 } else if (nat[k] != "" && nat[k] != "SKIP" && !(a in nat_bad)) { nat_bad[a] = 1; nb++ }
-                v = vg[k]; if (v == "" && (a in crashed_arch)) v = "CRASH"
+                v = vg[k]; if (v == "" && (a in died)) v = died[a]
                 if (nat[k] == "OK" && v != "OK") { bad[a] = 1; printf "regression: %s %s: %s on %s, %s on VirtGPU0\n", a, p[2], nat[k], native, (v == "" ? "not run" : v) }
-                if (v == "CRASH") crash[a] = 1
+                if (v == "CRASH" || v == "TIMEOUT") crash[a] = 1
             }
-            for (a in crashed_arch) crash[a] = 1
+            for (a in died) if (died[a] == "CRASH" || died[a] == "TIMEOUT") crash[a] = 1
             for (a in nat_ok) { n++; if (!(a in bad)) ok++ }
             for (a in crash) c++
             printf "SUMMARY %d %d %d %d %d %d\n", n, ok, c, meta["OK"], meta["FAIL"] + meta["CRASH"], nb
         }' "$out/archs.rows" | sort >"$out/archs.result"
     grep '^regression:' "$out/archs.result" | head -n 60
     read -r _ n_nat n_ok n_crash meta_ok meta_bad n_natbad < <(grep '^SUMMARY' "$out/archs.result")
-    echo "architectures passing on $native: $n_nat; of those passing through VirtGPU0: $n_ok; crashed through VirtGPU0: $n_crash; failing on $native itself: $n_natbad"
+    echo "architectures passing on $native: $n_nat; of those passing through VirtGPU0: $n_ok; killed by a signal or the time limit through VirtGPU0: $n_crash; failing on $native itself: $n_natbad"
     echo "Meta (tensor split) rows: $meta_ok OK, $meta_bad failed (reported, not gated); $(( $(now) - t0 )) s; rows in $out/archs.rows, output in $out/archs.txt"
     summary+=("archs: $n_ok of $n_nat passing on $native pass through VirtGPU0, $n_crash crashed")
     [ "$n_ok" -eq "$n_nat" ] && [ "$n_crash" -eq 0 ] || status=1
