@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project needs (Debian 12). Safe to run again.
 set -euo pipefail
-pkgs=(cmake make gcc clang libclang-rt-14-dev pkg-config git libdrm-dev libcmocka-dev libseccomp-dev nodejs npm ca-certificates
+pkgs=(cmake make gcc g++ clang libclang-rt-14-dev pkg-config git libdrm-dev libcmocka-dev libseccomp-dev nodejs npm ca-certificates
       debootstrap xz-utils util-linux) # the last three: the VM stage (scripts/vm)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

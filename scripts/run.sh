@@ -2,14 +2,17 @@
 # The main command (Debian 12, from a fresh clone):
 #   1. installs the build dependencies (scripts/install-deps.sh),
 #   2. configures and builds everything into build/,
-#   3. generates a small llama model with random weights (tools/make-tiny-llama),
+#   3. generates two small llama models with random weights (tools/make-tiny-llama): a dense
+#      one and a mixture-of-experts one (8 experts, 2 used per token),
 #   4. starts apir-server in the background on this host's CPU backend,
-#   5. runs the same greedy generation natively and through remoting (VirtGPU0),
+#   5. runs the same greedy generation natively and through remoting (VirtGPU0), on each model,
 #   6. prints the generated tokens, both speeds and the ratio, and stops the server.
+# It fails when native and remote tokens differ on either model.
 # Options: --ops       also run bench-ops (per-op timings, native vs remoting)
 #          --no-build  skip steps 1 and 2 (use what is already built in BUILD_DIR)
 # Environment: BUILD_DIR (default build), RUN_N (tokens to generate, default 64),
-#              RUN_PROMPT, RUN_MODEL (use this GGUF instead of the generated one).
+#              RUN_PROMPT, RUN_MODEL (use this GGUF instead of the generated dense one),
+#              RUN_MOE_MODEL (instead of the generated MoE one; RUN_MOE_MODEL=none skips it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -43,6 +46,12 @@ if [ ! -s "$model" ]; then
     step "generating $model"
     "$build/bin/make-tiny-llama" -o "$model" --type f16 --embd 768 --layers 4 --ff 2048 \
         --heads 12 --heads-kv 4
+fi
+moe_model=${RUN_MOE_MODEL:-$build/tiny-llama-moe.gguf}
+if [ "$moe_model" != none ] && [ ! -s "$moe_model" ]; then
+    step "generating $moe_model"
+    "$build/bin/make-tiny-llama" -o "$moe_model" --type f16 --embd 512 --layers 2 --ff 1024 \
+        --heads 8 --heads-kv 4 --experts 8 --experts-used 2
 fi
 
 step "starting apir-server (host side, CPU backend)"
@@ -88,35 +97,53 @@ if [ ! -S "$sock" ]; then
 fi
 echo "apir-server listening on $sock (pid $server_pid)"
 
-run=("$build/bin/llama-run" -m "$model" -p "$prompt" -n "$n" --ignore-eos)
-
-step "native run (CPU)"
-native=$("${run[@]}" --native)
-echo "$native"
-
-step "remote run (VirtGPU0 through apir-server)"
-remote=$(GGML_VIRTGPU_SOCKET="$sock" "${run[@]}" --device VirtGPU0)
-echo "$remote"
-
 get() { sed -n "s/^$1: *//p" <<<"$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }'; }
 
-step "summary ($(basename "$model"), $n tokens, greedy)"
-printf '%-18s %12s %12s %8s\n' "" native remote ratio
-for k in pp_tok_s tg_tok_s; do
-    a=$(get $k "$native"); b=$(get $k "$remote")
-    label=$([ $k = pp_tok_s ] && echo "prompt tok/s" || echo "generation tok/s")
-    printf '%-18s %12s %12s %7sx\n' "$label" "$a" "$b" "$(ratio "$a" "$b")"
-done
-echo "ratio = remote speed / native speed (1.00x = native speed)"
-echo "generated ids: $(get ids "$native")"
-echo "generated text: $(get text "$native")"
 status=0
-if [ -n "$(get ids "$native")" ] && [ "$(get ids "$native")" = "$(get ids "$remote")" ]; then
-    echo "native and remote generated the same tokens"
-else
-    echo "MISMATCH: native and remote generated different tokens" >&2
-    status=1
+# run_model LABEL MODEL: the same greedy generation natively and through VirtGPU0, speeds,
+# ratio, and whether the tokens are identical (status=1 when they are not)
+run_model() {
+    local label=$1 m=$2 native remote
+    local run=("$build/bin/llama-run" -m "$m" -p "$prompt" -n "$n" --ignore-eos)
+
+    step "$label: native run (CPU)"
+    native=$("${run[@]}" --native)
+    echo "$native"
+
+    step "$label: remote run (VirtGPU0 through apir-server)"
+    if ! remote=$(GGML_VIRTGPU_SOCKET="$sock" "${run[@]}" --device VirtGPU0); then
+        echo "$remote"
+        echo "----- apir-server log (last 20 lines) -----" >&2
+        tail -n 20 "$log" >&2 || true
+        echo "FAILED: $label: the remote run failed (llama-run's errors and the server log are above)" >&2
+        status=1
+        return 0
+    fi
+    echo "$remote"
+
+    step "$label: summary ($(basename "$m"), $n tokens, greedy)"
+    printf '%-18s %12s %12s %8s\n' "" native remote ratio
+    local k a b lbl
+    for k in pp_tok_s tg_tok_s; do
+        a=$(get $k "$native"); b=$(get $k "$remote")
+        lbl=$([ $k = pp_tok_s ] && echo "prompt tok/s" || echo "generation tok/s")
+        printf '%-18s %12s %12s %7sx\n' "$lbl" "$a" "$b" "$(ratio "$a" "$b")"
+    done
+    echo "ratio = remote speed / native speed (1.00x = native speed)"
+    echo "generated ids: $(get ids "$native")"
+    echo "generated text: $(get text "$native")"
+    if [ -n "$(get ids "$native")" ] && [ "$(get ids "$native")" = "$(get ids "$remote")" ]; then
+        echo "$label: native and remote generated the same tokens"
+    else
+        echo "MISMATCH: $label: native and remote generated different tokens" >&2
+        status=1
+    fi
+}
+
+run_model "dense model" "$model"
+if [ "$moe_model" != none ]; then
+    run_model "MoE model" "$moe_model"
 fi
 
 if [ $with_ops = 1 ]; then

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is needed, builds twice (plain, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer), runs the whole CTest suite in both, then
-# builds the libFuzzer targets with clang and runs each for a short while.
+# builds the libFuzzer targets with clang and runs each for a short while, and last runs the
+# conformance stage: llama.cpp's own test-backend-ops and test-llama-archs through VirtGPU0
+# (tests/conformance/README.md; the first run builds them from the release bundle into
+# ~/.cache/ggml-virtgpu). APIR_SKIP_CONFORMANCE=1 leaves that stage out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -32,3 +35,7 @@ echo "== VM: Debian 13 QEMU guest, kernel virtio-gpu driver, APIR component insi
 vm_rc=0
 bash tests/vm/run-vm-tests.sh build || vm_rc=$?
 if [ $vm_rc -eq 77 ]; then echo "VM stage skipped (reason above)"; elif [ $vm_rc -ne 0 ]; then exit $vm_rc; fi
+if [ "${APIR_SKIP_CONFORMANCE:-0}" != 1 ]; then
+    echo "== conformance (llama.cpp's test-backend-ops and test-llama-archs through VirtGPU0) =="
+    bash tests/conformance/run.sh build
+fi

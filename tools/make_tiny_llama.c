@@ -2,8 +2,13 @@
  * generated SPM vocabulary, loadable by libllama v0.5.0. Used by the end-to-end tests and the
  * benchmarks: the same seed always gives the same file.
  *
- * Usage: make-tiny-llama -o FILE [--type f32|f16|q8_0] [--embd N] [--layers N] [--ff N]
- *                        [--heads N] [--heads-kv N] [--ctx N] [--seed N] */
+ * Usage: make-tiny-llama -o FILE [--type f32|f16|q8_0|q4_0] [--embd N] [--layers N] [--ff N]
+ *                        [--heads N] [--heads-kv N] [--ctx N] [--seed N]
+ *                        [--experts N --experts-used K] [--vocab N]
+ * With --experts the feed-forward blocks are a mixture of N experts of which K are used per
+ * token (the Mixtral layout of llama: ffn_gate_inp and the *_exps tensors), so the model runs
+ * MUL_MAT_ID, ARGSORT/TOP_K and the other routing ops. --vocab pads the generated vocabulary
+ * (about 1.3k pieces) to N tokens, so that the output layer has a real model's size. */
 #include "tiny_vocab.h"
 
 #include <ggml.h>
@@ -19,6 +24,8 @@ struct params {
     const char *out;
     enum ggml_type wtype; /* type of the 2-D weight matrices */
     int embd, layers, ff, heads, heads_kv, ctx;
+    int experts, experts_used; /* 0: dense feed-forward */
+    int vocab;                 /* 0: the generated vocabulary as it is */
     uint64_t seed;
 };
 
@@ -40,13 +47,14 @@ static float rng_uniform(uint64_t *s, float a)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: make-tiny-llama -o FILE [--type f32|f16|q8_0] [--embd N] [--layers N] "
-                    "[--ff N] [--heads N] [--heads-kv N] [--ctx N] [--seed N]\n");
+    fprintf(stderr, "usage: make-tiny-llama -o FILE [--type f32|f16|q8_0|q4_0] [--embd N] [--layers N] "
+                    "[--ff N] [--heads N] [--heads-kv N] [--ctx N] [--seed N] "
+                    "[--experts N --experts-used K] [--vocab N]\n");
 }
 
 static int parse_args(int argc, char **argv, struct params *p)
 {
-    *p = (struct params){ NULL, GGML_TYPE_F16, 512, 4, 1408, 8, 4, 2048, 42 };
+    *p = (struct params){ NULL, GGML_TYPE_F16, 512, 4, 1408, 8, 4, 2048, 0, 0, 0, 42 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -62,6 +70,8 @@ static int parse_args(int argc, char **argv, struct params *p)
                 p->wtype = GGML_TYPE_F16;
             else if (!strcmp(v, "q8_0"))
                 p->wtype = GGML_TYPE_Q8_0;
+            else if (!strcmp(v, "q4_0"))
+                p->wtype = GGML_TYPE_Q4_0;
             else
                 return -1;
         } else if (!strcmp(a, "--embd"))
@@ -76,6 +86,12 @@ static int parse_args(int argc, char **argv, struct params *p)
             p->heads_kv = atoi(v);
         else if (!strcmp(a, "--ctx"))
             p->ctx = atoi(v);
+        else if (!strcmp(a, "--experts"))
+            p->experts = atoi(v);
+        else if (!strcmp(a, "--experts-used"))
+            p->experts_used = atoi(v);
+        else if (!strcmp(a, "--vocab"))
+            p->vocab = atoi(v);
         else if (!strcmp(a, "--seed"))
             p->seed = strtoull(v, NULL, 0);
         else
@@ -83,7 +99,8 @@ static int parse_args(int argc, char **argv, struct params *p)
     }
     if (!p->out || p->embd <= 0 || p->layers <= 0 || p->ff <= 0 || p->heads <= 0 ||
         p->heads_kv <= 0 || p->ctx <= 0 || p->embd % p->heads || p->heads % p->heads_kv ||
-        p->embd % 32 || p->ff % 32)
+        p->embd % 32 || p->ff % 32 || p->experts < 0 || p->experts_used < 0 ||
+        p->experts_used > p->experts || p->vocab < 0 || (p->experts > 0) != (p->experts_used > 0))
         return -1;
     return 0;
 }
@@ -114,15 +131,34 @@ static void fill_ones(struct ggml_tensor *t)
         d[i] = 1.0f;
 }
 
-static struct ggml_tensor *new_tensor(struct ggml_context *ctx, struct gguf_context *g,
-                                      enum ggml_type type, int64_t ne0, int64_t ne1,
-                                      const char *name)
+static struct ggml_tensor *new_tensor3(struct ggml_context *ctx, struct gguf_context *g,
+                                       enum ggml_type type, int64_t ne0, int64_t ne1,
+                                       int64_t ne2, const char *name)
 {
-    struct ggml_tensor *t = ne1 ? ggml_new_tensor_2d(ctx, type, ne0, ne1)
+    struct ggml_tensor *t = ne2 ? ggml_new_tensor_3d(ctx, type, ne0, ne1, ne2)
+                          : ne1 ? ggml_new_tensor_2d(ctx, type, ne0, ne1)
                                 : ggml_new_tensor_1d(ctx, type, ne0);
     ggml_set_name(t, name);
     gguf_add_tensor(g, t);
     return t;
+}
+
+static struct ggml_tensor *new_tensor(struct ggml_context *ctx, struct gguf_context *g,
+                                      enum ggml_type type, int64_t ne0, int64_t ne1,
+                                      const char *name)
+{
+    return new_tensor3(ctx, g, type, ne0, ne1, 0, name);
+}
+
+/* llama_ftype of the weight type: 0 all f32, 1 mostly f16, 2 mostly q4_0, 7 mostly q8_0 */
+static uint32_t file_type(enum ggml_type t)
+{
+    switch (t) {
+    case GGML_TYPE_F32: return 0;
+    case GGML_TYPE_F16: return 1;
+    case GGML_TYPE_Q4_0: return 2;
+    default: return 7;
+    }
 }
 
 static void set_hparams(struct gguf_context *g, const struct params *p, uint32_t n_vocab)
@@ -130,9 +166,7 @@ static void set_hparams(struct gguf_context *g, const struct params *p, uint32_t
     gguf_set_val_str(g, "general.architecture", "llama");
     gguf_set_val_str(g, "general.name", "tiny-llama (random weights, ggml-virtgpu tests)");
     gguf_set_val_u32(g, "general.quantization_version", 2);
-    /* llama_ftype: 0 all f32, 1 mostly f16, 7 mostly q8_0 */
-    gguf_set_val_u32(g, "general.file_type",
-                     p->wtype == GGML_TYPE_F32 ? 0 : p->wtype == GGML_TYPE_F16 ? 1 : 7);
+    gguf_set_val_u32(g, "general.file_type", file_type(p->wtype));
     gguf_set_val_u32(g, "llama.vocab_size", n_vocab);
     gguf_set_val_u32(g, "llama.context_length", (uint32_t)p->ctx);
     gguf_set_val_u32(g, "llama.embedding_length", (uint32_t)p->embd);
@@ -143,6 +177,10 @@ static void set_hparams(struct gguf_context *g, const struct params *p, uint32_t
     gguf_set_val_u32(g, "llama.rope.dimension_count", (uint32_t)(p->embd / p->heads));
     gguf_set_val_f32(g, "llama.rope.freq_base", 10000.0f);
     gguf_set_val_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    if (p->experts > 0) {
+        gguf_set_val_u32(g, "llama.expert_count", (uint32_t)p->experts);
+        gguf_set_val_u32(g, "llama.expert_used_count", (uint32_t)p->experts_used);
+    }
 }
 
 static void set_vocab(struct gguf_context *g, const struct tiny_vocab *v)
@@ -166,7 +204,7 @@ int main(int argc, char **argv)
         return 2;
     }
     struct tiny_vocab voc;
-    if (tiny_vocab_build(&voc)) {
+    if (tiny_vocab_build(&voc) || tiny_vocab_pad(&voc, (size_t)p.vocab)) {
         fprintf(stderr, "make-tiny-llama: out of memory\n");
         return 1;
     }
@@ -176,11 +214,14 @@ int main(int argc, char **argv)
     /* exact data size: per-layer matrices + norms, embeddings and output */
     size_t mat = 0;
     mat += 2 * ggml_row_size(p.wtype, E) * (size_t)n_vocab;                 /* embd + output */
-    size_t per_layer = ggml_row_size(p.wtype, E) * (size_t)(E + 2 * ekv + F * 2) +
+    const size_t n_ffn = p.experts > 0 ? (size_t)p.experts : 1;     /* feed-forward copies */
+    size_t per_layer = ggml_row_size(p.wtype, E) * (size_t)(E + 2 * ekv) +
                        ggml_row_size(p.wtype, E) * (size_t)E +                /* attn_output */
-                       ggml_row_size(p.wtype, F) * (size_t)E +                /* ffn_down */
+                       n_ffn * ggml_row_size(p.wtype, E) * (size_t)F * 2 +    /* ffn_gate, up */
+                       n_ffn * ggml_row_size(p.wtype, F) * (size_t)E +        /* ffn_down */
+                       (size_t)E * (size_t)p.experts * sizeof(float) +        /* router */
                        2 * (size_t)E * sizeof(float);                         /* norms */
-    size_t n_tensors = 3 + 9 * (size_t)p.layers;
+    size_t n_tensors = 3 + 10 * (size_t)p.layers;
     size_t mem = mat + per_layer * (size_t)p.layers + (size_t)E * sizeof(float) +
                  n_tensors * (ggml_tensor_overhead() + 64);
     struct ggml_context *ctx = ggml_init((struct ggml_init_params){ mem, NULL, false });
@@ -209,19 +250,35 @@ int main(int argc, char **argv)
         fill_matrix(new_tensor(ctx, g, p.wtype, E, ekv, T("attn_v")), &rng, in_std, row);
         fill_matrix(new_tensor(ctx, g, p.wtype, E, E, T("attn_output")), &rng, in_std, row);
         fill_ones(new_tensor(ctx, g, GGML_TYPE_F32, E, 0, T("ffn_norm")));
-        fill_matrix(new_tensor(ctx, g, p.wtype, E, F, T("ffn_gate")), &rng, in_std, row);
-        fill_matrix(new_tensor(ctx, g, p.wtype, E, F, T("ffn_up")), &rng, in_std, row);
-        fill_matrix(new_tensor(ctx, g, p.wtype, F, E, T("ffn_down")), &rng,
-                    1.0f / sqrtf((float)F), row);
+        if (p.experts == 0) {
+            fill_matrix(new_tensor(ctx, g, p.wtype, E, F, T("ffn_gate")), &rng, in_std, row);
+            fill_matrix(new_tensor(ctx, g, p.wtype, E, F, T("ffn_up")), &rng, in_std, row);
+            fill_matrix(new_tensor(ctx, g, p.wtype, F, E, T("ffn_down")), &rng,
+                        1.0f / sqrtf((float)F), row);
+        } else {
+            const int64_t X = p.experts;
+            /* the router stays f32 (as in converted models); a wide spread of router logits
+             * keeps the top-k choice clear of rounding differences between backends */
+            fill_matrix(new_tensor(ctx, g, GGML_TYPE_F32, E, X, T("ffn_gate_inp")), &rng,
+                        4.0f * in_std, row);
+            fill_matrix(new_tensor3(ctx, g, p.wtype, E, F, X, T("ffn_gate_exps")), &rng, in_std, row);
+            fill_matrix(new_tensor3(ctx, g, p.wtype, E, F, X, T("ffn_up_exps")), &rng, in_std, row);
+            fill_matrix(new_tensor3(ctx, g, p.wtype, F, E, X, T("ffn_down_exps")), &rng,
+                        1.0f / sqrtf((float)F), row);
+        }
 #undef T
     }
     bool ok = gguf_write_to_file(g, p.out, false);
     if (!ok)
         fprintf(stderr, "make-tiny-llama: cannot write %s\n", p.out);
-    else
-        printf("wrote %s: %lld tokens, embd %d, %d layers, ff %d, heads %d/%d, %s weights\n",
+    else {
+        printf("wrote %s: %lld tokens, embd %d, %d layers, ff %d, heads %d/%d, %s weights",
                p.out, (long long)n_vocab, p.embd, p.layers, p.ff, p.heads, p.heads_kv,
                ggml_type_name(p.wtype));
+        if (p.experts)
+            printf(", %d experts (%d used)", p.experts, p.experts_used);
+        printf("\n");
+    }
     free(row);
     gguf_free(g);
     ggml_free(ctx);

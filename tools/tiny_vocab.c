@@ -19,29 +19,31 @@ static const char *const words[] = {
     "quick", "brown", "fox", "jumps", "lazy", "what", "how", "why", "you", "we", "can", "will",
 };
 
-/* Takes ownership of nothing: copies s. Duplicates are skipped (llama.cpp requires unique
- * token texts). The vocabulary is ~1.5k entries, so a linear duplicate check is cheap. */
-static int add(struct tiny_vocab *v, const char *s, float score, int32_t type)
+/* makes room for at least cap entries */
+static int reserve(struct tiny_vocab *v, size_t cap)
 {
-    for (size_t i = 0; i < v->n; i++)
-        if (strcmp(v->tokens[i], s) == 0)
-            return 0;
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 1024;
-        char **t = realloc(v->tokens, cap * sizeof *t);
-        if (!t)
-            return -1;
-        v->tokens = t;
-        float *sc = realloc(v->scores, cap * sizeof *sc);
-        if (!sc)
-            return -1;
-        v->scores = sc;
-        int32_t *ty = realloc(v->types, cap * sizeof *ty);
-        if (!ty)
-            return -1;
-        v->types = ty;
-        v->cap = cap;
-    }
+    if (cap <= v->cap)
+        return 0;
+    char **t = realloc(v->tokens, cap * sizeof *t);
+    if (!t)
+        return -1;
+    v->tokens = t;
+    float *sc = realloc(v->scores, cap * sizeof *sc);
+    if (!sc)
+        return -1;
+    v->scores = sc;
+    int32_t *ty = realloc(v->types, cap * sizeof *ty);
+    if (!ty)
+        return -1;
+    v->types = ty;
+    v->cap = cap;
+    return 0;
+}
+
+static int append(struct tiny_vocab *v, const char *s, float score, int32_t type)
+{
+    if (v->n == v->cap && reserve(v, v->cap ? v->cap * 2 : 1024))
+        return -1;
     char *copy = strdup(s);
     if (!copy)
         return -1;
@@ -50,6 +52,16 @@ static int add(struct tiny_vocab *v, const char *s, float score, int32_t type)
     v->types[v->n] = type;
     v->n++;
     return 0;
+}
+
+/* Takes ownership of nothing: copies s. Duplicates are skipped (llama.cpp requires unique
+ * token texts). The vocabulary is ~1.5k entries, so a linear duplicate check is cheap. */
+static int add(struct tiny_vocab *v, const char *s, float score, int32_t type)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (strcmp(v->tokens[i], s) == 0)
+            return 0;
+    return append(v, s, score, type);
 }
 
 int tiny_vocab_build(struct tiny_vocab *v)
@@ -87,6 +99,20 @@ int tiny_vocab_build(struct tiny_vocab *v)
     if (rc) {
         tiny_vocab_free(v);
         return -1;
+    }
+    return 0;
+}
+
+int tiny_vocab_pad(struct tiny_vocab *v, size_t n)
+{
+    char buf[32];
+    if (reserve(v, n))
+        return -1;
+    /* "<unused%zu>" cannot collide with a generated piece: no (quadratic) duplicate check */
+    for (size_t i = 0; v->n < n; i++) {
+        snprintf(buf, sizeof buf, "<unused%zu>", i);
+        if (append(v, buf, -10000.0f, TV_NORMAL))
+            return -1;
     }
     return 0;
 }

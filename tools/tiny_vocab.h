@@ -22,6 +22,9 @@ struct tiny_vocab {
 
 /* 0 on success, -1 on allocation failure */
 int tiny_vocab_build(struct tiny_vocab *v);
+/* grows the vocabulary to n entries (if it is smaller) with never-matching "<unusedN>"
+ * pieces, for models whose output layer should have a realistic size; 0 or -1 (no memory) */
+int tiny_vocab_pad(struct tiny_vocab *v, size_t n);
 void tiny_vocab_free(struct tiny_vocab *v);
 
 #endif

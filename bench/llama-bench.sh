@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# llama.cpp's own llama-bench: the native device, VirtGPU0 (apir-server) and RPC0
+# (ggml-rpc-server) in one llama-bench process, both servers on the same backend library.
+#
+#   bench/llama-bench.sh [BUILD_DIR]
+#
+# 1. builds llama-bench and ggml-rpc-server from the release bundle (scripts/build-llama-tools.sh:
+#    with CUDA for this machine's GPU when nvcc and a GPU are present, else the CPU backend),
+# 2. generates random-weight llama models with tools/make-tiny-llama (F16 and Q4_0; a 1B-class
+#    model on a GPU, a ~50 M-parameter one on the CPU),
+# 3. starts apir-server and ggml-rpc-server, both running the backend library of step 1
+#    (libggml-cuda.so or libggml-cpu.so),
+# 4. runs llama-bench -dev NATIVE,VirtGPU0,RPC0 (NATIVE: CUDA0, or the CPU with "none"),
+# 5. prints a table of tokens/s and the ratios to native, and the raw CSV's path.
+#
+# Environment: BENCH_TYPES (default "f16 q4_0"), BENCH_MODEL_ARGS (make-tiny-llama shape
+# options instead of the default), BENCH_P / BENCH_N (prompt and generated tokens; default
+# 512/128 on a GPU, 128/32 on the CPU), BENCH_REPS (llama-bench -r, default 5 on a GPU, 3 on
+# the CPU), BENCH_THREADS (CPU threads of llama-bench and ggml-rpc-server; on the CPU host
+# the default is one per core, as apir-server's CPU backend uses), BENCH_EXTRA (more
+# llama-bench options),
+# BENCH_OUT (folder for models, logs and the CSV; default BUILD_DIR/bench-llama).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+for f in bin/apir-server bin/libggml-virtgpu.so bin/make-tiny-llama host/libggml-virtgpu-backend.so; do
+    [ -e "$build/$f" ] || { echo "llama-bench.sh: $build/$f is not built; run cmake --build $build" >&2; exit 2; }
+done
+out=${BENCH_OUT:-$build/bench-llama}
+mkdir -p "$out"
+
+tools=$(bash "$root/scripts/build-llama-tools.sh" llama-bench ggml-rpc-server | tail -n1)
+if [ -e "$tools/libggml-cuda.so" ]; then
+    kind=cuda; host_lib="$tools/libggml-cuda.so"; native=CUDA0; native_label=CUDA0
+    model_args=(--embd 2048 --layers 16 --ff 5632 --heads 16 --heads-kv 16 --vocab 32000)
+    p=${BENCH_P:-512}; n=${BENCH_N:-128}; reps=${BENCH_REPS:-5}
+else
+    kind=cpu; host_lib="$tools/libggml-cpu.so"; native=none; native_label=CPU
+    model_args=(--embd 512 --layers 4 --ff 1536 --heads 8 --heads-kv 8 --vocab 32000)
+    p=${BENCH_P:-128}; n=${BENCH_N:-32}; reps=${BENCH_REPS:-3}
+fi
+# shellcheck disable=SC2206 # word splitting of the shape options is intended
+[ -n "${BENCH_MODEL_ARGS:-}" ] && model_args=(${BENCH_MODEL_ARGS})
+# the same CPU thread count everywhere: llama-bench's CPU runs, ggml-rpc-server (whose default is
+# half the cores) and apir-server (whose backend library gives the CPU backend one per core)
+threads=(); [ $kind = cpu ] && threads=(-t "${BENCH_THREADS:-$(nproc)}")
+[ -n "${BENCH_THREADS:-}" ] && threads=(-t "$BENCH_THREADS")
+
+# the programs and our libraries share the tools' ggml (see scripts/build-llama-tools.sh)
+export LD_LIBRARY_PATH="$tools${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export APIR_LLAMA_CPP_GGML_LIBRARY_PATH="$host_lib"
+
+models=()
+for t in ${BENCH_TYPES:-f16 q4_0}; do
+    m="$out/llama-$t-$(printf '%s' "${model_args[*]}" | tr -c 'a-z0-9' _).gguf"
+    [ -s "$m" ] || "$build/bin/make-tiny-llama" -o "$m" --type "$t" "${model_args[@]}" >&2
+    models+=(-m "$m")
+done
+
+# ggml-rpc-server on a free local port, on the same device as apir-server
+port=
+for try in $(seq 1 20); do
+    cand=$(( 20000 + (RANDOM % 20000) ))
+    (echo >"/dev/tcp/127.0.0.1/$cand") 2>/dev/null || { port=$cand; break; }
+    [ "$try" -lt 20 ] || { echo "llama-bench.sh: no free local port for ggml-rpc-server" >&2; exit 1; }
+done
+rpc_dev=$([ $kind = cuda ] && echo CUDA0 || echo CPU)
+"$tools/ggml-rpc-server" -H 127.0.0.1 -p "$port" -d "$rpc_dev" "${threads[@]}" >"$out/rpc-server.log" 2>&1 &
+rpc_pid=$!
+trap 'kill "$rpc_pid" 2>/dev/null || true; wait "$rpc_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    kill -0 "$rpc_pid" 2>/dev/null || { cat "$out/rpc-server.log" >&2; echo "llama-bench.sh: ggml-rpc-server did not start" >&2; exit 1; }
+    sleep 0.1
+done
+
+echo "llama-bench: $native_label vs VirtGPU0 (apir-server) vs RPC0 (ggml-rpc-server), both servers on $host_lib"
+echo "models: ${model_args[*]}; types: ${BENCH_TYPES:-f16 q4_0}; -p $p -n $n -r $reps"
+csv="$out/llama-bench.csv"
+# shellcheck disable=SC2086 # BENCH_EXTRA is a list of options
+GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" bash "$root/tests/lib/with-server.sh" "$build" -- \
+    "$tools/llama-bench" "${models[@]}" --rpc "127.0.0.1:$port" -dev "$native,VirtGPU0,RPC0" -ngl 99 \
+    -p "$p" -n "$n" -r "$reps" "${threads[@]}" ${BENCH_EXTRA:-} -o csv >"$csv" 2>"$out/llama-bench.log" \
+    || { tail -n 40 "$out/llama-bench.log" >&2; echo "llama-bench.sh: llama-bench failed (log: $out/llama-bench.log)" >&2; exit 1; }
+
+# table: one row per model and test, tokens/s per device and the ratios
+awk -F'","' -v native="$native_label" '
+    function strip(s) { gsub(/^"|"$/, "", s); return s }
+    NR == 1 { nh = split($0, h, ","); for (i = 1; i <= nh; i++) col[strip(h[i])] = i; next }   # the header is not quoted
+    {
+        for (i = 1; i <= NF; i++) $i = strip($i)
+        d = $col["devices"]; if (d == "auto" || d == "none" || d == "") d = native
+        test = ($col["n_prompt"] > 0 ? "pp" $col["n_prompt"] : "tg" $col["n_gen"])
+        row = $col["model_type"] SUBSEP test
+        if (!(row in seen)) { seen[row] = 1; order[nr++] = row }
+        ts[row, d] = $col["avg_ts"]; sd[row, d] = $col["stddev_ts"]
+    }
+    function cell(r, d) { return (r, d) in ts ? sprintf("%.1f ± %.1f", ts[r, d], sd[r, d]) : "-" }
+    function ratio(r, a, b) { return ((r, a) in ts && (r, b) in ts && ts[r, b] > 0) ? sprintf("%.2fx", ts[r, a] / ts[r, b]) : "-" }
+    END {
+        printf "| model | test | %s t/s | VirtGPU0 t/s | RPC0 t/s | VirtGPU0 / %s | RPC0 / %s | VirtGPU0 / RPC0 |\n", native, native, native
+        print "|---|---|---|---|---|---|---|---|"
+        for (i = 0; i < nr; i++) {
+            split(order[i], k, SUBSEP)
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", k[1], k[2], cell(order[i], native),
+                cell(order[i], "VirtGPU0"), cell(order[i], "RPC0"), ratio(order[i], "VirtGPU0", native),
+                ratio(order[i], "RPC0", native), ratio(order[i], "VirtGPU0", "RPC0")
+        }
+    }' "$csv"
+echo "raw results: $csv"
