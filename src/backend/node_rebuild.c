@@ -284,6 +284,29 @@ static bool same_layout(const struct ggml_tensor *a, const struct ggml_tensor *b
     return true;
 }
 
+/* ggml's constructors divide by some source extents (broadcast checks written as a % b):
+ * an empty source there is a division by zero, not an assertion, so it is refused first */
+static bool nonzero(const struct ggml_tensor *t, int d)
+{
+    return !t || t->ne[d] != 0;
+}
+
+static bool divisors_nonzero(const struct ggml_tensor *n)
+{
+    const struct ggml_tensor *const *s = (const struct ggml_tensor *const *)n->src;
+    switch (n->op) {
+    case GGML_OP_MUL_MAT:
+    case GGML_OP_OUT_PROD: return nonzero(s[0], 2) && nonzero(s[0], 3);
+    case GGML_OP_MUL_MAT_ID: return nonzero(s[1], 1);
+    case GGML_OP_SET_ROWS: return nonzero(s[1], 1) && nonzero(s[1], 2);
+    case GGML_OP_SOFT_MAX: return nonzero(s[1], 2) && nonzero(s[1], 3);
+    case GGML_OP_FLASH_ATTN_EXT:
+        return nonzero(s[1], 2) && nonzero(s[1], 3) && nonzero(s[3], 2) && nonzero(s[3], 3);
+    case GGML_OP_LIGHTNING_INDEXER: return nonzero(s[3], 3);
+    default: return true;
+    }
+}
+
 uint32_t node_rebuild_check(struct node_rebuild *rb, const struct ggml_tensor *n)
 {
     if (n->op == GGML_OP_NONE)
@@ -294,6 +317,8 @@ uint32_t node_rebuild_check(struct node_rebuild *rb, const struct ggml_tensor *n
     for (int j = 0; j < GGML_MAX_SRC; j++)
         if (n->src[j] == n && !(n->op == GGML_OP_CPY && j == 1))
             return APIR_BACKEND_ERR_INVALID_TENSOR;
+    if (!divisors_nonzero(n))
+        return APIR_BACKEND_ERR_INVALID_TENSOR;
     ggml_reset(rb->ctx);
     const struct ggml_tensor *r = rebuild(rb->ctx, n);
     if (!r)

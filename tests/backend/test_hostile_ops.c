@@ -413,6 +413,23 @@ static void supports_op_overflow(void)
     check_child("SUPPORTS_OP CONCAT of 2^61-element tensors", REFUSED, ws);
 }
 
+/* constructors that divide by a source's extent (found by fuzz_graph_decode: SIGFPE in
+ * ggml_mul_mat): an empty source there is refused before ggml is asked */
+static void empty_divisors(void)
+{
+    struct apir_wire_tensor t[3];
+    t[0] = at(GGML_TYPE_F32, 16, 2, 0, 1, 0);
+    t[1] = at(GGML_TYPE_F32, 16, 2, 1, 1, 4096);
+    t[2] = at(GGML_TYPE_F32, 2, 2, 1, 1, 8192);
+    op(&t[2], GGML_OP_MUL_MAT, 1, 2, 0);
+    graph_case("MUL_MAT of a weight with ne[2] = 0", REFUSED, t, 3, NULL, 0);
+    t[0].ne[2] = 1;
+    t[0].ne[3] = 0;
+    graph_case("MUL_MAT of a weight with ne[3] = 0", REFUSED, t, 3, NULL, 0);
+    t[2].op = GGML_OP_OUT_PROD;
+    graph_case("OUT_PROD of a source with ne[3] = 0", REFUSED, t, 3, NULL, 0);
+}
+
 int main(void)
 {
     char cpu_path[PATH_MAX];
@@ -445,6 +462,7 @@ int main(void)
     assertions();
     indices();
     supports_op_overflow();
+    empty_divisors();
 
     apir_backend_deinit(CTX);
     free(args);
