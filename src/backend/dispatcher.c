@@ -4,6 +4,7 @@
 #include "backend_context.h"
 #include "backend_log.h"
 #include "commands.h"
+#include "fpe_guard.h"
 #include "ggml_lib.h"
 
 #include <stdlib.h>
@@ -61,6 +62,7 @@ static void apply_limits(uint32_t ctx_id, struct virgl_apir_callbacks *cbs)
 
 EXPORT uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs)
 {
+    fpe_guard_install(); /* once per process, before any guest input */
     backend_log_acquire();
     struct backend_ctx *existing = backend_ctx_acquire(virgl_ctx_id);
     if (existing) {

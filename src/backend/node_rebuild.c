@@ -1,6 +1,7 @@
 #include "node_rebuild.h"
 
 #include "apir_forward.h"
+#include "fpe_guard.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -319,8 +320,16 @@ uint32_t node_rebuild_check(struct node_rebuild *rb, const struct ggml_tensor *n
             return APIR_BACKEND_ERR_INVALID_TENSOR;
     if (!divisors_nonzero(n))
         return APIR_BACKEND_ERR_INVALID_TENSOR;
+    fpe_guard_install();
+    sigjmp_buf fault;
+    if (sigsetjmp(fault, 0)) {
+        fpe_guard_target = NULL;
+        return APIR_BACKEND_ERR_INVALID_TENSOR; /* ggml divided by a zero the guest chose */
+    }
+    fpe_guard_target = &fault;
     ggml_reset(rb->ctx);
     const struct ggml_tensor *r = rebuild(rb->ctx, n);
+    fpe_guard_target = NULL;
     if (!r)
         return APIR_BACKEND_ERR_UNSUPPORTED;
     if (!same_layout(r, n))

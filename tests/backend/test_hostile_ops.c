@@ -428,6 +428,15 @@ static void empty_divisors(void)
     graph_case("MUL_MAT of a weight with ne[3] = 0", REFUSED, t, 3, NULL, 0);
     t[2].op = GGML_OP_OUT_PROD;
     graph_case("OUT_PROD of a source with ne[3] = 0", REFUSED, t, 3, NULL, 0);
+
+    /* op_params divide too: ggml_im2col's output size by the stride (fuzz_graph_decode) */
+    t[0] = at(GGML_TYPE_F32, 3, 3, 2, 1, 0);  /* kernel */
+    t[1] = at(GGML_TYPE_F32, 8, 8, 2, 1, 4096); /* input */
+    t[2] = at(GGML_TYPE_F32, 18, 6, 6, 1, 8192);
+    op(&t[2], GGML_OP_IM2COL, 1, 2, 0);
+    int32_t im2col[7] = {0 /* s0 */, 1, 0, 0, 1, 1, 1 /* 2D */};
+    memcpy(t[2].op_params, im2col, sizeof im2col);
+    graph_case("IM2COL with stride 0", REFUSED, t, 3, NULL, 0);
 }
 
 int main(void)
