@@ -6,7 +6,7 @@
  * with no hand-written list of shape rules to keep up with ggml.
  *
  * An input that violates one of ggml's own GGML_ASSERTs in a constructor aborts the process
- * that decodes it: the worker serving this guest only (docs/security.md). */
+ * that decodes it: the worker serving this guest only (docs/architecture.md, "Isolation"). */
 #ifndef APIR_NODE_REBUILD_H
 #define APIR_NODE_REBUILD_H
 

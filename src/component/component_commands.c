@@ -62,7 +62,7 @@ static void cmd_handshake(struct apir_context *ctx, const struct apir_command *c
     apir_reply_finish(page, len, APIR_HANDSHAKE_MAGIC);
 }
 
-/* the seed's error messages (seed/configuration.md), word for word */
+/* the specification's error messages (docs/configuration.md), word for word */
 static void log_init_failure(struct apir_context *ctx, uint32_t code)
 {
     switch (code) {

@@ -1,5 +1,5 @@
 /* APIR command layer: the contract between the guest frontend, the APIR component
- * (virglrenderer side) and the backend library. These values are fixed by DESIGN.md §4;
+ * (virglrenderer side) and the backend library. These values are fixed by the APIR contract (docs/protocol.md);
  * do not renumber them. */
 #ifndef APIR_PROTOCOL_H
 #define APIR_PROTOCOL_H
@@ -82,7 +82,7 @@ struct apir_reply_header {
 };
 #define APIR_REPLY_HEADER_SIZE 8
 
-/* Configuration keys (DESIGN.md §2, seed/configuration.md) */
+/* Configuration keys (docs/configuration.md) */
 #define APIR_KEY_LOAD_LIBRARY_PATH "apir.load_library.path"
 #define APIR_KEY_GGML_LIBRARY_PATH "ggml.library.path"
 #define APIR_KEY_GGML_LIBRARY_REG "ggml.library.reg"

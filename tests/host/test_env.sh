@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every host variable of seed/configuration.md, set / unset / wrong, against real apir-server
+# Every host variable of docs/configuration.md, set / unset / wrong, against real apir-server
 # processes: what the guest gets (the LOADLIBRARY code) and what lands in the log files,
 # including the seed's two error messages word for word.
 #   test_env.sh BUILD_DIR PROBE
