@@ -150,7 +150,7 @@ static void init_reg(void)
     if (!c) {
         /* every ggml program on a machine without a host loads this library: a warning only
          * when VirtGPU was asked for */
-        if (getenv("GGML_VIRTGPU_SOCKET") || getenv("VTEST_SOCKET_NAME"))
+        if (getenv("GGML_VIRTGPU_SOCKET") || getenv("VTEST_SOCKET_NAME") || getenv("GGML_REMOTING_USE_APIR_CAPSET"))
             GUEST_LOG_WARN("no VirtGPU device: %s\n", why);
         else
             GUEST_LOG_INFO("no VirtGPU device: %s\n", why);
