@@ -31,7 +31,11 @@ static struct virgl_apir_callbacks *cbs;
  * rebuilds a node are found first by decoding the command here (any buffer handle resolves to
  * a large dummy buffer: rebuilding looks at shapes only) and leaving through ggml's abort
  * callback; such commands are not dispatched. One a kernel raises while computing (no known
- * case among ops the CPU backend supports) ends the run the way it ends a worker. */
+ * case among ops the CPU backend supports) ends the run the way it ends a worker; with
+ * APIR_FUZZ_KERNEL_ASSERT=report it leaves through exit() instead, which libFuzzer records as
+ * "fuzz target exited" with the input and its statistics, so a long `-fork=N
+ * -ignore_crashes=1` campaign counts every execution and goes on past it (each such artifact
+ * is then replayed: only ones that print the line below are kernel assertions). */
 static sigjmp_buf on_assert;
 static volatile int preflight;
 static ggml_backend_buffer_t dummy;
@@ -45,6 +49,9 @@ static void ggml_assertion(const char *message)
     if (preflight)
         siglongjmp(on_assert, 1);
     fprintf(stderr, "ggml assertion while computing (ends this guest's worker): %s\n", message);
+    const char *mode = getenv("APIR_FUZZ_KERNEL_ASSERT");
+    if (mode && !strcmp(mode, "report"))
+        exit(0);
     _exit(0);
 }
 
