@@ -5,7 +5,7 @@
 # alternately, ROUNDS times (default 3): the per-call round trip (bench-ops, tiny cases) and
 # llama-run native vs VirtGPU0 (bench-llm.sh; the model is made once by the BEFORE build's
 # make-tiny-llama and shared, so both builds run the same weights). Prints every run, then the
-# best figure of each build (other load only slows runs down).
+# median of each figure over the rounds.
 # Environment: as bench-llm.sh (BENCH_N, BENCH_THREADS, ...); BENCH_REPEAT defaults to 1 here.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,12 +31,11 @@ done
 echo
 printf '%-7s %14s %12s %12s %10s %12s %12s %10s\n' build "round trip" "pp native" "pp remote" "pp ratio" \
     "tg native" "tg remote" "tg ratio"
+med() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for b in before after; do
-    awk -v b="$b" '$1 == b {
-        if (!n || $2 < rt) rt = $2
-        if ($5 + 0 > ppr + 0) { ppn = $3; ppv = $4; ppr = $5 }
-        if ($8 + 0 > tgr + 0) { tgn = $6; tgv = $7; tgr = $8 }
-        n++ }
-        END { printf "%-7s %11s us %12s %12s %10s %12s %12s %10s\n", b, rt, ppn, ppv, ppr, tgn, tgv, tgr }' "$res"
+    row=$b
+    for col in 2 3 4 5 6 7 8; do row="$row $(awk -v b="$b" -v c="$col" '$1 == b { print $c + 0 }' "$res" | med)"; done
+    # shellcheck disable=SC2086
+    printf '%-7s %11s us %12s %12s %9sx %12s %12s %9sx\n' $row
 done
-echo "(best of $rounds rounds each: lowest round trip, highest remote/native ratio)"
+echo "(median of $rounds rounds each; ratio = remote / native within a round)"
