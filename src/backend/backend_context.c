@@ -3,6 +3,7 @@
 #include "backend_log.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -38,16 +39,22 @@ struct buffer_resolver backend_ctx_resolver(struct backend_ctx *ctx)
     return (struct buffer_resolver){.user = ctx, .resolve = resolve_buffer};
 }
 
+void backend_stream_free(struct backend_stream *s)
+{
+    decoded_graph_free(&s->graph);
+    ggml_backend_free(s->backend);
+    if (s->threadpool && s->threadpool_pid == getpid())
+        s->threadpool_free(s->threadpool);
+    free(s);
+}
+
 static void free_ctx(struct backend_ctx *ctx)
 {
     uint32_t pos = 0;
     struct backend_stream *s;
     /* graphs point into buffers: drop them first, then backends, then buffers */
-    while ((s = handle_table_next(&ctx->handles, &pos, HANDLE_BACKEND, NULL))) {
-        decoded_graph_free(&s->graph);
-        ggml_backend_free(s->backend);
-        free(s);
-    }
+    while ((s = handle_table_next(&ctx->handles, &pos, HANDLE_BACKEND, NULL)))
+        backend_stream_free(s);
     pos = 0;
     ggml_backend_buffer_t b;
     while ((b = handle_table_next(&ctx->handles, &pos, HANDLE_BUFFER, NULL)))

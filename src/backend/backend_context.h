@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct backend_device {
     ggml_backend_dev_t dev;
@@ -22,7 +23,18 @@ struct backend_stream {
     ggml_backend_t backend;
     uint32_t device;            /* index into backend_ctx.devices */
     struct decoded_graph graph; /* last graph computed, for GRAPH_RECOMPUTE (graph NULL = none) */
+    /* the CPU backend's own threads, kept between computes; made at the first compute by the
+     * process that computes (a forked child has none of its parent's threads) */
+    void *threadpool;
+    pid_t threadpool_pid;
+    int n_threads;
+    void *(*threadpool_new)(struct ggml_threadpool_params *);
+    void (*threadpool_free)(void *);
+    void (*threadpool_set)(ggml_backend_t, void *);
 };
+
+/* frees the cached graph, the backend and its threads */
+void backend_stream_free(struct backend_stream *s);
 
 struct backend_ctx {
     uint32_t id;

@@ -9,16 +9,42 @@
 #include <unistd.h>
 
 /* Backends that take a thread count (the CPU backend) get one per online CPU: ggml's default
- * (4) oversubscribes small hosts, where its spinning barriers then cost milliseconds a node. */
-static void set_threads(ggml_backend_t backend)
+ * (4) oversubscribes small hosts, where its spinning barriers then cost milliseconds a node.
+ * The CPU backend also gets a threadpool of its own, as llama.cpp gives it natively: without
+ * one, every compute starts and joins its threads, which a token pays once per graph part. */
+static void set_threads(struct backend_stream *s)
 {
-    ggml_backend_dev_t dev = ggml_backend_get_device(backend);
+    ggml_backend_dev_t dev = ggml_backend_get_device(s->backend);
     ggml_backend_reg_t reg = dev ? ggml_backend_dev_backend_reg(dev) : NULL;
+    if (!reg)
+        return;
     ggml_backend_set_n_threads_t set_n_threads =
-        reg ? (ggml_backend_set_n_threads_t)ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads") : NULL;
+        (ggml_backend_set_n_threads_t)ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (set_n_threads && n > 0)
-        set_n_threads(backend, n > 512 ? 512 : (int)n);
+    if (!set_n_threads || n <= 0)
+        return;
+    s->n_threads = n > 512 ? 512 : (int)n;
+    set_n_threads(s->backend, s->n_threads);
+    s->threadpool_new =
+        (void *(*)(struct ggml_threadpool_params *))ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new");
+    s->threadpool_free = (void (*)(void *))ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free");
+    s->threadpool_set =
+        (void (*)(ggml_backend_t, void *))ggml_backend_reg_get_proc_address(reg, "ggml_backend_cpu_set_threadpool");
+    if (!s->threadpool_free || !s->threadpool_set)
+        s->threadpool_new = NULL;
+}
+
+static void ensure_threadpool(struct backend_stream *s)
+{
+    if (!s->threadpool_new || (s->threadpool && s->threadpool_pid == getpid()))
+        return;
+    /* one inherited through fork() has no threads here: left as it is (never joined) */
+    struct ggml_threadpool_params params = ggml_threadpool_params_default(s->n_threads);
+    s->threadpool = s->threadpool_new(&params);
+    s->threadpool_pid = getpid();
+    s->threadpool_set(s->backend, s->threadpool);
+    if (!s->threadpool)
+        s->threadpool_new = NULL; /* computes start their own threads, as without one */
 }
 
 uint32_t cmd_backend_init(struct cmd_call *c)
@@ -37,11 +63,10 @@ uint32_t cmd_backend_init(struct cmd_call *c)
         free(s);
         return APIR_BACKEND_ERR_BACKEND;
     }
-    set_threads(s->backend);
+    set_threads(s);
     uint32_t h = handle_table_add(&c->ctx->handles, HANDLE_BACKEND, s);
     if (!h) {
-        ggml_backend_free(s->backend);
-        free(s);
+        backend_stream_free(s);
         return APIR_BACKEND_ERR_OUT_OF_MEMORY;
     }
     apir_put_u32(&c->enc, h);
@@ -55,9 +80,7 @@ uint32_t cmd_backend_free(struct cmd_call *c)
     struct backend_stream *s = handle_table_remove(&c->ctx->handles, h, HANDLE_BACKEND);
     if (!s)
         return APIR_BACKEND_ERR_HANDLE;
-    decoded_graph_free(&s->graph);
-    ggml_backend_free(s->backend);
-    free(s);
+    backend_stream_free(s);
     return APIR_BACKEND_OK;
 }
 
@@ -72,6 +95,7 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s)
     if (st != APIR_BACKEND_OK)
         return st;
     enum ggml_status gs = GGML_STATUS_SUCCESS;
+    ensure_threadpool(s);
     if (!dg->n_parts) {
         gs = ggml_backend_graph_compute(s->backend, dg->graph);
     } else {

@@ -159,6 +159,26 @@ done:
     return st;
 }
 
+/* true when a node in [from, to) writes bytes of idx (or the scan ran out of *budget: then
+ * the caller cuts anew, which is always safe) */
+static bool written_between(struct ggml_cgraph *graph, int from, int to, const struct ggml_tensor *idx,
+                            size_t *budget)
+{
+    struct region ir = region_of(idx, 0);
+    for (int k = from; k < to; k++) {
+        if (!*budget)
+            return true;
+        --*budget;
+        const struct ggml_tensor *t = ggml_graph_node(graph, k);
+        if (node_is_view_op(t->op))
+            continue;
+        struct region r = region_of(t, k);
+        if (r.buffer == ir.buffer && r.start < ir.end && ir.start < r.end)
+            return true;
+    }
+    return false;
+}
+
 uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
 {
     memset(out, 0, sizeof *out);
@@ -184,7 +204,7 @@ uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
     for (int i = 0; i < n_nodes; i++) {
         struct ggml_tensor *t = ggml_graph_node(graph, i);
         if (index_of(t, &idx, &bound))
-            all[k++] = (struct index_read){t, idx, bound, i};
+            all[k++] = (struct index_read){t, idx, bound, i, i};
     }
     if ((st = classify(graph, all, n, dynamic)) != APIR_BACKEND_OK)
         goto done;
@@ -192,12 +212,17 @@ uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
         if (!dynamic[i])
             out->reads[out->n_static++] = all[i];
     out->n = out->n_static;
+    /* fewest cuts: reads come in graph order, and a read may be checked at the last cut when
+     * no node between that cut and the read writes its indices (greedy interval stabbing) */
+    size_t budget = (size_t)1 << 22; /* node visits: a hostile graph gets a cut per read */
     for (uint32_t i = 0; i < n; i++) {
         if (!dynamic[i])
             continue;
+        int last = out->n_cuts ? out->cuts[out->n_cuts - 1] : -1;
+        if (last < 0 || written_between(graph, last, all[i].pos, all[i].idx, &budget))
+            out->cuts[out->n_cuts++] = last = all[i].pos;
+        all[i].check_at = last;
         out->reads[out->n++] = all[i];
-        if (!out->n_cuts || out->cuts[out->n_cuts - 1] != all[i].pos)
-            out->cuts[out->n_cuts++] = all[i].pos;
     }
     qsort(out->reads, out->n_static, sizeof *out->reads, cmp_by_indices);
 done:
@@ -281,7 +306,7 @@ uint32_t index_guard_check_static(const struct index_guard *g)
 uint32_t index_guard_check_cut(const struct index_guard *g, uint32_t cut)
 {
     for (uint32_t i = g->n_static; i < g->n; i++) {
-        if (g->reads[i].pos != g->cuts[cut])
+        if (g->reads[i].check_at != g->cuts[cut])
             continue;
         uint32_t st = check_one(&g->reads[i], g->reads[i].bound);
         if (st != APIR_BACKEND_OK)

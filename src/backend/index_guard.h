@@ -5,7 +5,9 @@
  *  - indices no earlier node of the graph writes (inputs: llama's KV-slot list) are checked
  *    once before the compute, each distinct index tensor read once;
  *  - indices the graph computes itself (a MoE router's TOP_K / ARGSORT) are checked when they
- *    exist: the compute is cut there, the cut's indices checked, then it goes on. */
+ *    exist: the compute is cut there, the cut's indices checked, then it goes on. One cut
+ *    serves every later read of indices no node writes after it (a MoE layer's gate, up and
+ *    down MUL_MAT_ID and its weights' GET_ROWS share one): each cut costs a compute call. */
 #ifndef APIR_INDEX_GUARD_H
 #define APIR_INDEX_GUARD_H
 
@@ -19,12 +21,13 @@ struct index_read {
     const struct ggml_tensor *idx;  /* the index tensor (I32 or I64, any strides) */
     int64_t bound;                  /* each index must be in [0, bound) */
     int pos;                        /* the node's position in the graph */
+    int check_at;                   /* dynamic reads: the cut position where they are checked */
 };
 
 struct index_guard {
     struct index_read *reads; /* static reads first (sorted by index tensor), then dynamic (by pos) */
     uint32_t n, n_static;
-    int *cuts; /* distinct positions of dynamic reads, ascending */
+    int *cuts; /* positions where the compute stops for dynamic reads, ascending */
     uint32_t n_cuts;
 };
 
@@ -33,8 +36,8 @@ struct index_guard {
 uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out);
 /* APIR_BACKEND_OK when every index no node computes is in range right now */
 uint32_t index_guard_check_static(const struct index_guard *g);
-/* APIR_BACKEND_OK when every index read at cut position g->cuts[cut] is in range (call after
- * the nodes before that position ran) */
+/* APIR_BACKEND_OK when every index checked at cut position g->cuts[cut] is in range (call
+ * after the nodes before that position ran) */
 uint32_t index_guard_check_cut(const struct index_guard *g, uint32_t cut);
 void index_guard_free(struct index_guard *g);
 
