@@ -332,7 +332,7 @@ static void assertions(void)
 /* indices read from tensor data, checked before the kernel that reads them */
 static void indices(void)
 {
-    struct apir_wire_tensor t[6];
+    struct apir_wire_tensor t[8];
     int32_t bad[4] = {0, 1, 7, 0}, good[4] = {1, 0, 1, 0};
 
     /* MUL_MAT_ID: 2 experts, ids name expert 7; the CPU kernel does not check (assert() only) */
@@ -381,6 +381,30 @@ static void indices(void)
     graph_case("GET_ROWS of indices the graph computes, out of range", BOUNDS, t, 4, nodes, 2);
     t[2] = at(GGML_TYPE_F32, 16, 8, 1, 1, 0);
     graph_case("GET_ROWS of indices the graph computes, in range", COMPUTED, t, 4, nodes, 2);
+
+    /* later readers of the same computed indices are checked at the first reader's cut */
+    t[4] = at(GGML_TYPE_F32, 16, 4, 1, 1, 28672); /* 4 rows: the second reader is out of range */
+    t[5] = at(GGML_TYPE_F32, 16, 8, 1, 1, 32768);
+    op(&t[5], GGML_OP_GET_ROWS, 5, 2, 0);
+    uint32_t two_readers[3] = {1, 3, 5};
+    graph_case("second GET_ROWS of computed indices, out of range", BOUNDS, t, 6, two_readers, 3);
+    t[4] = at(GGML_TYPE_F32, 16, 8, 1, 1, 28672);
+    graph_case("second GET_ROWS of computed indices, in range", COMPUTED, t, 6, two_readers, 3);
+    /* ... unless a node between them rewrites the indices: then they are checked anew (here
+     * an ARGSORT of 16 values over the same memory leaves ids 8..15 for an 8-row source) */
+    float wide[16] = {0, 5, 1, 4, 2, 3, 7, 6, 15, 14, 13, 12, 11, 10, 9, 8};
+    set_bytes(36864, wide, sizeof wide);
+    t[4] = at(GGML_TYPE_F32, 16, 1, 1, 1, 36864);
+    t[5] = at(GGML_TYPE_I32, 16, 1, 1, 1, 20480);
+    op(&t[5], GGML_OP_ARGSORT, 5, 0, 0);
+    t[5].op_params[0] = GGML_SORT_ORDER_DESC;
+    t[6] = at(GGML_TYPE_I32, 8, 1, 1, 1, 20480); /* a view of the first 8 ids */
+    t[6].view_src = 6;
+    t[6].view_offs = 0;
+    t[7] = at(GGML_TYPE_F32, 16, 8, 1, 1, 40960);
+    op(&t[7], GGML_OP_GET_ROWS, 3, 7, 0);
+    uint32_t rewritten[4] = {1, 3, 5, 7};
+    graph_case("GET_ROWS of indices rewritten after the last cut", BOUNDS, t, 8, rewritten, 4);
 }
 
 /* SUPPORTS_OP carries tensors without buffers, so shapes are unbounded there */
