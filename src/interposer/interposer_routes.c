@@ -59,6 +59,7 @@ struct route_fence {
     uint32_t ring_idx;
     uint64_t fence_id;
     uint64_t after; /* the context's submissions the worker must have run first */
+    bool gone;      /* its context was destroyed (a new one may reuse the id): ready */
 };
 
 /* a growable array of T */
@@ -256,7 +257,10 @@ static void remove_ctx(struct route_ctx *c)
     *c = ctxs.items[--ctxs.count];
     free(gone.attached);
     stop_worker(gone.ctx_id, gone.worker);
-    pthread_cond_broadcast(&fence_wake); /* its fences signal now */
+    for (size_t i = 0; i < fences.count; i++) /* nothing more will run: they signal now */
+        if (fences.items[i].ctx_id == gone.ctx_id)
+            fences.items[i].gone = true;
+    pthread_cond_broadcast(&fence_wake);
 }
 
 enum route_state routes_context_destroy(uint32_t ctx_id)
@@ -593,7 +597,7 @@ static size_t take_ready_fences(struct route_fence **out)
     for (size_t i = 0; i < fences.count;) {
         struct route_fence *f = &fences.items[i];
         struct route_ctx *c = find_ctx(f->ctx_id);
-        if (c && !c->lost && worker_done(c) < f->after) {
+        if (!f->gone && c && !c->lost && worker_done(c) < f->after) {
             i++;
             continue;
         }
@@ -647,7 +651,7 @@ void routes_fence(uint32_t ctx_id, uint32_t ring_idx, uint64_t fence_id)
      * before it is done, which covers the older one's */
     struct route_fence *f = NULL;
     for (size_t i = 0; i < fences.count && !f; i++)
-        if (fences.items[i].ctx_id == ctx_id && fences.items[i].ring_idx == ring_idx)
+        if (fences.items[i].ctx_id == ctx_id && fences.items[i].ring_idx == ring_idx && !fences.items[i].gone)
             f = &fences.items[i];
     bool now = false;
     if (f) {
@@ -656,7 +660,7 @@ void routes_fence(uint32_t ctx_id, uint32_t ring_idx, uint64_t fence_id)
         if (after > f->after)
             f->after = after;
     } else if (grow_fences()) {
-        fences.items[fences.count++] = (struct route_fence){ctx_id, ring_idx, fence_id, after};
+        fences.items[fences.count++] = (struct route_fence){ctx_id, ring_idx, fence_id, after, false};
     } else {
         now = true; /* out of memory: signal at once rather than never */
     }
@@ -671,7 +675,7 @@ void routes_fence(uint32_t ctx_id, uint32_t ring_idx, uint64_t fence_id)
     void *cookie = cb_cookie;
     pthread_mutex_unlock(&lock);
     if (now) {
-        struct route_fence one = {ctx_id, ring_idx, fence_id, 0};
+        struct route_fence one = {ctx_id, ring_idx, fence_id, 0, false};
         signal_fences(&one, 1, callbacks, cookie);
     }
 }

@@ -363,6 +363,20 @@ static void test_fences(void **state)
     routes_fence(50, 0, 11);
     routes_signal_fences();
     assert_int_equal(atomic_load(&seen.calls), 3);
+    /* a destroyed context's fence signals, even when a new context takes its id at once */
+    routes_set_callbacks(NULL, 0, &callbacks);
+    int before = atomic_load(&seen.calls);
+    w = routes_context_worker(50);
+    assert_int_equal(kill(w, SIGSTOP), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(routes_submit(50, cmd, 5), 0);
+    routes_fence(50, 0, 12);
+    assert_int_equal(routes_context_destroy(50), ROUTE_APIR);
+    assert_int_equal(kill(w, SIGCONT), 0);
+    assert_int_equal(routes_context_create(50, APIR_CAPSET_ID_VENUS, false), 0);
+    routes_signal_fences();
+    assert_int_equal(atomic_load(&seen.calls), before + 1);
+    assert_int_equal(seen.fence_id, 12);
     assert_int_equal(routes_resource_unmap(51), 0);
 }
 
