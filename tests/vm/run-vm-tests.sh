@@ -61,12 +61,12 @@ else fail "Venus next to APIR: $(grep '^venus-smoke\|^VMTEST venus' "$serial" | 
 venus=$(grep -c "stays with virglrenderer's Venus" "$hostlog" || true)
 created=$(( $(grep -c 'ctx [0-9]*: created' "$hostlog" || true) - venus ))
 by_vmm=$(grep -c 'the VMM destroys it after' "$hostlog" || true)
-last=$(grep 'the VMM destroys it after' "$hostlog" | tail -1 | sed -n 's/.*after \([0-9]*\) submissions.*/\1/p')
-last_ctx=$(grep 'the VMM destroys it after' "$hostlog" | tail -1 | sed -n 's/.*interposer: ctx \([0-9]*\):.*/\1/p')
+last=$(grep 'the VMM destroys it after' "$hostlog" | tail -1 | sed -n 's/.*after \([0-9]*\) submissions.*/\1/p' || true)
+last_ctx=$(grep 'the VMM destroys it after' "$hostlog" | tail -1 | sed -n 's/.*interposer: ctx \([0-9]*\):.*/\1/p' || true)
 # each context, Venus's included until its first command, had a worker process; each ended
 workers=$(grep -c 'interposer: ctx [0-9]*: served by worker' "$hostlog" || true)
 ended=$(grep -c 'interposer: ctx [0-9]*: worker [0-9]* ended, its context freed' "$hostlog" || true)
-killed_worker=$(grep -o "interposer: ctx ${last_ctx:-x}: worker [0-9]* ended" "$hostlog" | head -1 | sed 's/.*worker \([0-9]*\) ended/\1/')
+killed_worker=$(grep -o "interposer: ctx ${last_ctx:-x}: worker [0-9]* ended" "$hostlog" | head -1 | sed 's/.*worker \([0-9]*\) ended/\1/' || true)
 if ! grep -q "^VMTEST kill rc=137 running-when-killed" "$serial"; then fail "kill test: $(grep '^VMTEST kill' "$serial" || echo 'did not run')"
 elif [ "$created" -eq 0 ] || [ "$created" -ne "$by_vmm" ]; then fail "host: $created contexts created, $by_vmm destroyed by the VMM (log: $hostlog)"
 elif [ "${last:-0}" -eq 0 ]; then fail "host: the killed guest's context ran no commands"
