@@ -104,6 +104,7 @@ struct apir_activity {
     _Atomic uint32_t sandboxed;       /* 1 once the worker is locked down */
     _Atomic uint64_t since_ns;        /* CLOCK_MONOTONIC when it started */
     _Atomic uint64_t last_active_ns;  /* CLOCK_MONOTONIC of the guest's last message (host) */
+    _Atomic uint64_t submits_done;    /* remote contexts: command buffers the worker has run */
 };
 /* Puts ctx in worker mode (see the top of this file); activity may be NULL. Call once, right
  * after apir_context_create, in the process that serves only this context. */
@@ -139,7 +140,8 @@ int apir_remote_context_configure(struct apir_remote_context *r, const char *key
 /* memfd: the resource's memory, sealed with F_SEAL_SHRINK (else -1); the caller keeps its fd */
 int apir_remote_context_attach_resource(struct apir_remote_context *r, uint32_t res_id, int memfd, size_t size);
 void apir_remote_context_detach_resource(struct apir_remote_context *r, uint32_t res_id);
-/* queues a command buffer (copied to the worker); -1 if the worker is gone */
+/* queues a command buffer (copied to the worker); -1 if the worker is gone. The worker counts
+ * the buffers it has run in its activity page (submits_done), for the hypervisor's fences */
 int apir_remote_context_submit(struct apir_remote_context *r, const void *cmd, size_t size);
 /* the worker's pid and its activity page (command in progress, for a watchdog) */
 pid_t apir_remote_context_pid(const struct apir_remote_context *r);

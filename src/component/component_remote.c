@@ -24,6 +24,16 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define REMOTE_LEAK_CHECK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REMOTE_LEAK_CHECK 1
+#endif
+#endif
+#ifdef REMOTE_LEAK_CHECK
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #define REMOTE_MAX_SUBMIT (64u << 20) /* as apir-server's largest vtest message */
 #define REMOTE_MAX_CONFIG 4096
@@ -222,9 +232,11 @@ __attribute__((noreturn)) static void worker_serve(struct apir_context *ctx, int
         }
         if (h.size && recv_full(sock, buf, (size_t)h.size, NULL) != 1)
             break;
-        if (h.op == OP_SUBMIT)
+        if (h.op == OP_SUBMIT) {
             apir_context_submit(ctx, buf, (size_t)h.size);
-        else
+            if (ctx->activity) /* after the replies: a fence on it may signal now */
+                atomic_fetch_add_explicit(&ctx->activity->submits_done, 1, memory_order_release);
+        } else
             worker_configure(ctx, buf, (size_t)h.size, h.res_id == 1);
     }
     bool sandboxed = ctx->activity && atomic_load(&ctx->activity->sandboxed);
@@ -234,10 +246,16 @@ __attribute__((noreturn)) static void worker_serve(struct apir_context *ctx, int
     free(maps);
     free(buf);
     close(sock);
-    /* the sanitizers' exit-time leak check needs calls the filter refuses (see server_worker.c) */
-    if (sandboxed)
-        _exit(0);
-    exit(0);
+    /* _exit: the worker is a fork of the hypervisor, whose atexit handlers (a VMM's: restore
+     * the terminal, remove a pid file) are not the worker's to run. The sanitizers' leak check
+     * needs calls the filter refuses (see server_worker.c), so it runs only unsandboxed. */
+#ifdef REMOTE_LEAK_CHECK
+    if (!sandboxed)
+        __lsan_do_leak_check();
+#else
+    (void)sandboxed;
+#endif
+    _exit(0);
 }
 
 /* closes every descriptor above stderr but keep[]: a worker holds nothing of the hypervisor's
@@ -301,6 +319,8 @@ struct apir_remote_context *apir_remote_context_create(uint32_t ctx_id, uint32_t
     }
     close(sv[1]);
     sv[1] = -1;
+    /* later workers must not inherit this one's page (and forge its activity) */
+    madvise(a, sizeof *a, MADV_DONTFORK);
     if (pid < 0) {
         apir_component_log("ctx %u: cannot fork a worker: %s", ctx_id, strerror(errno));
         goto fail;

@@ -7,4 +7,4 @@ VM_TOKENS=16
 # the kill test: a generation that cannot finish in time, killed after as long as the short
 # generation took, and at least this many seconds
 VM_KILL_TOKENS=400
-VM_KILL_AFTER_S=4
+VM_KILL_AFTER_S=2

@@ -8,8 +8,9 @@
 #   - a greedy generation in the guest gives the same token ids as native on the host;
 #   - GGML_REMOTING_USE_APIR_CAPSET=1 fails with the message that the VMM lacks capset 10;
 #   - a Venus context that is no APIR guest stays with the real Venus in the same QEMU;
-#   - a guest process killed mid-generation has its context destroyed on the host, and every
-#     context the guest created was destroyed by the VMM.
+#   - a guest process killed mid-generation has its context destroyed on the host and the
+#     worker process that served it ended; every context the guest created was destroyed by
+#     the VMM, each worker ended, and none died.
 # Prints boot time and tokens/s (guest through the VM vs native on the host).
 # Exits 77 (skipped) only when this machine cannot run it at all (not root, no unshare).
 set -euo pipefail
@@ -60,11 +61,19 @@ else fail "Venus next to APIR: $(grep '^venus-smoke\|^VMTEST venus' "$serial" | 
 venus=$(grep -c "stays with virglrenderer's Venus" "$hostlog" || true)
 created=$(( $(grep -c 'ctx [0-9]*: created' "$hostlog" || true) - venus ))
 by_vmm=$(grep -c 'the VMM destroys it after' "$hostlog" || true)
-last=$(grep 'the VMM destroys it after' "$hostlog" | tail -1 | sed -n 's/.*after \([0-9]*\) submissions.*/\1/p')
+last=$(grep 'the VMM destroys it after' "$hostlog" | tail -1 | sed -n 's/.*after \([0-9]*\) submissions.*/\1/p' || true)
+last_ctx=$(grep 'the VMM destroys it after' "$hostlog" | tail -1 | sed -n 's/.*interposer: ctx \([0-9]*\):.*/\1/p' || true)
+# each context, Venus's included until its first command, had a worker process; each ended
+workers=$(grep -c 'interposer: ctx [0-9]*: served by worker' "$hostlog" || true)
+ended=$(grep -c 'interposer: ctx [0-9]*: worker [0-9]* ended, its context freed' "$hostlog" || true)
+killed_worker=$(grep -o "interposer: ctx ${last_ctx:-x}: worker [0-9]* ended" "$hostlog" | head -1 | sed 's/.*worker \([0-9]*\) ended/\1/' || true)
 if ! grep -q "^VMTEST kill rc=137 running-when-killed" "$serial"; then fail "kill test: $(grep '^VMTEST kill' "$serial" || echo 'did not run')"
 elif [ "$created" -eq 0 ] || [ "$created" -ne "$by_vmm" ]; then fail "host: $created contexts created, $by_vmm destroyed by the VMM (log: $hostlog)"
 elif [ "${last:-0}" -eq 0 ]; then fail "host: the killed guest's context ran no commands"
-else ok "guest killed mid-generation: its context was destroyed on the host after $last submissions; $created/$created contexts freed"; fi
+elif [ -z "$killed_worker" ]; then fail "host: the worker of the killed guest's context (ctx ${last_ctx:-?}) did not end (log: $hostlog)"
+elif [ "$workers" -eq 0 ] || [ "$workers" -ne "$ended" ]; then fail "host: $workers workers started, $ended ended (log: $hostlog)"
+elif grep -q "device is lost\|killed by signal\|exited with status" "$hostlog"; then fail "host: a worker died: $(grep -m1 "device is lost\|killed by signal\|exited with status" "$hostlog")"
+else ok "guest killed mid-generation: its context was destroyed on the host after $last submissions and its worker $killed_worker ended; $created/$created contexts freed, $ended/$workers workers ended"; fi
 
 # figures
 up() { sed -n "s/^$1 at \([0-9.]*\) s.*/\1/p" "$serial" | head -1; }
