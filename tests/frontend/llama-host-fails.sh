@@ -31,6 +31,7 @@ APIR_LLAMA_CPP_GGML_LIBRARY_PATH=$("$build/bin/ggml-pick-cpu") || exit 2
 export APIR_LLAMA_CPP_GGML_LIBRARY_PATH VIRGL_ROUTE_VENUS_TO_APIR=1 VIRGL_APIR_LOG_TO_FILE="$tmp/apir.log"
 export GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" GGML_VIRTGPU_SOCKET="$sock"
 export GGML_VIRTGPU_TIMEOUT=${GGML_VIRTGPU_TIMEOUT:-10}
+export GGML_VIRTGPU_DEVICE_CACHE="$tmp/device-cache" # not the user's
 n=${LLAMA_FAILS_TOKENS:-48}
 args=(-m "$model" -p "Once upon a time" -n "$n" --seed 42 --temp 0.8 -no-cnv --no-warmup)
 
