@@ -3,6 +3,7 @@
 # the host"), against a real apir-server whose log has one "client K: connected" line per
 # connection (the listener forks a worker for each):
 # 1. a cold cache: the first listing connects once and writes the cache (folder 0700, file 0600);
+#    a CPU host device reports this machine's memory;
 # 2. a warm cache: N processes that only list devices connect zero times, and list what the
 #    first one did; a process that uses VirtGPU0 connects once and computes right;
 # 3. the host's answers changed under a valid key (the cached description altered in place):
@@ -48,6 +49,11 @@ grep -q '^VirtGPU0|' "$tmp/out" || fail "no VirtGPU0 listed"
 [ -f "$cache" ] || fail "no cache written"
 [ "$(stat -c %a "$tmp/cache")" = 700 ] || fail "cache folder mode $(stat -c %a "$tmp/cache")"
 [ "$(stat -c %a "$cache")" = 600 ] || fail "cache file mode $(stat -c %a "$cache")"
+# a CPU host device's memory is this machine's (the host's sandbox lets sysinfo through)
+if grep -q '^VirtGPU0|.*|VirtGPU0_CPU|' "$tmp/out"; then
+    total=$(sed -n 2p "$tmp/out" | cut -d'|' -f4)
+    [ "$total" = $(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) * 1024)) ] || fail "VirtGPU0 total memory $total"
+fi
 cp "$tmp/out" "$tmp/first.out"
 echo "cold: 1 connection; $(head -1 "$tmp/out")"
 
