@@ -136,11 +136,12 @@ for sig in TERM KILL STOP; do
     delay="$(since "$t0")s ($want token events streamed)"
     for i in $(seq 1 "$nreq"); do eval "wait \$rpid$i"; done
     settle=$(since "$ts")
-    ok=0; failed=0; bad=
+    ok=0; failed=0; bad=; streamed=
     for i in $(seq 1 "$nreq"); do
         got=$(tokens_of "$tmp/run$i.out"); want=$(cat "$tmp/ref$i.tok")
         if grep -q '"error":' "$tmp/run$i.out"; then
             failed=$((failed + 1))
+            streamed="$streamed$(echo "$got" | wc -w),"
             if [ -n "$got" ]; then
                 case "$want " in "$got "*) ;; *) bad="$bad not-a-prefix:$i" ;; esac
             fi
@@ -171,7 +172,7 @@ for sig in TERM KILL STOP; do
     stop_llama
     [ "$lrc" = 0 ] || bad="$bad exit-status-$lrc$([ "$lrc" -gt 128 ] && echo "(signal $((lrc - 128)))")"
     echo "SIG$sig at ${delay}: $ok requests complete (reference tokens), $failed failed with an error after" \
-         "a prefix, all settled ${settle}s after the signal; later requests:${later%,}; alive: $alive;" \
+         "a prefix (${streamed%,} tokens streamed), all settled ${settle}s after the signal; later requests:${later%,}; alive: $alive;" \
          "exit status on SIGTERM: $lrc; check: ${bad:-ok}"
     if [ -n "$bad" ]; then
         fail=1
