@@ -8,7 +8,8 @@
 #    first one did; a process that uses VirtGPU0 connects once and computes right;
 # 3. the host's answers changed under a valid key (the cached description altered in place):
 #    the process that uses the device finds it out, fails with a compute error (no abort) and
-#    refreshes the cache; the next one lists and computes with the live answers;
+#    refreshes the cache; the next one lists and computes with the live answers; a truncated
+#    cache file or a folder others may write is not used;
 # 4. apir-server restarted on the same path (a new socket inode): the cache is not used;
 # 5. apir-server killed, its socket file left behind: nothing is listed from the cache;
 # 6. GGML_VIRTGPU_DEVICE_CACHE=0: every listing connects.
@@ -89,6 +90,17 @@ echo "stale: $(grep -o 'VirtGPU device lost: [^;]*' "$tmp/err" | head -1)"
 run use || fail "use after the cache was refreshed: rc $?"
 grep -q "|$desc|" "$tmp/out" || fail "the cache was not refreshed with the live answers"
 echo "stale: the cache was refreshed; the next process lists and computes right"
+
+# a truncated file, or a folder others may write, is not used: the host is asked
+before=$(connections)
+head -c 100 "$cache" >"$tmp/half" && cat "$tmp/half" >"$cache"
+run list || fail "list with a truncated cache"
+[ $(($(connections) - before)) = 1 ] || fail "a truncated cache file was used"
+chmod 0770 "$tmp/cache"
+run list || fail "list with a group-writable cache folder"
+[ $(($(connections) - before)) = 2 ] || fail "a cache folder others may write was used"
+chmod 0700 "$tmp/cache"
+echo "a truncated cache file and a group-writable folder are not used"
 
 # 4. restart: new socket inode, the cache is not used
 stop
