@@ -30,7 +30,7 @@ export APIR_LLAMA_CPP_GGML_LIBRARY_PATH="$bin/libggml-cpu.so" VIRGL_ROUTE_VENUS_
 export VIRGL_APIR_LOG_TO_FILE="$tmp/apir.log"
 export GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" GGML_VIRTGPU_SOCKET="$sock"
 export GGML_VIRTGPU_TIMEOUT=3 GGML_VIRTGPU_DEVICE_CACHE="$tmp/device-cache"
-npred=${LLAMA_SERVER_TOKENS:-480}
+npred=${LLAMA_SERVER_TOKENS:-160}
 
 spid=
 lpid=
@@ -56,7 +56,7 @@ http() { # METHOD PATH [BODY]
     exec {fd}<>"/dev/tcp/127.0.0.1/$port" || return 1
     printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
         "$1" "$2" "${#body}" "$body" >&"$fd"
-    timeout 60 cat <&"$fd"
+    timeout 100 cat <&"$fd"
     exec {fd}<&-
 }
 status_of() { head -n1 "$1" | awk '{print $2}'; }
@@ -64,7 +64,7 @@ tokens_of() { grep -o '"tokens":\[[0-9,]*\]' "$1" | sed 's/.*\[//; s/\]//' | tr 
 start_llama() { # DEVICE
     for _ in 1 2 3 4 5; do
         port=$((20000 + RANDOM % 20000))
-        "$server" -m "$model" -dev "$1" -ngl 99 --host 127.0.0.1 --port "$port" -np 1 -c 1024 --no-warmup \
+        "$server" -m "$model" -dev "$1" -ngl 99 --host 127.0.0.1 --port "$port" -np 1 -c 1024 -t 1 --no-warmup \
             >"$tmp/llama.log" 2>&1 &
         lpid=$!
         for _ in $(seq 1 300); do
