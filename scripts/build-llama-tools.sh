@@ -6,7 +6,8 @@
 #
 # Usage: scripts/build-llama-tools.sh [--cuda|--no-cuda] [-j N] [TARGET...]
 #   TARGET  CMake targets of llama.cpp (default: test-backend-ops test-llama-archs llama-bench
-#           ggml-rpc-server); the backend libraries (ggml-cpu, ggml-rpc, and ggml-cuda with
+#           ggml-rpc-server; llama-server and llama-cli may be asked for, without the web UI);
+#           the backend libraries (ggml-cpu, ggml-rpc, and ggml-cuda with
 #           --cuda) are always built.
 #   --print-source  print the folder of the extracted release source and stop
 #   --cuda  build the CUDA backend for this machine's GPU (the default when nvcc is found and
@@ -169,6 +170,21 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S "$src" -B "$build" "${cmake_args[@]}" >"$top/configure-$variant-$key.log" 2>&1 \
         || { cat "$top/configure-$variant-$key.log" >&2; rm -rf "$build"; die "configuring llama.cpp failed (log above)"; }
 fi
+# llama-server (and llama-cli) are built only when asked for: turning the option on adds targets
+# without changing any other target's flags, so it is not part of the key; the web UI is left
+# out (no npm build, no download: the server answers the API without it)
+for t in "${targets[@]}"; do
+    case "$t" in
+    llama-server|llama-cli)
+        if ! grep -q '^LLAMA_BUILD_SERVER:BOOL=ON' "$build/CMakeCache.txt"; then
+            log "turning LLAMA_BUILD_SERVER on in $build (for $t)"
+            cmake "$build" -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+                >>"$top/configure-$variant-$key.log" 2>&1 \
+                || { tail -n 40 "$top/configure-$variant-$key.log" >&2; die "configuring llama.cpp with LLAMA_BUILD_SERVER=ON failed (log above)"; }
+        fi
+        break ;;
+    esac
+done
 log "building ${backends[*]} ${targets[*]} in $build (-j$jobs; the first build takes a while)"
 start=$(date +%s)
 nice cmake --build "$build" -j"$jobs" --target "${backends[@]}" "${targets[@]}" >"$build/build.log" 2>&1 \

@@ -11,6 +11,8 @@
  * - threads: the CPU backend's thread pool (clone with CLONE_THREAD only; clone3 answers
  *   ENOSYS so that glibc falls back to clone, whose flags a filter can read), futex, rseq,
  *   robust lists, scheduling and affinity, sleeping, clocks;
+ * - sysinfo: the CPU device's memory answer (sysconf(_SC_PHYS_PAGES) calls it and ignores its
+ *   failure, so a refused sysinfo made DEVICE_GET_MEMORY report uninitialized stack bytes);
  * - signals to itself: abort() on a ggml assertion must still end the worker with SIGABRT.
  * GPU backends are not filtered by default (apir.sandbox.seccomp=auto): their drivers open
  * device nodes, map them and issue ioctls lazily (CUDA's libcuda, Vulkan's ICDs), which is
@@ -40,7 +42,7 @@ static const int allowed[] = {
     SCMP_SYS(gettimeofday), SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getppid), SCMP_SYS(getuid),
     SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(getrandom), SCMP_SYS(getrusage),
     SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack),
-    SCMP_SYS(restart_syscall), SCMP_SYS(exit), SCMP_SYS(exit_group),
+    SCMP_SYS(restart_syscall), SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(sysinfo),
 };
 
 /* argument n equal to v (libseccomp's SCMP_An with both data given: warning-free) */

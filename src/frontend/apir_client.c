@@ -560,33 +560,50 @@ struct apir_client *apir_client_open_transport(struct apir_transport *t, char *w
     return open_with(c, t, deadline, why, why_len);
 }
 
-struct apir_client *apir_client_open(char *why, size_t why_len)
+bool apir_client_find_endpoint(struct apir_client_endpoint *ep, char *why, size_t why_len)
 {
-    uint64_t deadline = now_ns() + APIR_CONNECT_TIMEOUT_MS * 1000000ull;
-    struct apir_client_endpoint ep = {
-        .capset = getenv("GGML_REMOTING_USE_APIR_CAPSET") ? APIR_CAPSET_ID_APIR : APIR_CAPSET_ID_VENUS,
-    };
+    memset(ep, 0, sizeof *ep);
+    ep->capset = getenv("GGML_REMOTING_USE_APIR_CAPSET") ? APIR_CAPSET_ID_APIR : APIR_CAPSET_ID_VENUS;
     const char *sock = getenv("GGML_VIRTGPU_SOCKET");
     if (!sock)
         sock = getenv("VTEST_SOCKET_NAME");
+    if (sock && strlen(sock) >= sizeof ep->path) {
+        snprintf(why, why_len, "vtest: socket path too long: %s", sock);
+        return false;
+    }
     if (sock) {
-        ep.kind = APIR_ENDPOINT_VTEST;
-        snprintf(ep.path, sizeof ep.path, "%s", sock);
+        ep->kind = APIR_ENDPOINT_VTEST;
+        snprintf(ep->path, sizeof ep->path, "%s", sock);
     } else if (apir_transport_virtgpu_present()) {
-        ep.kind = APIR_ENDPOINT_VIRTGPU;
+        ep->kind = APIR_ENDPOINT_VIRTGPU;
     } else if (socket_exists(APIR_DEFAULT_SOCKET_PATH)) {
-        ep.kind = APIR_ENDPOINT_VTEST;
-        snprintf(ep.path, sizeof ep.path, "%s", APIR_DEFAULT_SOCKET_PATH);
+        ep->kind = APIR_ENDPOINT_VTEST;
+        snprintf(ep->path, sizeof ep->path, "%s", APIR_DEFAULT_SOCKET_PATH);
     } else {
         snprintf(why, why_len, "no host found: no virtio_gpu render node in /dev/dri and no apir-server "
                  "socket at %s; start apir-server on the host or set GGML_VIRTGPU_SOCKET=PATH",
                  APIR_DEFAULT_SOCKET_PATH);
-        return NULL;
+        return false;
     }
-    if (sock && strlen(sock) >= sizeof ep.path) {
-        snprintf(why, why_len, "vtest: socket path too long: %s", sock);
+    return true;
+}
+
+struct apir_client *apir_client_new_disconnected(const struct apir_client_endpoint *ep)
+{
+    if (ep->kind == APIR_ENDPOINT_NONE)
         return NULL;
-    }
+    struct apir_client *c = client_new();
+    if (c)
+        c->endpoint = *ep;
+    return c;
+}
+
+struct apir_client *apir_client_open(char *why, size_t why_len)
+{
+    uint64_t deadline = now_ns() + APIR_CONNECT_TIMEOUT_MS * 1000000ull;
+    struct apir_client_endpoint ep;
+    if (!apir_client_find_endpoint(&ep, why, why_len))
+        return NULL;
     char twhy[256] = "";
     struct apir_transport *t = open_endpoint(&ep, twhy, sizeof twhy);
     if (!t) {

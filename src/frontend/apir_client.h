@@ -82,6 +82,12 @@ struct apir_client {
  * the default socket. GGML_REMOTING_USE_APIR_CAPSET selects the APIR capset over Venus.
  * Returns NULL with the failing step and what to set in why[]. */
 struct apir_client *apir_client_open(char *why, size_t why_len);
+/* The first step of apir_client_open(): where the environment says the host is, without
+ * connecting (a stat of the socket, a look in /dev/dri); false with the reason in why[]. */
+bool apir_client_find_endpoint(struct apir_client_endpoint *ep, char *why, size_t why_len);
+/* A client that has not connected yet: its first command connects to ep (and runs the hook).
+ * NULL if out of memory or ep names no endpoint. */
+struct apir_client *apir_client_new_disconnected(const struct apir_client_endpoint *ep);
 /* same, over a transport the caller opened (takes ownership, also on failure) */
 struct apir_client *apir_client_open_transport(struct apir_transport *t, char *why, size_t why_len);
 void apir_client_close(struct apir_client *c);

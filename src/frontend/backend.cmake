@@ -18,6 +18,8 @@ add_library(ggml-virtgpu SHARED
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_reg.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_device.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_buft.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_listing.c
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_device_cache.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_buffer.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_backend.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_rpc.c)

@@ -1,4 +1,4 @@
-/* ggml buffer type interface: one per device, its info asked once at device discovery. */
+/* ggml buffer type interface: one per device, its info from the listing (vgpu_listing.h). */
 #include "guest_log.h"
 #include "vgpu_internal.h"
 #include "vgpu_wire.h"
@@ -59,26 +59,20 @@ bool vgpu_buft_is_ours(ggml_backend_buffer_type_t buft)
     return buft && buft->iface.get_name == buft_get_name;
 }
 
-bool vgpu_buft_init(struct vgpu_buft *b, struct vgpu_device *d, uint32_t handle)
+bool vgpu_buft_init(struct vgpu_buft *b, struct vgpu_device *d, uint32_t handle, const struct vgpu_host_buft_info *info)
 {
     memset(b, 0, sizeof *b);
     b->dev = d;
     b->handle = handle;
-    struct vgpu_host_buft_info info;
-    int rc = vgpu_rpc_buft_info(d->client, handle, &info);
-    if (rc) {
-        GUEST_LOG_ERROR("%s: BUFT_GET_INFO failed: %s\n", d->name, vgpu_rpc_status_str(rc));
-        return false;
-    }
-    uint64_t align = info.alignment;
+    uint64_t align = info->alignment;
     if (align == 0 || (align & (align - 1)) || align > (1u << 30)) {
         GUEST_LOG_WARN("%s: host buffer alignment %llu is not a sane power of two; using 64\n", d->name,
                        (unsigned long long)align);
         align = 64;
     }
     b->alignment = align;
-    b->max_size = info.max_size && info.max_size <= SIZE_MAX ? info.max_size : SIZE_MAX;
-    snprintf(b->name, sizeof b->name, "%s_%s", d->name, info.name[0] ? info.name : "buffer");
+    b->max_size = info->max_size && info->max_size <= SIZE_MAX ? info->max_size : SIZE_MAX;
+    snprintf(b->name, sizeof b->name, "%s_%s", d->name, info->name[0] ? info->name : "buffer");
     if (!vgpu_sig_cache_init(&b->alloc_size_cache, VGPU_ALLOC_SIZE_CACHE_ENTRIES)) {
         GUEST_LOG_ERROR("%s: out of memory\n", d->name);
         return false;

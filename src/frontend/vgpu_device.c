@@ -1,5 +1,6 @@
-/* ggml device interface: one per host device. Immutable answers (info, buffer type, op
- * support) are asked once and cached; memory is asked every time since it changes. */
+/* ggml device interface: one per host device. Immutable answers (info, buffer type: from the
+ * listing, vgpu_listing.h; op support: asked once) are cached; memory is asked every time
+ * while connected since it changes. */
 #include "guest_log.h"
 #include "vgpu_internal.h"
 #include "vgpu_policy.h"
@@ -120,23 +121,17 @@ static const struct ggml_backend_device_i vgpu_device_iface = {
     .event_synchronize = NULL,
 };
 
-bool vgpu_device_init(struct vgpu_device *d, ggml_backend_reg_t reg, struct apir_client *c, uint32_t index)
+bool vgpu_device_init(struct vgpu_device *d, ggml_backend_reg_t reg, struct apir_client *c, uint32_t index,
+                      const struct vgpu_listed_device *listed)
 {
     memset(d, 0, sizeof *d);
     d->client = c;
     d->index = index;
     snprintf(d->name, sizeof d->name, "VirtGPU%u", index);
-    int rc = vgpu_rpc_device_info(c, index, &d->host);
-    if (rc) {
-        GUEST_LOG_ERROR("%s: DEVICE_GET_INFO failed: %s\n", d->name, vgpu_rpc_status_str(rc));
-        return false;
-    }
+    d->host = listed->host;
     d->type = vgpu_device_type_from_host(d->host.type);
-    uint64_t f = 0, t = 0;
-    if (vgpu_rpc_device_memory(c, index, &f, &t) == APIR_BACKEND_OK) {
-        d->mem_free = f;
-        d->mem_total = t;
-    }
+    d->mem_free = listed->mem_free;
+    d->mem_total = listed->mem_total;
     d->dev.iface = vgpu_device_iface;
     d->dev.reg = reg;
     d->dev.context = d;
@@ -144,7 +139,7 @@ bool vgpu_device_init(struct vgpu_device *d, ggml_backend_reg_t reg, struct apir
         GUEST_LOG_ERROR("%s: out of memory\n", d->name);
         return false;
     }
-    if (!vgpu_buft_init(&d->buft, d, d->host.buft)) {
+    if (!vgpu_buft_init(&d->buft, d, d->host.buft, &listed->buft)) {
         vgpu_sig_cache_free(&d->op_cache);
         return false;
     }

@@ -6,6 +6,7 @@
 #include "apir_client.h"
 #include "apir_forward.h"
 #include "vgpu_graph.h"
+#include "vgpu_listing.h"
 #include "vgpu_rpc.h"
 #include "vgpu_sig_cache.h"
 
@@ -59,11 +60,13 @@ struct vgpu_backend {
 };
 
 /* vgpu_device.c */
-bool vgpu_device_init(struct vgpu_device *d, ggml_backend_reg_t reg, struct apir_client *c, uint32_t index);
+/* from the listing's answers (vgpu_listing.h): asks the host nothing */
+bool vgpu_device_init(struct vgpu_device *d, ggml_backend_reg_t reg, struct apir_client *c, uint32_t index,
+                      const struct vgpu_listed_device *listed);
 void vgpu_device_fini(struct vgpu_device *d);
 
 /* vgpu_buft.c */
-bool vgpu_buft_init(struct vgpu_buft *b, struct vgpu_device *d, uint32_t handle);
+bool vgpu_buft_init(struct vgpu_buft *b, struct vgpu_device *d, uint32_t handle, const struct vgpu_host_buft_info *info);
 void vgpu_buft_fini(struct vgpu_buft *b);
 bool vgpu_buft_is_ours(ggml_backend_buffer_type_t buft);
 

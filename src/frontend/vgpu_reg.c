@@ -1,15 +1,18 @@
 /* The reg of libggml-virtgpu.so and its two exported entry points. In ggml_backend_init
- * (ggml's loader calls it once per load) the host is asked for its devices, and the connection
- * is given back at once: the answers are kept here, in the process, so that listing devices
- * holds no host context. The first call that needs the host (supports_op, a buffer, a
- * backend) connects again, and the hook below checks that the host still has the same
- * devices. Without a host the reg has zero devices and says why, so loading never aborts or
- * stalls an application. */
+ * (ggml's loader calls it once per load) the devices are listed: from the per-user device
+ * cache when it has the answers of this very host (vgpu_device_cache.h: no connection at all),
+ * otherwise by asking the host, after which the connection is given back at once (and the
+ * answers cached). Listing devices thus holds no host context. The first call that needs the
+ * host (supports_op, a buffer, a backend) connects, and the hook below checks that the host
+ * still has the devices listed. Without a host the reg has zero devices and says why, so
+ * loading never aborts or stalls an application. */
 #include "guest_log.h"
 #include "vgpu_internal.h"
 
 #include "apir_forward.h"
 
+#include "vgpu_device_cache.h"
+#include "vgpu_listing.h"
 #include "vgpu_outputs.h"
 
 #include <stdio.h>
@@ -26,6 +29,9 @@ struct vgpu_reg_state {
     struct apir_client *client;
     struct vgpu_device *devices;
     size_t n_devices;
+    struct vgpu_listing listed; /* the answers the devices were made from */
+    bool cached;                /* ... read from the device cache, under this key */
+    char cache_key[VGPU_DEVICE_CACHE_KEY_MAX];
 };
 
 static struct vgpu_reg_state state;
@@ -62,83 +68,80 @@ static void close_all(void)
     for (size_t i = 0; i < state.n_devices; i++)
         vgpu_device_fini(&state.devices[i]);
     free(state.devices);
+    vgpu_listing_free(&state.listed);
     apir_client_close(state.client);
     memset(&state, 0, sizeof state);
     vgpu_outputs_free();
 }
 
-/* After a lazy reconnection: the devices, their buffer types and the handles the answers
- * cached at load name must be the host's now (a restarted host with other devices or another
- * build would make every cached answer wrong). */
+/* After a lazy (re)connection: the devices, their buffer types and the handles the listing
+ * named must be the host's now (a host whose backend changed would make every answer wrong).
+ * Answers that came from the device cache and differ are replaced there by the live ones,
+ * so that the next process lists the host as it is; this one cannot take them (ggml holds
+ * the devices and buffer types it listed), so the device is lost for it. */
 static bool same_devices(struct apir_client *c, void *user, char *why, size_t why_len)
 {
     (void)user;
-    uint32_t version = 0, count = 0;
-    int rc = vgpu_rpc_get_info(c, &version, &count);
-    if (rc) {
-        snprintf(why, why_len, "GET_INFO after reconnecting failed: %s", vgpu_rpc_status_str(rc));
+    struct vgpu_listing live;
+    char fwhy[256] = "";
+    if (!vgpu_listing_fetch(c, &live, fwhy, sizeof fwhy)) {
+        snprintf(why, why_len, "after connecting: %s", fwhy);
         return false;
     }
-    if (version != APIR_FORWARD_PROTOCOL_VERSION || count < state.n_devices) {
-        snprintf(why, why_len, "the host now has %u devices (FORWARD protocol %u), %zu at load (protocol %u): "
-                 "its devices changed since this process started", count, version, state.n_devices,
-                 APIR_FORWARD_PROTOCOL_VERSION);
-        return false;
+    char diff[512] = "";
+    bool same = vgpu_listing_same(&state.listed, &live, diff, sizeof diff);
+    if (!same && state.cached) {
+        vgpu_device_cache_store(state.cache_key, &live);
+        snprintf(why, why_len, "%s since the device cache was written (the cache now holds the live answers; "
+                 "GGML_VIRTGPU_DEVICE_CACHE=0 turns it off)", diff);
+    } else if (!same) {
+        snprintf(why, why_len, "%s since this process started", diff);
     }
-    for (size_t i = 0; i < state.n_devices; i++) {
-        const struct vgpu_device *d = &state.devices[i];
-        struct vgpu_host_device_info now;
-        struct vgpu_host_buft_info buft;
-        rc = vgpu_rpc_device_info(c, d->index, &now);
-        if (!rc)
-            rc = vgpu_rpc_buft_info(c, now.buft, &buft);
-        if (rc) {
-            snprintf(why, why_len, "%s: DEVICE_GET_INFO after reconnecting failed: %s", d->name,
-                     vgpu_rpc_status_str(rc));
-            return false;
-        }
-        char buft_name[sizeof d->buft.name];
-        snprintf(buft_name, sizeof buft_name, "%s_%s", d->name, buft.name[0] ? buft.name : "buffer");
-        if (strcmp(now.name, d->host.name) || strcmp(now.description, d->host.description) ||
-            now.type != d->host.type || now.buft != d->host.buft || strcmp(buft_name, d->buft.name)) {
-            snprintf(why, why_len, "%s: the host device is now %s (%s), it was %s (%s) at load: its devices changed "
-                     "since this process started", d->name, now.name, now.description, d->host.name,
-                     d->host.description);
-            return false;
-        }
-    }
-    return true;
+    vgpu_listing_free(&live);
+    return same;
 }
 
-/* asks the host for its devices; false (with a log line) if the host misbehaves */
-static bool discover_devices(struct apir_client *c)
+/* the devices from the listing; false (with a log line) if none can be made */
+static bool make_devices(struct apir_client *c)
 {
-    uint32_t version = 0, count = 0;
-    int rc = vgpu_rpc_get_info(c, &version, &count);
-    if (rc) {
-        GUEST_LOG_ERROR("GET_INFO failed: %s; no VirtGPU device\n", vgpu_rpc_status_str(rc));
-        return false;
-    }
-    if (version != APIR_FORWARD_PROTOCOL_VERSION) {
-        GUEST_LOG_ERROR("the host speaks FORWARD protocol %u, this guest %u: install matching guest and host "
-                        "builds; no VirtGPU device\n", version, APIR_FORWARD_PROTOCOL_VERSION);
-        return false;
-    }
-    if (count == 0) {
+    if (state.listed.n == 0) {
         GUEST_LOG_WARN("the host exposes no device\n");
         return true;
     }
-    if (count > 64) /* a confused host: far more than any machine has */
-        count = 64;
-    state.devices = calloc(count, sizeof *state.devices);
+    state.devices = calloc(state.listed.n, sizeof *state.devices);
     if (!state.devices) {
         GUEST_LOG_ERROR("out of memory\n");
         return false;
     }
-    for (uint32_t i = 0; i < count; i++) {
-        if (!vgpu_device_init(&state.devices[state.n_devices], &vgpu_reg, c, i))
+    for (size_t i = 0; i < state.listed.n; i++) {
+        if (!vgpu_device_init(&state.devices[state.n_devices], &vgpu_reg, c, (uint32_t)i, &state.listed.dev[i]))
             break; /* keep the devices before it: indices must stay dense */
         state.n_devices++;
+    }
+    return true;
+}
+
+static void no_device(const char *why)
+{
+    /* every ggml program on a machine without a host loads this library: a warning only
+     * when VirtGPU was asked for */
+    if (getenv("GGML_VIRTGPU_SOCKET") || getenv("VTEST_SOCKET_NAME") || getenv("GGML_REMOTING_USE_APIR_CAPSET"))
+        GUEST_LOG_WARN("no VirtGPU device: %s\n", why);
+    else
+        GUEST_LOG_INFO("no VirtGPU device: %s\n", why);
+}
+
+/* Lists the devices from the cache: true with state.client a client that has not connected */
+static bool list_from_cache(const struct apir_client_endpoint *ep)
+{
+    if (!vgpu_device_cache_load(ep, state.cache_key, &state.listed))
+        return false;
+    state.cached = true;
+    state.client = apir_client_new_disconnected(ep);
+    if (!state.client) {
+        vgpu_listing_free(&state.listed);
+        state.cached = false;
+        return false;
     }
     return true;
 }
@@ -146,31 +149,42 @@ static bool discover_devices(struct apir_client *c)
 static void init_reg(void)
 {
     char why[512] = "";
-    struct apir_client *c = apir_client_open(why, sizeof why);
-    if (!c) {
-        /* every ggml program on a machine without a host loads this library: a warning only
-         * when VirtGPU was asked for */
-        if (getenv("GGML_VIRTGPU_SOCKET") || getenv("VTEST_SOCKET_NAME") || getenv("GGML_REMOTING_USE_APIR_CAPSET"))
-            GUEST_LOG_WARN("no VirtGPU device: %s\n", why);
-        else
-            GUEST_LOG_INFO("no VirtGPU device: %s\n", why);
+    struct apir_client_endpoint ep;
+    if (!apir_client_find_endpoint(&ep, why, sizeof why)) {
+        no_device(why);
         return;
     }
-    state.client = c;
-    if (!discover_devices(c)) {
+    /* the key before connecting: a host restarted in between leaves an entry no one uses */
+    bool cacheable = vgpu_device_cache_key(&ep, state.cache_key, sizeof state.cache_key);
+    if (!cacheable || !list_from_cache(&ep)) {
+        struct apir_client *c = apir_client_open(why, sizeof why);
+        if (!c) {
+            no_device(why);
+            return;
+        }
+        state.client = c;
+        if (!vgpu_listing_fetch(c, &state.listed, why, sizeof why)) {
+            GUEST_LOG_ERROR("%s; no VirtGPU device\n", why);
+            close_all();
+            return;
+        }
+        if (cacheable)
+            vgpu_device_cache_store(state.cache_key, &state.listed);
+    }
+    if (!make_devices(state.client)) {
         close_all();
         return;
     }
     for (size_t i = 0; i < state.n_devices; i++)
-        GUEST_LOG_INFO("%s: %s (host device %s)\n", state.devices[i].name, state.devices[i].host.description,
-                       state.devices[i].host.name);
+        GUEST_LOG_INFO("%s: %s (host device %s%s)\n", state.devices[i].name, state.devices[i].host.description,
+                       state.devices[i].host.name, state.cached ? ", listed from the device cache" : "");
     if (state.n_devices == 0) {
         close_all();
         return;
     }
     /* lazy connection: hold no host context until VirtGPU is used */
-    apir_client_set_connect_hook(c, same_devices, NULL);
-    apir_client_disconnect(c);
+    apir_client_set_connect_hook(state.client, same_devices, NULL);
+    apir_client_disconnect(state.client);
 }
 
 /* dlclose (ggml_backend_unload, or ggml's registry at exit) must not leave the connection and

@@ -10,6 +10,7 @@ export VIRGL_APIR_BACKEND_LIBRARY="$build/host/libggml-virtgpu-backend.so"
 APIR_LLAMA_CPP_GGML_LIBRARY_PATH=$("$build/bin/ggml-pick-cpu") || exit 2
 export APIR_LLAMA_CPP_GGML_LIBRARY_PATH VIRGL_ROUTE_VENUS_TO_APIR=1 VIRGL_APIR_LOG_TO_FILE="$tmp/apir.log"
 export APIR_SERVER_LOG="$tmp/apir.log"
+export GGML_VIRTGPU_DEVICE_CACHE="$tmp/device-cache" # not the user's
 "$build/bin/apir-server" --socket-path "$tmp/sock" >>"$tmp/apir.log" 2>&1 &
 pid=$!
 cleanup() {

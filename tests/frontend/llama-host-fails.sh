@@ -31,6 +31,7 @@ APIR_LLAMA_CPP_GGML_LIBRARY_PATH=$("$build/bin/ggml-pick-cpu") || exit 2
 export APIR_LLAMA_CPP_GGML_LIBRARY_PATH VIRGL_ROUTE_VENUS_TO_APIR=1 VIRGL_APIR_LOG_TO_FILE="$tmp/apir.log"
 export GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" GGML_VIRTGPU_SOCKET="$sock"
 export GGML_VIRTGPU_TIMEOUT=${GGML_VIRTGPU_TIMEOUT:-10}
+export GGML_VIRTGPU_DEVICE_CACHE="$tmp/device-cache" # not the user's
 n=${LLAMA_FAILS_TOKENS:-48}
 args=(-m "$model" -p "Once upon a time" -n "$n" --seed 42 --temp 0.8 -no-cnv --no-warmup)
 
@@ -105,22 +106,30 @@ ref_s=$(since "$t0")
 cmp -s "$tmp/ref.out" "$tmp/native.out" && same=yes || same="no (other CPU backend build)"
 echo "reference: $n tokens on VirtGPU0 in ${ref_s}s; same text as native: $same"
 
-# What a process that never uses VirtGPU0 costs the host: contexts it opened and how long it
-# held them. llama-completion built without GGML_BACKEND_DL loads no backend library with
+# What a process that never uses VirtGPU0 costs the host: connections (a worker forked for
+# each), contexts it opened and how long it held them. The reference run above has written
+# the device cache for this server, so the answer must be none at all. llama-completion built without GGML_BACKEND_DL loads no backend library with
 # `-dev none` (its CPU backend is built in), so the processes measured are ones that do load
 # it: `llama-completion --list-devices`, and this project's llama-run --native (linked to the
 # release bundle's libllama, a GGML_BACKEND_DL build: llama_backend_init loads every backend).
 host_cost() {
     : >"$tmp/apir.log"
     "$@" >/dev/null 2>&1
-    local created destroyed held
+    local created destroyed held conns
+    conns=$(grep -c 'connected (uid' "$tmp/apir.log")
     created=$(grep -c 'created (capset' "$tmp/apir.log"); destroyed=$(grep -c 'destroyed' "$tmp/apir.log")
     held=$(awk -F'[][]' '/created \(capset/ {c=$2} /destroyed/ {d=$2} END {if (c) printf "%.0f", (d-c)*1000}' "$tmp/apir.log")
-    echo "$created host context(s) opened, $destroyed given back before exit, held ${held:-0} ms"
+    echo "$conns connection(s), $created host context(s) opened, $destroyed given back before exit, held ${held:-0} ms"
     [ "$created" = "$destroyed" ] || { echo "FAIL: the process kept a host context"; fail=1; }
+    [ "$conns" = 0 ] || { echo "FAIL: with a warm device cache the process connected"; fail=1; }
 }
-echo "llama-completion --list-devices: $(host_cost "$completion" --list-devices)"
-echo "llama-run --native: $(host_cost "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)"
+# (host_cost runs in a subshell: its FAIL lines are what fails the test)
+out=$(host_cost "$completion" --list-devices)
+echo "llama-completion --list-devices: $out"
+case $out in *FAIL*) fail=1 ;; esac
+out=$(host_cost "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
+echo "llama-run --native: $out"
+case $out in *FAIL*) fail=1 ;; esac
 stop_server
 
 for sig in TERM KILL STOP; do
@@ -158,6 +167,13 @@ a0=$(GGML_VIRTGPU_SOCKET=/nonexistent timed "$completion" --list-devices)
 b=$(timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
 b0=$(GGML_VIRTGPU_SOCKET=/nonexistent timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
 echo "stopped host: llama-completion --list-devices ${a}s (${a0}s with no host at all), llama-run --native ${b}s (${b0}s)"
+# the same with the device cache warm: the stopped host is not asked at all
+signal_host CONT
+"$completion" --list-devices >/dev/null 2>&1
+signal_host STOP
+aw=$(timed "$completion" --list-devices)
+bw=$(timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
+echo "stopped host, warm device cache: llama-completion --list-devices ${aw}s, llama-run --native ${bw}s"
 grep -o 'no VirtGPU device: .*' "$tmp/silent.err" | head -1
 over=$(awk -v a="$a" -v b="$a0" 'BEGIN {print (a - b > 1.0) ? 1 : 0}')
 [ "$over" = 0 ] || { echo "FAIL: a silent host made loading take more than its bound"; fail=1; }

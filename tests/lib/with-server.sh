@@ -33,6 +33,8 @@ fi
 export VIRGL_ROUTE_VENUS_TO_APIR="${VIRGL_ROUTE_VENUS_TO_APIR-1}"
 export VIRGL_APIR_LOG_TO_FILE="$log"
 export APIR_SERVER_LOG="$log"   # for commands that want to inspect it
+# the guest's device cache in the temp dir: tests neither read nor leave entries in the user's
+export GGML_VIRTGPU_DEVICE_CACHE="${GGML_VIRTGPU_DEVICE_CACHE-$tmp/device-cache}"
 
 # WITH_SERVER_UNSET: names of variables to remove from the server's environment only
 # shellcheck disable=SC2086
