@@ -4,7 +4,8 @@
 # builds the libFuzzer targets with clang and runs each for a short while, and last runs the
 # conformance stage: llama.cpp's own test-backend-ops and test-llama-archs through VirtGPU0
 # (tests/conformance/README.md; the first run builds them from the release bundle into
-# ~/.cache/ggml-virtgpu). APIR_SKIP_CONFORMANCE=1 leaves that stage out.
+# ~/.cache/ggml-virtgpu), and llama.cpp's llama-server and llama-completion on VirtGPU0 while
+# the host is killed, terminated or stopped. APIR_SKIP_CONFORMANCE=1 leaves both out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -38,4 +39,8 @@ if [ $vm_rc -eq 77 ]; then echo "VM stage skipped (reason above)"; elif [ $vm_rc
 if [ "${APIR_SKIP_CONFORMANCE:-0}" != 1 ]; then
     echo "== conformance (llama.cpp's test-backend-ops and test-llama-archs through VirtGPU0) =="
     bash tests/conformance/run.sh build
+    echo "== device lost under llama.cpp's own llama-server and llama-completion (tests/frontend, docs/frontend.md) =="
+    tools=$(bash scripts/build-llama-tools.sh llama-server llama-completion | tail -n1)
+    bash tests/frontend/llama-server-host-fails.sh build "$tools"
+    GGML_VIRTGPU_TIMEOUT=5 bash tests/frontend/llama-host-fails.sh build "$tools" 1
 fi
