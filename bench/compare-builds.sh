@@ -12,8 +12,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 before=$(cd "$1" && pwd); after=$(cd "$2" && pwd); rounds=${3:-3}
 export BENCH_REPEAT=${BENCH_REPEAT:-1}
 model=$(mktemp -d)/bench.gguf
-"$before/bin/make-tiny-llama" -o "$model" --type f16 --embd 768 --layers 4 --ff 2048 \
-    --heads 12 --heads-kv 4 >&2
+# BENCH_MODEL: make-tiny-llama's arguments (default: bench-llm.sh's dense model; the MoE one of
+# scripts/run.sh is "--type f16 --embd 512 --layers 2 --ff 1024 --heads 8 --heads-kv 4
+# --experts 8 --experts-used 2")
+read -r -a margs <<<"${BENCH_MODEL:---type f16 --embd 768 --layers 4 --ff 2048 --heads 12 --heads-kv 4}"
+"$before/bin/make-tiny-llama" -o "$model" "${margs[@]}" >&2
 res=$(mktemp)
 for r in $(seq 1 "$rounds"); do
     for b in before after; do

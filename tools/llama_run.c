@@ -241,6 +241,33 @@ static int run(const struct opts *o, struct llama_model *model, struct llama_con
     return rc;
 }
 
+/* The CPU backend's threads kept between graphs, as llama.cpp's own programs do (llama-cli,
+ * llama-completion, llama-bench): without a threadpool every graph starts and joins them. */
+static void *attach_cpu_threadpool(struct llama_context *ctx, int threads)
+{
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_reg_t reg = cpu ? ggml_backend_dev_backend_reg(cpu) : NULL;
+    void *(*tp_new)(struct ggml_threadpool_params *) =
+        reg ? (void *(*)(struct ggml_threadpool_params *))ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new")
+            : NULL;
+    if (!tp_new)
+        return NULL;
+    struct ggml_threadpool_params params = ggml_threadpool_params_default(threads);
+    void *tp = tp_new(&params);
+    if (tp)
+        llama_attach_threadpool(ctx, tp, tp);
+    return tp;
+}
+
+static void detach_cpu_threadpool(void *tp)
+{
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_reg_t reg = cpu ? ggml_backend_dev_backend_reg(cpu) : NULL;
+    void (*tp_free)(void *) = reg ? (void (*)(void *))ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free") : NULL;
+    if (tp && tp_free)
+        tp_free(tp);
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -281,11 +308,15 @@ int main(int argc, char **argv)
     }
     struct llama_context *ctx = llama_init_from_model(model, cp);
     int rc = 1;
-    if (!ctx)
+    void *threadpool = NULL;
+    if (!ctx) {
         fprintf(stderr, "llama-run: cannot create a context\n");
-    else
+    } else {
+        threadpool = attach_cpu_threadpool(ctx, o.threads);
         rc = run(&o, model, ctx, &nc);
+    }
     llama_free(ctx);
+    detach_cpu_threadpool(threadpool);
     llama_model_free(model);
     llama_backend_free();
     return rc;
