@@ -312,7 +312,10 @@ int main(int argc, char **argv)
     if (!ctx) {
         fprintf(stderr, "llama-run: cannot create a context\n");
     } else {
-        threadpool = attach_cpu_threadpool(ctx, o.threads);
+        /* natively only: through VirtGPU0 the guest's CPU work is a token lookup, and pool
+         * threads polling for work would take cores from the host's compute */
+        if (o.native)
+            threadpool = attach_cpu_threadpool(ctx, o.threads);
         rc = run(&o, model, ctx, &nc);
     }
     llama_free(ctx);

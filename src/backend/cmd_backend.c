@@ -40,6 +40,9 @@ static void ensure_threadpool(struct backend_stream *s)
         return;
     /* one inherited through fork() has no threads here: left as it is (never joined) */
     struct ggml_threadpool_params params = ggml_threadpool_params_default(s->n_threads);
+    /* ggml's default polling (threads spin briefly for the next graph before they sleep), as
+     * llama.cpp's programs run natively: on a 16-core host, sleeping threads (poll 0) made
+     * generation 0.60x of native instead of 0.65x, and 0.38x instead of 0.67x on a MoE model */
     s->threadpool = s->threadpool_new(&params);
     s->threadpool_pid = getpid();
     s->threadpool_set(s->backend, s->threadpool);
