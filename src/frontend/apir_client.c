@@ -151,7 +151,7 @@ int apir_client_command(struct apir_client *c, uint32_t cmd_type, const void *pa
 static int ensure_connected(struct apir_client *c);
 static void lose_locked(struct apir_client *c, int rc, const char *what);
 
-static struct apir_encoder *begin(struct apir_client *c, uint32_t cmd, size_t payload_cap, bool want_reply)
+static struct apir_encoder *begin(struct apir_client *c, uint32_t cmd, size_t extra, bool want_reply)
 {
     int err = ensure_connected(c);
     pthread_mutex_lock(&c->lock);
@@ -163,7 +163,8 @@ static struct apir_encoder *begin(struct apir_client *c, uint32_t cmd, size_t pa
         c->enc.error = true;
         return &c->enc;
     }
-    size_t need = APIR_COMMAND_HEADER_SIZE + 4 + payload_cap;
+    const struct apir_forward_cmd_info *info = apir_forward_cmd(cmd);
+    size_t need = APIR_COMMAND_HEADER_SIZE + 4 + (info ? info->request.bytes : 0) + extra;
     if (!ensure_cmd_cap(c, need)) {
         apir_encoder_init(&c->enc, c->cmd_buf, 0);
         c->enc.error = true;
@@ -177,14 +178,14 @@ static struct apir_encoder *begin(struct apir_client *c, uint32_t cmd, size_t pa
     return &c->enc;
 }
 
-struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t payload_cap)
+struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t extra)
 {
-    return begin(c, cmd, payload_cap, true);
+    return begin(c, cmd, extra, true);
 }
 
-struct apir_encoder *apir_client_begin_noreply(struct apir_client *c, uint32_t cmd, size_t payload_cap)
+struct apir_encoder *apir_client_begin_noreply(struct apir_client *c, uint32_t cmd, size_t extra)
 {
-    return begin(c, cmd, payload_cap, false);
+    return begin(c, cmd, extra, false);
 }
 
 int apir_client_send(struct apir_client *c)
@@ -214,6 +215,9 @@ int apir_client_call(struct apir_client *c, struct apir_decoder *reply)
 {
     if (c->begin_error)
         return c->begin_error;
+    const struct apir_forward_cmd_info *info = apir_forward_cmd(c->cur_cmd);
+    if (info && info->waits)
+        c->noreply_pending = false; /* the host reports their deferred error here, if any */
     int rc = submit_and_wait(c, reply, c->timeout_ns);
     if (rc == APIR_CLIENT_ERR_TRANSPORT || rc == APIR_CLIENT_ERR_TIMEOUT) {
         lose_locked(c, rc, NULL);
@@ -229,32 +233,6 @@ int apir_client_call(struct apir_client *c, struct apir_decoder *reply)
 }
 
 void apir_client_end(struct apir_client *c) { pthread_mutex_unlock(&c->lock); }
-
-const char *apir_client_cmd_name(uint32_t cmd)
-{
-    static const char *const names[APIR_CMD_COUNT] = {
-        [APIR_CMD_GET_INFO] = "GET_INFO",
-        [APIR_CMD_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
-        [APIR_CMD_DEVICE_GET_MEMORY] = "DEVICE_GET_MEMORY",
-        [APIR_CMD_DEVICE_SUPPORTS_OP] = "DEVICE_SUPPORTS_OP",
-        [APIR_CMD_BUFT_GET_INFO] = "BUFT_GET_INFO",
-        [APIR_CMD_BUFT_GET_ALLOC_SIZE] = "BUFT_GET_ALLOC_SIZE",
-        [APIR_CMD_BUFT_ALLOC_BUFFER] = "BUFT_ALLOC_BUFFER",
-        [APIR_CMD_BUFFER_FREE] = "BUFFER_FREE",
-        [APIR_CMD_BUFFER_CLEAR] = "BUFFER_CLEAR",
-        [APIR_CMD_BUFFER_MEMSET] = "BUFFER_MEMSET",
-        [APIR_CMD_BUFFER_SET] = "BUFFER_SET",
-        [APIR_CMD_BUFFER_GET] = "BUFFER_GET",
-        [APIR_CMD_BUFFER_COPY] = "BUFFER_COPY",
-        [APIR_CMD_BACKEND_INIT] = "BACKEND_INIT",
-        [APIR_CMD_BACKEND_FREE] = "BACKEND_FREE",
-        [APIR_CMD_GRAPH_COMPUTE] = "GRAPH_COMPUTE",
-        [APIR_CMD_GRAPH_RECOMPUTE] = "GRAPH_RECOMPUTE",
-        [APIR_CMD_BACKEND_SYNCHRONIZE] = "BACKEND_SYNCHRONIZE",
-        [APIR_CMD_BUFFER_SET_INLINE] = "BUFFER_SET_INLINE",
-    };
-    return cmd < APIR_CMD_COUNT && names[cmd] ? names[cmd] : "?";
-}
 
 const char *apir_client_status_str(int status)
 {
@@ -450,7 +428,7 @@ static void lose_locked(struct apir_client *c, int rc, const char *what)
         return;
     char buf[256];
     if (!what) {
-        const char *cmd = apir_client_cmd_name(c->cur_cmd);
+        const char *cmd = apir_forward_cmd_name(c->cur_cmd);
         if (rc == APIR_CLIENT_ERR_TIMEOUT)
             snprintf(buf, sizeof buf, "the host did not answer %s within GGML_VIRTGPU_TIMEOUT=%llu s (stopped or "
                      "hung host)", cmd, (unsigned long long)(c->timeout_ns / 1000000000ull));

@@ -98,9 +98,10 @@ bool apir_client_lost_error(int rc);
 /* Declares the device lost (a caller that found the host's answers unusable); logs once. */
 void apir_client_mark_dead(struct apir_client *c, const char *what);
 
-/* FORWARD: connect if needed, lock, start a command for backend command `cmd` with room for payload_cap bytes of
- * arguments, and return the encoder to put them in. */
-struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t payload_cap);
+/* FORWARD: connect if needed, lock, start backend command `cmd` with room for its arguments
+ * (the request size of apir_forward_table.h, plus `extra` bytes for a variable part), and
+ * return the encoder to put them in. */
+struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t extra);
 /* Submit, wait for the reply, and point *reply at its payload. Returns the backend status
  * (enum apir_backend_status, >= 0) or an apir_client_error. The reply stays valid until
  * apir_client_end(). */
@@ -112,7 +113,7 @@ void apir_client_end(struct apir_client *c);
  * reply_res_id 0; apir_client_send() submits it without waiting and returns
  * APIR_BACKEND_OK or an apir_client_error (the backend status is never seen: a failure comes
  * back as the deferred error of the next waiting command). apir_client_end() unlocks. */
-struct apir_encoder *apir_client_begin_noreply(struct apir_client *c, uint32_t cmd, size_t payload_cap);
+struct apir_encoder *apir_client_begin_noreply(struct apir_client *c, uint32_t cmd, size_t extra);
 int apir_client_send(struct apir_client *c);
 /* with the lock held (between begin and end): were fire-and-forget commands sent since the
  * last call to this? Clears the mark. */
@@ -124,7 +125,5 @@ int apir_client_command(struct apir_client *c, uint32_t cmd_type, const void *pa
                         struct apir_decoder *reply);
 
 const char *apir_client_status_str(int status);
-/* name of FORWARD command index cmd ("?" if unknown) */
-const char *apir_client_cmd_name(uint32_t cmd);
 
 #endif

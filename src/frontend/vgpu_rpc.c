@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-const char *vgpu_rpc_cmd_name(uint32_t cmd) { return apir_client_cmd_name(cmd); }
+const char *vgpu_rpc_cmd_name(uint32_t cmd) { return apir_forward_cmd_name(cmd); }
 
 const char *vgpu_rpc_status_str(int rc)
 {
@@ -31,11 +31,9 @@ static int call_no_reply(struct apir_client *c)
     return rc;
 }
 
-/* commands whose reply is one u32 enum ggml_status; all of them are waiting points, where
- * the host reports a deferred error of earlier fire-and-forget commands */
+/* commands whose reply is one u32 enum ggml_status */
 static int call_status_reply(struct apir_client *c, int32_t *status)
 {
-    apir_client_take_noreply(c);
     struct apir_decoder d;
     int rc = apir_client_call(c, &d);
     if (rc == APIR_BACKEND_OK)
@@ -61,7 +59,7 @@ int vgpu_rpc_get_info(struct apir_client *c, uint32_t *version, uint32_t *n_devi
 
 int vgpu_rpc_device_info(struct apir_client *c, uint32_t dev, struct vgpu_host_device_info *info)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_GET_INFO, 4);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_GET_INFO, 0);
     apir_put_u32(e, dev);
     struct apir_decoder d;
     int rc = apir_client_call(c, &d);
@@ -84,7 +82,7 @@ int vgpu_rpc_device_info(struct apir_client *c, uint32_t dev, struct vgpu_host_d
 
 int vgpu_rpc_device_memory(struct apir_client *c, uint32_t dev, uint64_t *free_b, uint64_t *total_b)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_GET_MEMORY, 4);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_GET_MEMORY, 0);
     apir_put_u32(e, dev);
     struct apir_decoder d;
     int rc = apir_client_call(c, &d);
@@ -99,7 +97,7 @@ int vgpu_rpc_device_memory(struct apir_client *c, uint32_t dev, uint64_t *free_b
 
 int vgpu_rpc_supports_op(struct apir_client *c, uint32_t dev, const void *sig, size_t sig_len, bool *supported)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_SUPPORTS_OP, 4 + sig_len);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_SUPPORTS_OP, sig_len);
     apir_put_u32(e, dev);
     apir_put_bytes(e, sig, sig_len);
     struct apir_decoder d;
@@ -113,7 +111,7 @@ int vgpu_rpc_supports_op(struct apir_client *c, uint32_t dev, const void *sig, s
 
 int vgpu_rpc_buft_info(struct apir_client *c, uint32_t buft, struct vgpu_host_buft_info *info)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_GET_INFO, 4);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_GET_INFO, 0);
     apir_put_u32(e, buft);
     struct apir_decoder d;
     int rc = apir_client_call(c, &d);
@@ -131,7 +129,7 @@ int vgpu_rpc_buft_info(struct apir_client *c, uint32_t buft, struct vgpu_host_bu
 
 int vgpu_rpc_buft_alloc_size(struct apir_client *c, uint32_t buft, const void *sig, size_t sig_len, uint64_t *bytes)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_GET_ALLOC_SIZE, 4 + sig_len);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_GET_ALLOC_SIZE, sig_len);
     apir_put_u32(e, buft);
     apir_put_bytes(e, sig, sig_len);
     struct apir_decoder d;
@@ -145,7 +143,7 @@ int vgpu_rpc_buft_alloc_size(struct apir_client *c, uint32_t buft, const void *s
 
 int vgpu_rpc_buft_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uint32_t *buffer, uint64_t *got)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_ALLOC_BUFFER, 12);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_ALLOC_BUFFER, 0);
     apir_put_u32(e, buft);
     apir_put_u64(e, size);
     struct apir_decoder d;
@@ -161,14 +159,14 @@ int vgpu_rpc_buft_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uin
 
 int vgpu_rpc_buffer_free(struct apir_client *c, uint32_t buffer)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_FREE, 4);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_FREE, 0);
     apir_put_u32(e, buffer);
     return call_no_reply(c);
 }
 
 int vgpu_rpc_buffer_clear(struct apir_client *c, uint32_t buffer, uint8_t value)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_CLEAR, 5);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_CLEAR, 0);
     apir_put_u32(e, buffer);
     apir_put_u8(e, value);
     return call_no_reply(c);
@@ -176,7 +174,7 @@ int vgpu_rpc_buffer_clear(struct apir_client *c, uint32_t buffer, uint8_t value)
 
 int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offset, uint64_t size, uint8_t value)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_MEMSET, 21);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_MEMSET, 0);
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
     apir_put_u64(e, size);
@@ -189,7 +187,7 @@ int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offs
 static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64_t offset, uint8_t *data,
                           size_t n)
 {
-    struct apir_encoder *e = apir_client_begin(c, cmd, 32);
+    struct apir_encoder *e = apir_client_begin(c, cmd, 0);
     if (e->error) { /* not connected (device lost): c->data is not mapped */
         int rc = apir_client_call(c, NULL);
         apir_client_end(c);
@@ -197,8 +195,6 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
     }
     if (cmd == APIR_CMD_BUFFER_SET)
         memcpy(c->data.ptr, data, n);
-    else
-        apir_client_take_noreply(c); /* GET waits: a deferred error comes back here */
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
     apir_put_u64(e, n);
@@ -232,7 +228,7 @@ static int transfer(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64
  * the caller may reuse its memory at once) and the host runs it before whatever comes next. */
 static int set_inline(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size)
 {
-    struct apir_encoder *e = apir_client_begin_noreply(c, APIR_CMD_BUFFER_SET_INLINE, 16 + size);
+    struct apir_encoder *e = apir_client_begin_noreply(c, APIR_CMD_BUFFER_SET_INLINE, size);
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
     apir_put_u32(e, (uint32_t)size);
@@ -258,7 +254,7 @@ int vgpu_rpc_buffer_get(struct apir_client *c, uint32_t buffer, uint64_t offset,
 int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, uint32_t dst, uint64_t dst_off,
                          uint64_t size, bool *done)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_COPY, 32);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_COPY, 0);
     apir_put_u32(e, src);
     apir_put_u64(e, src_off);
     apir_put_u32(e, dst);
@@ -275,7 +271,7 @@ int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, 
 
 int vgpu_rpc_backend_init(struct apir_client *c, uint32_t dev, uint32_t *backend)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_INIT, 4);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_INIT, 0);
     apir_put_u32(e, dev);
     struct apir_decoder d;
     int rc = apir_client_call(c, &d);
@@ -288,14 +284,14 @@ int vgpu_rpc_backend_init(struct apir_client *c, uint32_t dev, uint32_t *backend
 
 int vgpu_rpc_backend_free(struct apir_client *c, uint32_t backend)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_FREE, 4);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_FREE, 0);
     apir_put_u32(e, backend);
     return call_no_reply(c);
 }
 
 int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_GRAPH_COMPUTE, 4 + len);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_GRAPH_COMPUTE, len);
     apir_put_u32(e, backend);
     apir_put_bytes(e, graph, len);
     return call_status_reply(c, status);
@@ -303,21 +299,21 @@ int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *
 
 int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, int32_t *status)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_GRAPH_RECOMPUTE, 4);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_GRAPH_RECOMPUTE, 0);
     apir_put_u32(e, backend);
     return call_status_reply(c, status);
 }
 
 int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 4);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 0);
     apir_put_u32(e, backend);
     return call_status_reply(c, status);
 }
 
 int vgpu_rpc_synchronize_pending(struct apir_client *c, uint32_t backend, int32_t *status)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 4);
+    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 0);
     if (!apir_client_take_noreply(c)) {
         /* every command so far has been waited for: nothing can be pending on the host */
         apir_client_end(c);
