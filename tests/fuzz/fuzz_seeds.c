@@ -7,6 +7,7 @@
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "llama_block.h"
+#include "vgpu_graph.h"
 #include "wire_util.h"
 
 #include <stdio.h>
@@ -44,21 +45,33 @@ static void save(const char *dir, const char *name, const void *data, size_t len
     fclose(f);
 }
 
+/* the remote buffer buf laid out as the native one at base */
+struct place {
+    uint32_t buf;
+    const char *base;
+};
+
+static bool locate(void *user, const struct ggml_tensor *t, uint32_t *buffer, uint64_t *offset)
+{
+    const struct place *p = user;
+    if (!t->data)
+        return false;
+    *buffer = p->buf;
+    *offset = (uint64_t)((const char *)t->data - p->base);
+    return true;
+}
+
+/* the graph as the guest encodes it (vgpu_graph_encode) */
 static void put_graph(struct apir_encoder *e, struct ggml_cgraph *gf, uint32_t buf, const char *base)
 {
-    int n_nodes = ggml_graph_n_nodes(gf);
-    n_list = 0;
-    for (int i = 0; i < n_nodes; i++)
-        add_tensor(ggml_graph_node(gf, i));
-    apir_put_u32(e, (uint32_t)n_list);
-    struct apir_wire_tensor w;
-    for (int i = 0; i < n_list; i++) {
-        wire_of(list[i], &w, buf, base);
-        apir_wire_tensor_encode(e, &w);
+    struct vgpu_graph_encoder ge = {0};
+    struct place p = {buf, base};
+    if (vgpu_graph_encode(&ge, gf, locate, &p) != VGPU_GRAPH_OK) {
+        fprintf(stderr, "fuzz_seeds: the guest cannot encode the graph\n");
+        exit(1);
     }
-    apir_put_u32(e, (uint32_t)n_nodes);
-    for (int i = 0; i < n_nodes; i++)
-        apir_put_u32(e, (uint32_t)index_of(ggml_graph_node(gf, i)));
+    apir_put_bytes(e, ge.bytes, ge.len);
+    vgpu_graph_encoder_free(&ge);
 }
 
 static void session_mul_mat(const char *dir)
