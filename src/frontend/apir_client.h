@@ -1,5 +1,6 @@
 /* The guest's connection to the host: picks a transport, does HANDSHAKE and LOADLIBRARY,
- * owns the reply page and the data page, and runs one command at a time.
+ * owns the reply page and the data page (apir_client_connect.c), and runs one command at a
+ * time (apir_client.c).
  *
  * Life cycle (docs/frontend.md, "Device lost"): CONNECTED after apir_client_open();
  * apir_client_disconnect() gives the host context back and leaves the client DISCONNECTED,
@@ -63,7 +64,6 @@ struct apir_client {
     uint32_t cmd_offset;      /* APIR_VENUS_CMD_OFFSET in a Venus context, else 0 */
     uint32_t host_major, host_minor;
     uint64_t timeout_ns;
-    uint32_t last_component_code; /* raw FORWARD code when APIR_CLIENT_ERR_COMPONENT */
     bool noreply_pending;     /* fire-and-forget commands sent since the last wait (under lock) */
     /* connection state (apir_client_state); written under lock, read lock-free for fast paths */
     _Atomic int state;
@@ -119,10 +119,9 @@ int apir_client_send(struct apir_client *c);
  * last call to this? Clears the mark. */
 bool apir_client_take_noreply(struct apir_client *c);
 
-/* Raw APIR command (HANDSHAKE, LOADLIBRARY); caller holds no lock. Returns the command's
- * return value (reply word - 1) or an apir_client_error. */
-int apir_client_command(struct apir_client *c, uint32_t cmd_type, const void *payload, size_t size,
-                        struct apir_decoder *reply);
+/* The data page (tensor transfers through BUFFER_SET/GET), between begin and end only; NULL
+ * when the command will not be sent (not connected, device lost). */
+const struct apir_shmem *apir_client_data_page(const struct apir_client *c);
 
 const char *apir_client_status_str(int status);
 

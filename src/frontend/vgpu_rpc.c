@@ -4,8 +4,6 @@
 
 #include <string.h>
 
-const char *vgpu_rpc_cmd_name(uint32_t cmd) { return apir_forward_cmd_name(cmd); }
-
 const char *vgpu_rpc_status_str(int rc)
 {
     if (rc == VGPU_RPC_ERR_REPLY)
@@ -188,23 +186,24 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
                           size_t n)
 {
     struct apir_encoder *e = apir_client_begin(c, cmd, 0);
-    if (e->error) { /* not connected (device lost): c->data is not mapped */
+    const struct apir_shmem *page = apir_client_data_page(c);
+    if (!page) { /* not connected (device lost): nothing is sent, the call says why */
         int rc = apir_client_call(c, NULL);
         apir_client_end(c);
         return rc;
     }
     if (cmd == APIR_CMD_BUFFER_SET)
-        memcpy(c->data.ptr, data, n);
+        memcpy(page->ptr, data, n);
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
     apir_put_u64(e, n);
-    apir_put_u32(e, c->data.res_id);
+    apir_put_u32(e, page->res_id);
     apir_put_u64(e, 0);
     struct apir_decoder d;
     int rc = apir_client_call(c, &d);
     rc = check_done(rc, &d);
     if (rc == APIR_BACKEND_OK && cmd == APIR_CMD_BUFFER_GET)
-        memcpy(data, c->data.ptr, n);
+        memcpy(data, page->ptr, n);
     apir_client_end(c);
     return rc;
 }
@@ -304,17 +303,11 @@ int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, int32_t *s
     return call_status_reply(c, status);
 }
 
-int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status)
+/* pending_only: skip the round trip when no fire-and-forget command is pending */
+static int synchronize(struct apir_client *c, uint32_t backend, bool pending_only, int32_t *status)
 {
     struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 0);
-    apir_put_u32(e, backend);
-    return call_status_reply(c, status);
-}
-
-int vgpu_rpc_synchronize_pending(struct apir_client *c, uint32_t backend, int32_t *status)
-{
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 0);
-    if (!apir_client_take_noreply(c)) {
+    if (!apir_client_take_noreply(c) && pending_only) {
         /* every command so far has been waited for: nothing can be pending on the host */
         apir_client_end(c);
         *status = 0; /* GGML_STATUS_SUCCESS */
@@ -322,4 +315,14 @@ int vgpu_rpc_synchronize_pending(struct apir_client *c, uint32_t backend, int32_
     }
     apir_put_u32(e, backend);
     return call_status_reply(c, status);
+}
+
+int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status)
+{
+    return synchronize(c, backend, false, status);
+}
+
+int vgpu_rpc_synchronize_pending(struct apir_client *c, uint32_t backend, int32_t *status)
+{
+    return synchronize(c, backend, true, status);
 }
