@@ -8,6 +8,7 @@
 #include "ggml.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* ---- the mutation sweep's view: the graph's tensors as wire records, in dependency order ----
@@ -46,6 +47,23 @@ static inline void wire_of(const struct ggml_tensor *t, struct apir_wire_tensor 
     w->view_src = t->view_src ? (uint32_t)index_of(t->view_src) + 1 : 0;
     w->buffer = buf;
     w->data_offset = (uint64_t)((const char *)t->data - base);
+}
+
+/* where the guest's graph encoder (vgpu_graph_encode) finds a tensor: in the remote buffer
+ * `buffer`, laid out as the native buffer at base */
+struct block_place {
+    uint32_t buffer;
+    const char *base;
+};
+
+static inline bool block_locate(void *user, const struct ggml_tensor *t, uint32_t *buffer, uint64_t *offset)
+{
+    const struct block_place *p = user;
+    if (!t->data)
+        return false;
+    *buffer = p->buffer;
+    *offset = (uint64_t)((const char *)t->data - p->base);
+    return true;
 }
 
 enum { N_EMBD = 64, N_HEAD = 4, HD = 16, N_TOK = 5, N_VOCAB = 32, N_KV = 8, N_FF = 96 };

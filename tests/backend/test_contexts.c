@@ -89,13 +89,7 @@ static void *worker(void *arg)
         xfer(c, ctx, APIR_CMD_BUFFER_SET, buf, 0, 48, 0);
         xfer(c, ctx, APIR_CMD_BUFFER_SET, buf, 64, 32, 64);
         struct apir_wire_tensor t[3];
-        t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, buf, 0);
-        t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, buf, 64);
-        t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, buf, 128);
-        t[2].op = GGML_OP_MUL_MAT;
-        t[2].src[0] = 1;
-        t[2].src[1] = 2;
-        t[2].flags = GGML_TENSOR_FLAG_COMPUTE;
+        wt_mul_mat(t, buf);
         uint32_t node = 2;
         apir_encoder_init(&c->a, c->args, sizeof c->args);
         apir_put_u32(&c->a, be);

@@ -133,18 +133,6 @@ static uint32_t transfer(uint32_t ctx, uint32_t cmd, uint32_t buf, uint64_t off,
     return call(ctx, cmd);
 }
 
-/* a[4x3] at 0, b[4x2] at 64, c = mul_mat(a, b) [3x2] at 128 */
-static void mul_mat_tensors(struct apir_wire_tensor t[3], uint32_t buf)
-{
-    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, buf, 0);
-    t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, buf, 64);
-    t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, buf, 128);
-    t[2].op = GGML_OP_MUL_MAT;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
-    t[2].flags = GGML_TENSOR_FLAG_COMPUTE; /* ggml's CPU backend skips nodes without it */
-}
-
 static void check_mul_mat(uint32_t ctx, uint32_t buf, const float *A, const float *B)
 {
     float *c = (float *)(shm + 1024);
@@ -244,7 +232,7 @@ static void test_set_inline(uint32_t buf, uint32_t buft, uint32_t be)
     CHECK_EQ(set_inline(1, buft, 0, 16, pat, 16, true), APIR_BACKEND_ERR_HANDLE);
     struct apir_wire_tensor t[3];
     uint32_t node = 2;
-    mul_mat_tensors(t, buf);
+    wt_mul_mat(t, buf);
     begin();
     apir_put_u32(&a, be);
     wt_put_graph(&a, t, 3, &node, 1);
@@ -356,7 +344,7 @@ static void test_session(const char *cpu)
 
     struct apir_wire_tensor t[3];
     uint32_t node = 2;
-    mul_mat_tensors(t, buf);
+    wt_mul_mat(t, buf);
     begin();
     apir_put_u32(&a, be);
     wt_put_graph(&a, t, 3, &node, 1);
@@ -523,7 +511,7 @@ static void test_session(const char *cpu)
     }
 
     /* leave a computed graph, a backend and buffers live, then disconnect both contexts */
-    mul_mat_tensors(t, buf3);
+    wt_mul_mat(t, buf3);
     begin();
     apir_put_u32(&a, be);
     wt_put_graph(&a, t, 3, &node, 1);

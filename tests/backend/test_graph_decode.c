@@ -38,15 +38,7 @@ static int teardown(void **state)
 }
 
 /* a valid MUL_MAT graph: a[4x3] (f32), b[4x2], c = a*b [3x2] */
-static void mul_mat_graph(struct apir_wire_tensor t[3])
-{
-    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, BUF_H, 0);
-    t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, BUF_H, 64);
-    t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, BUF_H, 128);
-    t[2].op = GGML_OP_MUL_MAT;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
-}
+static void mul_mat_graph(struct apir_wire_tensor t[3]) { wt_mul_mat(t, BUF_H); }
 
 static uint32_t decode_graph(const struct apir_wire_tensor *t, uint32_t n, const uint32_t *nodes, uint32_t n_nodes,
                              size_t truncate, bool trailing)

@@ -88,22 +88,6 @@ static void set_inputs(struct model *m, int round)
     ggml_backend_tensor_set(m->mask, mask, 0, sizeof mask);
 }
 
-/* where the guest's graph encoder finds a tensor: the remote buffer laid out as the native one */
-struct place {
-    uint32_t buffer;
-    const char *base;
-};
-
-static bool locate(void *user, const struct ggml_tensor *t, uint32_t *buffer, uint64_t *offset)
-{
-    const struct place *p = user;
-    if (!t->data)
-        return false;
-    *buffer = p->buffer;
-    *offset = (uint64_t)((const char *)t->data - p->base);
-    return true;
-}
-
 /* the remote copy of t must equal the native one */
 static void compare(uint32_t buf, const char *base, struct ggml_tensor *t, const char *what)
 {
@@ -197,8 +181,8 @@ int main(void)
     /* encode the graph with the guest's own encoder */
     int n_nodes = ggml_graph_n_nodes(gf);
     struct vgpu_graph_encoder ge = {0};
-    struct place pl = {buf, base};
-    if (vgpu_graph_encode(&ge, gf, locate, &pl) != VGPU_GRAPH_OK) {
+    struct block_place pl = {buf, base};
+    if (vgpu_graph_encode(&ge, gf, block_locate, &pl) != VGPU_GRAPH_OK) {
         FAIL("the guest cannot encode the transformer block");
         return 1;
     }

@@ -45,28 +45,12 @@ static void save(const char *dir, const char *name, const void *data, size_t len
     fclose(f);
 }
 
-/* the remote buffer buf laid out as the native one at base */
-struct place {
-    uint32_t buf;
-    const char *base;
-};
-
-static bool locate(void *user, const struct ggml_tensor *t, uint32_t *buffer, uint64_t *offset)
-{
-    const struct place *p = user;
-    if (!t->data)
-        return false;
-    *buffer = p->buf;
-    *offset = (uint64_t)((const char *)t->data - p->base);
-    return true;
-}
-
 /* the graph as the guest encodes it (vgpu_graph_encode) */
 static void put_graph(struct apir_encoder *e, struct ggml_cgraph *gf, uint32_t buf, const char *base)
 {
     struct vgpu_graph_encoder ge = {0};
-    struct place p = {buf, base};
-    if (vgpu_graph_encode(&ge, gf, locate, &p) != VGPU_GRAPH_OK) {
+    struct block_place p = {buf, base};
+    if (vgpu_graph_encode(&ge, gf, block_locate, &p) != VGPU_GRAPH_OK) {
         fprintf(stderr, "fuzz_seeds: the guest cannot encode the graph\n");
         exit(1);
     }
@@ -92,13 +76,7 @@ static void session_mul_mat(const char *dir)
     apir_put_u64(&a, 0);
     rec_end(APIR_CMD_BUFFER_SET);
     struct apir_wire_tensor t[3];
-    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, H_BUF, 0);
-    t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, H_BUF, 64);
-    t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, H_BUF, 128);
-    t[2].op = GGML_OP_MUL_MAT;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
-    t[2].flags = GGML_TENSOR_FLAG_COMPUTE;
+    wt_mul_mat(t, H_BUF);
     uint32_t node = 2;
     rec_begin();
     apir_put_u32(&a, H_BACKEND);

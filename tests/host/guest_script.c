@@ -38,6 +38,18 @@ int guest_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uint32_t *b
     return rc;
 }
 
+int guest_session_open(struct guest_session *s, uint64_t buffer_size)
+{
+    s->c = guest_open();
+    char name[128];
+    int rc = guest_device_info(s->c, 0, &s->dev, name, sizeof name);
+    if (rc == APIR_BACKEND_OK)
+        rc = guest_alloc(s->c, s->dev.buft, buffer_size, &s->buffer);
+    if (rc == APIR_BACKEND_OK)
+        rc = vgpu_rpc_backend_init(s->c, 0, &s->backend);
+    return rc;
+}
+
 /* Placed tensors carry a fake data address: PLACED + their offset in the graph's buffer
  * (never dereferenced: the context allocates no data). */
 #define PLACED ((uintptr_t)1 << 40)

@@ -23,6 +23,15 @@ int guest_device_info(struct apir_client *c, uint32_t dev, struct guest_dev *out
 /* BUFT_ALLOC_BUFFER that also checks the host gave at least size bytes (-101 if not) */
 int guest_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uint32_t *buffer);
 
+/* A connected guest with device 0's buffer type, one buffer and one backend. */
+struct guest_session {
+    struct apir_client *c;
+    struct guest_dev dev;
+    uint32_t buffer, backend;
+};
+/* connects (exit 1 if it cannot) and sets up; 0 or the first failing command's status */
+int guest_session_open(struct guest_session *s, uint64_t buffer_size);
+
 /* A guest-side ggml graph (no data: tensors are placed in one host buffer), encoded by the
  * shipped graph encoder. */
 struct guest_graph {

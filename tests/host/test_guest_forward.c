@@ -56,20 +56,7 @@ static void assert_floats(const float *got, const float *want, int n)
         assert_float_equal(got[i], want[i], 1e-4);
 }
 
-struct session {
-    struct apir_client *c;
-    struct guest_dev dev;
-    uint32_t buffer, backend;
-};
-
-static void open_session(struct session *s)
-{
-    s->c = guest_open();
-    char name[128];
-    assert_int_equal(guest_device_info(s->c, 0, &s->dev, name, sizeof name), APIR_BACKEND_OK);
-    assert_int_equal(guest_alloc(s->c, s->dev.buft, BUF_SIZE, &s->buffer), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_backend_init(s->c, 0, &s->backend), APIR_BACKEND_OK);
-}
+static void open_session(struct guest_session *s) { assert_int_equal(guest_session_open(s, BUF_SIZE), APIR_BACKEND_OK); }
 
 static void test_every_forward_command(void **state)
 {
@@ -191,7 +178,7 @@ static void test_every_forward_command(void **state)
 
 static void test_handles_are_per_context(void **state)
 {
-    struct session a, b;
+    struct guest_session a, b;
     open_session(&a);
     open_session(&b);
     /* b uses a's handles: they name nothing in b's context */
@@ -216,7 +203,7 @@ static void test_disconnect_mid_session(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         /* allocate, compute, and vanish without freeing anything */
-        struct session s;
+        struct guest_session s;
         open_session(&s);
         uint32_t more;
         for (int i = 0; i < 8; i++)
@@ -234,7 +221,7 @@ static void test_disconnect_mid_session(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     /* the server still serves */
-    struct session s;
+    struct guest_session s;
     open_session(&s);
     uint32_t v;
     assert_int_equal(vgpu_rpc_get_info(s.c, &v, &v), APIR_BACKEND_OK);

@@ -84,23 +84,10 @@ static bool log_has(int ms, const char *a, const char *b, const char *c)
 #define M 3
 #define N 2
 
-struct small {
-    struct apir_client *c;
-    struct guest_dev dev;
-    uint32_t buffer, backend;
-};
-
-static void small_open(struct small *s)
-{
-    s->c = guest_open();
-    char name[128];
-    assert_int_equal(guest_device_info(s->c, 0, &s->dev, name, sizeof name), APIR_BACKEND_OK);
-    assert_int_equal(guest_alloc(s->c, s->dev.buft, 4096, &s->buffer), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_backend_init(s->c, 0, &s->backend), APIR_BACKEND_OK);
-}
+static void small_open(struct guest_session *s) { assert_int_equal(guest_session_open(s, 4096), APIR_BACKEND_OK); }
 
 /* one exact round: new inputs, compute, compare; 0 or the step that failed */
-static int small_round(struct small *s, int round)
+static int small_round(struct guest_session *s, int round)
 {
     float a[K * M], b[K * N], got[M * N];
     for (int i = 0; i < K * M; i++)
@@ -143,7 +130,7 @@ static pid_t start_guest_b(int ms)
     assert_true(pid >= 0);
     if (pid > 0)
         return pid;
-    struct small s;
+    struct guest_session s;
     small_open(&s);
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -259,7 +246,7 @@ static void test_worker_killed_mid_compute(void **state)
  * workers these took the whole server, and B, down. */
 static void attack_while_b_computes(void (*build)(struct guest_graph *gg), int signal_if_run)
 {
-    struct small a;
+    struct guest_session a;
     small_open(&a);
     struct guest_graph gg;
     guest_graph_init(&gg, a.buffer);
@@ -525,7 +512,7 @@ static void test_listener_footprint(void **state)
     int fds0 = proc_fd_count(server);
     enum { GUESTS = 24 };
     for (int i = 0; i < GUESTS; i++) {
-        struct small s;
+        struct guest_session s;
         small_open(&s);
         assert_int_equal(small_round(&s, i), 0);
         apir_client_close(s.c);
