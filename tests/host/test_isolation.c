@@ -35,15 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *sock_path(void)
-{
-    const char *s = getenv("GGML_VIRTGPU_SOCKET");
-    if (!s) {
-        fprintf(stderr, "GGML_VIRTGPU_SOCKET is not set: run under tests/lib/with-server.sh\n");
-        exit(1);
-    }
-    return s;
-}
+static const char *sock_path(void) { return raw_socket_from_env(); }
 
 static uint32_t capset(void)
 {
