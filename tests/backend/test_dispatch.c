@@ -61,6 +61,32 @@ static uint32_t call_cap(uint32_t ctx, uint32_t cmd, size_t cap)
     return sf_call(ctx, &cbs, cmd, args, a.pos, reply, cap, &r);
 }
 static uint32_t call(uint32_t ctx, uint32_t cmd) { return call_cap(ctx, cmd, sizeof reply); }
+/* SUPPORTS_OP / BUFT_GET_ALLOC_SIZE arguments: a device or buffer type, then n tensors */
+static void begin_op(uint32_t first, const struct apir_wire_tensor *t, uint32_t n)
+{
+    begin();
+    apir_put_u32(&a, first);
+    apir_put_u32(&a, n);
+    for (uint32_t i = 0; i < n; i++)
+        apir_wire_tensor_encode(&a, &t[i]);
+}
+
+/* GRAPH_COMPUTE arguments: the backend, then the graph */
+static void begin_graph(uint32_t backend, const struct apir_wire_tensor *t, uint32_t n, const uint32_t *nodes,
+                        uint32_t n_nodes)
+{
+    begin();
+    apir_put_u32(&a, backend);
+    wt_put_graph(&a, t, n, nodes, n_nodes);
+}
+
+/* a command whose only argument is one u32 (a handle or a device index) */
+static uint32_t call_u32(uint32_t ctx, uint32_t cmd, uint32_t arg)
+{
+    begin();
+    apir_put_u32(&a, arg);
+    return call(ctx, cmd);
+}
 
 static char log_path[256];
 static int log_has(const char *needle)
@@ -233,9 +259,7 @@ static void test_set_inline(uint32_t buf, uint32_t buft, uint32_t be)
     struct apir_wire_tensor t[3];
     uint32_t node = 2;
     wt_mul_mat(t, buf);
-    begin();
-    apir_put_u32(&a, be);
-    wt_put_graph(&a, t, 3, &node, 1);
+    begin_graph(be, t, 3, &node, 1);
     CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_ERR_HANDLE);
     CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
 }
@@ -267,9 +291,7 @@ static void test_session(const char *cpu)
     CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_ERR_DECODE);
 
     /* device */
-    begin();
-    apir_put_u32(&a, 0);
-    CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_INFO), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_CMD_DEVICE_GET_INFO, 0), APIR_BACKEND_OK);
     char name[128], desc[256];
     apir_get_str(&r, name, sizeof name);
     apir_get_str(&r, desc, sizeof desc);
@@ -281,23 +303,17 @@ static void test_session(const char *cpu)
     CHECK(apir_decoder_done(&r) && buft != 0 && !strcmp(name, "CPU"));
     CHECK_EQ(call_cap(1, APIR_CMD_DEVICE_GET_INFO, 6), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
     CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_MEMORY), APIR_BACKEND_OK);
-    begin();
-    apir_put_u32(&a, n_dev);
-    CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_INFO), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call_u32(1, APIR_CMD_DEVICE_GET_INFO, n_dev), APIR_BACKEND_ERR_HANDLE);
     begin();
     apir_put_u8(&a, 0); /* short */
     CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_INFO), APIR_BACKEND_ERR_DECODE);
 
-    begin();
-    apir_put_u32(&a, buft);
-    CHECK_EQ(call(1, APIR_CMD_BUFT_GET_INFO), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_CMD_BUFT_GET_INFO, buft), APIR_BACKEND_OK);
     apir_get_str(&r, name, sizeof name);
     uint64_t align = apir_get_u64(&r);
     apir_get_u64(&r);
     CHECK(apir_get_u8(&r) == 1 && align >= 1 && apir_decoder_done(&r));
-    begin();
-    apir_put_u32(&a, buft + 1000);
-    CHECK_EQ(call(1, APIR_CMD_BUFT_GET_INFO), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call_u32(1, APIR_CMD_BUFT_GET_INFO, buft + 1000), APIR_BACKEND_ERR_HANDLE);
 
     /* buffers */
     CHECK_EQ(alloc_buffer(1, buft, 0), 0);
@@ -333,21 +349,15 @@ static void test_session(const char *cpu)
     CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buft, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
 
     /* backend + graph */
-    begin();
-    apir_put_u32(&a, 0);
-    CHECK_EQ(call(1, APIR_CMD_BACKEND_INIT), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_CMD_BACKEND_INIT, 0), APIR_BACKEND_OK);
     uint32_t be = apir_get_u32(&r);
     CHECK(be != 0);
-    begin();
-    apir_put_u32(&a, be);
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_NO_GRAPH);
+    CHECK_EQ(call_u32(1, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_NO_GRAPH);
 
     struct apir_wire_tensor t[3];
     uint32_t node = 2;
     wt_mul_mat(t, buf);
-    begin();
-    apir_put_u32(&a, be);
-    wt_put_graph(&a, t, 3, &node, 1);
+    begin_graph(be, t, 3, &node, 1);
     size_t full = a.pos;
     a.pos = full - 3; /* truncated */
     CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_ERR_DECODE);
@@ -361,14 +371,10 @@ static void test_session(const char *cpu)
         B[i] = (float)i * 0.25f;
     memcpy(shm + 256, B, sizeof B);
     CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 64, sizeof B, RES_ID, 256), APIR_BACKEND_OK);
-    begin();
-    apir_put_u32(&a, be);
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK);
     CHECK_EQ(apir_get_u32(&r), 0);
     check_mul_mat(1, buf, A, B);
-    begin();
-    apir_put_u32(&a, be);
-    CHECK_EQ(call(1, APIR_CMD_BACKEND_SYNCHRONIZE), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_CMD_BACKEND_SYNCHRONIZE, be), APIR_BACKEND_OK);
     test_set_inline(buf, buft, be);
     check_mul_mat(1, buf, A, B);
 
@@ -379,16 +385,12 @@ static void test_session(const char *cpu)
         g[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, buf, 0); /* A's rows */
         g[1] = wt_make(GGML_TYPE_I32, 2, 1, 1, 1, buf, 1024);
         g[2] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, buf, 1088);
-        g[2].op = GGML_OP_GET_ROWS;
-        g[2].src[0] = 1;
-        g[2].src[1] = 2;
+        wt_op2(&g[2], GGML_OP_GET_ROWS);
         g[2].flags = GGML_TENSOR_FLAG_COMPUTE;
         memcpy(shm + 512, idx, sizeof idx);
         CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 1024, 8, RES_ID, 512), APIR_BACKEND_OK);
         uint32_t gnode = 2;
-        begin();
-        apir_put_u32(&a, be);
-        wt_put_graph(&a, g, 3, &gnode, 1);
+        begin_graph(be, g, 3, &gnode, 1);
         CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
         CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 1088, 32, RES_ID, 600), APIR_BACKEND_OK);
         CHECK(!memcmp(shm + 600, A + 8, 16) && !memcmp(shm + 616, A, 16));
@@ -396,32 +398,20 @@ static void test_session(const char *cpu)
         for (int i = 0; i < 3; i++) {
             memcpy(shm + 512, bad[i], sizeof bad[i]);
             CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 1024, 8, RES_ID, 512), APIR_BACKEND_OK);
-            begin();
-            apir_put_u32(&a, be);
-            CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_BOUNDS);
+            CHECK_EQ(call_u32(1, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_BOUNDS);
         }
         /* back to the mul_mat graph */
-        begin();
-        apir_put_u32(&a, be);
-        wt_put_graph(&a, t, 3, &node, 1);
+        begin_graph(be, t, 3, &node, 1);
         CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
     }
 
     /* supports_op and alloc size on the op alone (no buffers) */
     for (int i = 0; i < 3; i++)
         t[i].buffer = 0;
-    begin();
-    apir_put_u32(&a, 0);
-    apir_put_u32(&a, 3);
-    for (int i = 0; i < 3; i++)
-        apir_wire_tensor_encode(&a, &t[i]);
+    begin_op(0, t, 3);
     CHECK_EQ(call(1, APIR_CMD_DEVICE_SUPPORTS_OP), APIR_BACKEND_OK);
     CHECK_EQ(apir_get_u8(&r), 1);
-    begin();
-    apir_put_u32(&a, buft);
-    apir_put_u32(&a, 3);
-    for (int i = 0; i < 3; i++)
-        apir_wire_tensor_encode(&a, &t[i]);
+    begin_op(buft, t, 3);
     CHECK_EQ(call(1, APIR_CMD_BUFT_GET_ALLOC_SIZE), APIR_BACKEND_OK);
     CHECK_EQ(apir_get_u64(&r), 24);
 
@@ -469,24 +459,16 @@ static void test_session(const char *cpu)
     /* a second context: its own handles; ours do not resolve there */
     CHECK_EQ(apir_backend_initialize(2, &cbs), APIR_BACKEND_INIT_SUCCESS);
     CHECK_EQ(transfer(2, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
-    begin();
-    apir_put_u32(&a, be);
-    CHECK_EQ(call(2, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_HANDLE);
-    begin();
-    apir_put_u32(&a, buf);
-    CHECK_EQ(call(2, APIR_CMD_BUFFER_FREE), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call_u32(2, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call_u32(2, APIR_CMD_BUFFER_FREE, buf), APIR_BACKEND_ERR_HANDLE);
     CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_OK);
     uint32_t buf2 = alloc_buffer(2, buft, 1024);
     CHECK(buf2 != 0);
 
     /* freeing a buffer drops the cached graph (it points into it); the handle goes stale */
-    begin();
-    apir_put_u32(&a, buf);
-    CHECK_EQ(call(1, APIR_CMD_BUFFER_FREE), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_CMD_BUFFER_FREE, buf), APIR_BACKEND_OK);
     CHECK_EQ(call(1, APIR_CMD_BUFFER_FREE), APIR_BACKEND_ERR_HANDLE);
-    begin();
-    apir_put_u32(&a, be);
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_NO_GRAPH);
+    CHECK_EQ(call_u32(1, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_NO_GRAPH);
     uint32_t buf3 = alloc_buffer(1, buft, 4096);
     CHECK(buf3 != 0 && buf3 != buf);
     CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
@@ -512,13 +494,9 @@ static void test_session(const char *cpu)
 
     /* leave a computed graph, a backend and buffers live, then disconnect both contexts */
     wt_mul_mat(t, buf3);
-    begin();
-    apir_put_u32(&a, be);
-    wt_put_graph(&a, t, 3, &node, 1);
+    begin_graph(be, t, 3, &node, 1);
     CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
-    begin();
-    apir_put_u32(&a, 0);
-    CHECK_EQ(call(2, APIR_CMD_BACKEND_INIT), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(2, APIR_CMD_BACKEND_INIT, 0), APIR_BACKEND_OK);
     apir_backend_deinit(1);
     apir_backend_deinit(2);
     apir_backend_deinit(2); /* unknown: harmless */
