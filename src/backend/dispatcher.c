@@ -13,8 +13,8 @@
 
 /* A handler per command, from the same table as the enum: a command without a cmd_<stem>
  * handler leaves an undefined symbol and the library does not link. */
-static const cmd_handler handlers[APIR_CMD_COUNT] = {
-#define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) [APIR_CMD_##NAME] = cmd_##stem,
+static const cmd_handler handlers[APIR_FWD_COUNT] = {
+#define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) [APIR_FWD_##NAME] = cmd_##stem,
 #include "apir_forward_table.h"
 };
 
@@ -50,14 +50,14 @@ EXPORT uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir
     struct backend_ctx *existing = backend_ctx_acquire(virgl_ctx_id);
     if (existing) {
         backend_ctx_release(existing);
-        blog("context %u is already initialized", virgl_ctx_id);
+        backend_log("context %u is already initialized", virgl_ctx_id);
         backend_log_release();
         return APIR_BACKEND_INIT_ALREADY;
     }
     const char *path = cbs && cbs->get_config ? cbs->get_config(virgl_ctx_id, APIR_KEY_GGML_LIBRARY_PATH) : NULL;
     const char *reg_sym = cbs && cbs->get_config ? cbs->get_config(virgl_ctx_id, APIR_KEY_GGML_LIBRARY_REG) : NULL;
     ggml_backend_reg_t reg;
-    uint32_t st = ggml_lib_load(path, reg_sym, &reg);
+    uint32_t st = apir_ggml_lib_load(path, reg_sym, &reg);
     if (st == APIR_BACKEND_INIT_SUCCESS)
         st = backend_ctx_create(virgl_ctx_id, reg);
     if (st != APIR_BACKEND_INIT_SUCCESS) {
@@ -65,7 +65,7 @@ EXPORT uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir
         return st;
     }
     apply_limits(virgl_ctx_id, cbs);
-    blog("context %u: using %s (%zu device(s)) from %s", virgl_ctx_id, ggml_backend_reg_name(reg),
+    backend_log("context %u: using %s (%zu device(s)) from %s", virgl_ctx_id, ggml_backend_reg_name(reg),
          ggml_backend_reg_dev_count(reg), path);
     return APIR_BACKEND_INIT_SUCCESS;
 }
@@ -114,7 +114,7 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
             st = APIR_BACKEND_ERR_REPLY_TOO_SMALL;
     }
     if (deferred) {
-        blog("context %u: %s not run: returning the deferred error %u", virgl_ctx_id, e->name, st);
+        backend_log("context %u: %s not run: returning the deferred error %u", virgl_ctx_id, e->name, st);
         backend_ctx_release(ctx);
         return st;
     }
@@ -125,10 +125,10 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
         if (first) /* first one wins: later failures are often its consequences */
             ctx->deferred_error = st;
         pthread_mutex_unlock(&ctx->call_lock);
-        blog("context %u: %s (no reply) failed with status %u%s", virgl_ctx_id, e->name, st,
+        backend_log("context %u: %s (no reply) failed with status %u%s", virgl_ctx_id, e->name, st,
              first ? ": deferred to the next waiting command" : "");
     } else if (st != APIR_BACKEND_OK && st != APIR_BACKEND_ERR_REPLY_TOO_SMALL) {
-        blog("context %u: %s failed with status %u", virgl_ctx_id, e->name, st);
+        backend_log("context %u: %s failed with status %u", virgl_ctx_id, e->name, st);
     }
     if (st == APIR_BACKEND_OK && enc_cur_after && c.enc.pos) /* (no arithmetic on a NULL page) */
         *enc_cur_after = enc_cur + c.enc.pos;
@@ -139,7 +139,7 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
 EXPORT void apir_backend_deinit(uint32_t virgl_ctx_id)
 {
     if (backend_ctx_destroy(virgl_ctx_id)) {
-        blog("context %u: released", virgl_ctx_id);
+        backend_log("context %u: released", virgl_ctx_id);
         backend_log_release();
     }
 }

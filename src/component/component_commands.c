@@ -218,7 +218,7 @@ void apir_command_describe(uint32_t type, uint32_t forward_index, char *out, siz
         snprintf(out, cap, "LOADLIBRARY");
         break;
     case APIR_COMMAND_TYPE_FORWARD:
-        if (forward_index < APIR_CMD_COUNT)
+        if (forward_index < APIR_FWD_COUNT)
             snprintf(out, cap, "FORWARD %s (%u)", apir_forward_cmd_name(forward_index), forward_index);
         else
             snprintf(out, cap, "FORWARD (index %u)", forward_index);

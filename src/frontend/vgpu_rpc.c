@@ -87,7 +87,7 @@ static void get_status(struct apir_decoder *d, void *out) { *(int32_t *)out = (i
 
 int vgpu_rpc_get_info(struct apir_client *c, uint32_t *version, uint32_t *n_devices)
 {
-    apir_client_begin(c, APIR_CMD_GET_INFO, 0);
+    apir_client_begin(c, APIR_FWD_GET_INFO, 0);
     uint32_t v[2];
     int rc = call(c, get_u32_pair, v);
     if (rc == APIR_BACKEND_OK) {
@@ -99,13 +99,13 @@ int vgpu_rpc_get_info(struct apir_client *c, uint32_t *version, uint32_t *n_devi
 
 int vgpu_rpc_device_info(struct apir_client *c, uint32_t dev, struct vgpu_host_device_info *info)
 {
-    apir_put_u32(apir_client_begin(c, APIR_CMD_DEVICE_GET_INFO, 0), dev);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_DEVICE_GET_INFO, 0), dev);
     return call(c, get_device_info, info);
 }
 
 int vgpu_rpc_device_memory(struct apir_client *c, uint32_t dev, uint64_t *free_b, uint64_t *total_b)
 {
-    apir_put_u32(apir_client_begin(c, APIR_CMD_DEVICE_GET_MEMORY, 0), dev);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_DEVICE_GET_MEMORY, 0), dev);
     uint64_t v[2];
     int rc = call(c, get_u64_pair, v);
     if (rc == APIR_BACKEND_OK) {
@@ -117,7 +117,7 @@ int vgpu_rpc_device_memory(struct apir_client *c, uint32_t dev, uint64_t *free_b
 
 int vgpu_rpc_supports_op(struct apir_client *c, uint32_t dev, const void *sig, size_t sig_len, bool *supported)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_SUPPORTS_OP, sig_len);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_DEVICE_SUPPORTS_OP, sig_len);
     apir_put_u32(e, dev);
     apir_put_bytes(e, sig, sig_len);
     return call(c, get_u8_bool, supported);
@@ -125,13 +125,13 @@ int vgpu_rpc_supports_op(struct apir_client *c, uint32_t dev, const void *sig, s
 
 int vgpu_rpc_buft_info(struct apir_client *c, uint32_t buft, struct vgpu_host_buft_info *info)
 {
-    apir_put_u32(apir_client_begin(c, APIR_CMD_BUFT_GET_INFO, 0), buft);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_BUFT_GET_INFO, 0), buft);
     return call(c, get_buft_info, info);
 }
 
 int vgpu_rpc_buft_alloc_size(struct apir_client *c, uint32_t buft, const void *sig, size_t sig_len, uint64_t *bytes)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_GET_ALLOC_SIZE, sig_len);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BUFT_GET_ALLOC_SIZE, sig_len);
     apir_put_u32(e, buft);
     apir_put_bytes(e, sig, sig_len);
     return call(c, get_u64, bytes);
@@ -139,7 +139,7 @@ int vgpu_rpc_buft_alloc_size(struct apir_client *c, uint32_t buft, const void *s
 
 int vgpu_rpc_buft_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uint32_t *buffer, uint64_t *got)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_ALLOC_BUFFER, 0);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BUFT_ALLOC_BUFFER, 0);
     apir_put_u32(e, buft);
     apir_put_u64(e, size);
     struct alloc_reply r;
@@ -153,13 +153,13 @@ int vgpu_rpc_buft_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uin
 
 int vgpu_rpc_buffer_free(struct apir_client *c, uint32_t buffer)
 {
-    apir_put_u32(apir_client_begin(c, APIR_CMD_BUFFER_FREE, 0), buffer);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_BUFFER_FREE, 0), buffer);
     return call(c, NULL, NULL);
 }
 
 int vgpu_rpc_buffer_clear(struct apir_client *c, uint32_t buffer, uint8_t value)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_CLEAR, 0);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BUFFER_CLEAR, 0);
     apir_put_u32(e, buffer);
     apir_put_u8(e, value);
     return call(c, NULL, NULL);
@@ -167,7 +167,7 @@ int vgpu_rpc_buffer_clear(struct apir_client *c, uint32_t buffer, uint8_t value)
 
 int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offset, uint64_t size, uint8_t value)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_MEMSET, 0);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BUFFER_MEMSET, 0);
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
     apir_put_u64(e, size);
@@ -196,7 +196,7 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
     const struct apir_shmem *page = apir_client_data_page(c);
     if (!page) /* not connected (device lost): nothing is sent, the call says why */
         return call(c, NULL, NULL);
-    if (cmd == APIR_CMD_BUFFER_SET)
+    if (cmd == APIR_FWD_BUFFER_SET)
         memcpy(page->ptr, data, n);
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
@@ -204,7 +204,7 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
     apir_put_u32(e, page->res_id);
     apir_put_u64(e, 0);
     struct page_copy out = {data, page->ptr, n};
-    return call(c, cmd == APIR_CMD_BUFFER_GET ? copy_from_page : NULL, &out);
+    return call(c, cmd == APIR_FWD_BUFFER_GET ? copy_from_page : NULL, &out);
 }
 
 static int transfer(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64_t offset, uint8_t *data, size_t size)
@@ -226,7 +226,7 @@ static int transfer(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64
  * the caller may reuse its memory at once) and the host runs it before whatever comes next. */
 static int set_inline(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size)
 {
-    struct apir_encoder *e = apir_client_begin_noreply(c, APIR_CMD_BUFFER_SET_INLINE, size);
+    struct apir_encoder *e = apir_client_begin_noreply(c, APIR_FWD_BUFFER_SET_INLINE, size);
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
     apir_put_u32(e, (uint32_t)size);
@@ -241,18 +241,18 @@ int vgpu_rpc_buffer_set(struct apir_client *c, uint32_t buffer, uint64_t offset,
     if (size <= APIR_MAX_INLINE_SET)
         return set_inline(c, buffer, offset, data, size);
     /* transfer() only reads from data for SET */
-    return transfer(c, APIR_CMD_BUFFER_SET, buffer, offset, (uint8_t *)(uintptr_t)data, size);
+    return transfer(c, APIR_FWD_BUFFER_SET, buffer, offset, (uint8_t *)(uintptr_t)data, size);
 }
 
 int vgpu_rpc_buffer_get(struct apir_client *c, uint32_t buffer, uint64_t offset, void *data, size_t size)
 {
-    return transfer(c, APIR_CMD_BUFFER_GET, buffer, offset, data, size);
+    return transfer(c, APIR_FWD_BUFFER_GET, buffer, offset, data, size);
 }
 
 int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, uint32_t dst, uint64_t dst_off,
                          uint64_t size, bool *done)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_COPY, 0);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BUFFER_COPY, 0);
     apir_put_u32(e, src);
     apir_put_u64(e, src_off);
     apir_put_u32(e, dst);
@@ -263,19 +263,19 @@ int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, 
 
 int vgpu_rpc_backend_init(struct apir_client *c, uint32_t dev, uint32_t *backend)
 {
-    apir_put_u32(apir_client_begin(c, APIR_CMD_BACKEND_INIT, 0), dev);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_BACKEND_INIT, 0), dev);
     return call(c, get_u32, backend);
 }
 
 int vgpu_rpc_backend_free(struct apir_client *c, uint32_t backend)
 {
-    apir_put_u32(apir_client_begin(c, APIR_CMD_BACKEND_FREE, 0), backend);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_BACKEND_FREE, 0), backend);
     return call(c, NULL, NULL);
 }
 
 int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_GRAPH_COMPUTE, len);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_GRAPH_COMPUTE, len);
     apir_put_u32(e, backend);
     apir_put_bytes(e, graph, len);
     return call(c, get_status, status);
@@ -283,14 +283,14 @@ int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *
 
 int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, int32_t *status)
 {
-    apir_put_u32(apir_client_begin(c, APIR_CMD_GRAPH_RECOMPUTE, 0), backend);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_GRAPH_RECOMPUTE, 0), backend);
     return call(c, get_status, status);
 }
 
 /* pending_only: skip the round trip when no fire-and-forget command is pending */
 static int synchronize(struct apir_client *c, uint32_t backend, bool pending_only, int32_t *status)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 0);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BACKEND_SYNCHRONIZE, 0);
     if (!apir_client_take_noreply(c) && pending_only) {
         /* every command so far has been waited for: nothing can be pending on the host */
         apir_client_end(c);

@@ -15,14 +15,14 @@ enum {
 #define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) +1
 #include "apir_forward_table.h"
 };
-_Static_assert((int)N_ENTRIES == (int)APIR_CMD_COUNT, "FORWARD indices run 0..APIR_CMD_COUNT-1 without a hole");
+_Static_assert((int)N_ENTRIES == (int)APIR_FWD_COUNT, "FORWARD indices run 0..APIR_FWD_COUNT-1 without a hole");
 
 const struct apir_forward_cmd_info *apir_forward_cmd(uint32_t cmd)
 {
-    return cmd < APIR_CMD_COUNT ? &commands[cmd] : NULL;
+    return cmd < APIR_FWD_COUNT ? &commands[cmd] : NULL;
 }
 
 const char *apir_forward_cmd_name(uint32_t cmd)
 {
-    return cmd < APIR_CMD_COUNT ? commands[cmd].name : "?";
+    return cmd < APIR_FWD_COUNT ? commands[cmd].name : "?";
 }

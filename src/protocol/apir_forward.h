@@ -28,9 +28,9 @@ struct apir_forward_size {
 
 /* The commands, numbered as apir_forward_table.h says (wire values: never renumber). */
 enum apir_forward_cmd {
-#define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) APIR_CMD_##NAME = index,
+#define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) APIR_FWD_##NAME = index,
 #include "apir_forward_table.h"
-    APIR_CMD_COUNT
+    APIR_FWD_COUNT
 };
 
 /* What both sides know of a command (apir_forward_table.h). */
@@ -41,7 +41,7 @@ struct apir_forward_cmd_info {
     bool waits;                      /* reports a deferred error instead of running */
 };
 
-/* the command's facts; NULL for an index >= APIR_CMD_COUNT (hostile input on the host) */
+/* the command's facts; NULL for an index >= APIR_FWD_COUNT (hostile input on the host) */
 const struct apir_forward_cmd_info *apir_forward_cmd(uint32_t cmd);
 /* its name for logs, "?" if unknown */
 const char *apir_forward_cmd_name(uint32_t cmd);

@@ -6,7 +6,7 @@
  * src/frontend/vgpu_rpc.c/.h. A missing handler fails the build (undefined cmd_<stem>).
  *
  * APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits)
- *   NAME     the enum is APIR_CMD_<NAME>, the log name "<NAME>"
+ *   NAME     the enum is APIR_FWD_<NAME>, the log name "<NAME>"
  *   stem     the host handler is cmd_<stem>
  *   request  argument bytes after the u32 command index:
  *            APIR_FWD_FIXED(n): exactly n; APIR_FWD_VARIABLE(n): n, then a variable part

@@ -98,7 +98,7 @@ static void compare(uint32_t buf, const char *base, struct ggml_tensor *t, const
     apir_put_u64(&a, n);
     apir_put_u32(&a, RES);
     apir_put_u64(&a, 0);
-    if (call(APIR_CMD_BUFFER_GET) != APIR_BACKEND_OK) {
+    if (call(APIR_FWD_BUFFER_GET) != APIR_BACKEND_OK) {
         FAIL("%s: GET failed", what);
         return;
     }
@@ -117,7 +117,7 @@ static void upload(uint32_t buf, ggml_backend_buffer_t nbuf)
     apir_put_u64(&a, size);
     apir_put_u32(&a, RES);
     apir_put_u64(&a, 0);
-    if (call(APIR_CMD_BUFFER_SET) != APIR_BACKEND_OK)
+    if (call(APIR_FWD_BUFFER_SET) != APIR_BACKEND_OK)
         FAIL("upload failed");
 }
 
@@ -159,7 +159,7 @@ int main(void)
         return 1;
     begin();
     apir_put_u32(&a, 0);
-    call(APIR_CMD_DEVICE_GET_INFO);
+    call(APIR_FWD_DEVICE_GET_INFO);
     char name[256];
     apir_get_str(&r, name, sizeof name);
     apir_get_str(&r, name, sizeof name);
@@ -169,12 +169,12 @@ int main(void)
     begin();
     apir_put_u32(&a, buft);
     apir_put_u64(&a, size);
-    if (call(APIR_CMD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
+    if (call(APIR_FWD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
         return 1;
     uint32_t buf = apir_get_u32(&r);
     begin();
     apir_put_u32(&a, 0);
-    call(APIR_CMD_BACKEND_INIT);
+    call(APIR_FWD_BACKEND_INIT);
     uint32_t be = apir_get_u32(&r);
     upload(buf, nbuf);
 
@@ -189,7 +189,7 @@ int main(void)
     begin();
     apir_put_u32(&a, be);
     apir_put_bytes(&a, ge.bytes, ge.len);
-    uint32_t st = call(APIR_CMD_GRAPH_COMPUTE);
+    uint32_t st = call(APIR_FWD_GRAPH_COMPUTE);
     if (st != APIR_BACKEND_OK || apir_get_u32(&r) != GGML_STATUS_SUCCESS)
         FAIL("GRAPH_COMPUTE of a real transformer block refused: status %u", st);
 
@@ -200,7 +200,7 @@ int main(void)
         begin();
         apir_put_u32(&a, 0);
         apir_put_bytes(&a, sig, vgpu_op_signature(node, sig));
-        if (call(APIR_CMD_DEVICE_SUPPORTS_OP) != APIR_BACKEND_OK || apir_get_u8(&r) != 1)
+        if (call(APIR_FWD_DEVICE_SUPPORTS_OP) != APIR_BACKEND_OK || apir_get_u8(&r) != 1)
             FAIL("supports_op says no to node %d (%s)", i, ggml_op_desc(node));
     }
 
@@ -215,7 +215,7 @@ int main(void)
     upload(buf, nbuf);
     begin();
     apir_put_u32(&a, be);
-    if (call(APIR_CMD_GRAPH_RECOMPUTE) != APIR_BACKEND_OK || apir_get_u32(&r) != GGML_STATUS_SUCCESS)
+    if (call(APIR_FWD_GRAPH_RECOMPUTE) != APIR_BACKEND_OK || apir_get_u32(&r) != GGML_STATUS_SUCCESS)
         FAIL("GRAPH_RECOMPUTE failed");
     ggml_backend_graph_compute(backend, gf);
     compare(buf, base, m.out, "block output (recompute)");
