@@ -158,20 +158,9 @@ int main(int argc, char **argv)
     }
     gb_load_backends();
     ggml_backend_dev_t cpu_dev = native_name ? gb_device(native_name) : gb_cpu_device(), dev = gb_device(dev_name);
-    if (!cpu_dev || !dev) {
-        fprintf(stderr, "bench-ops: need the %s device and %s; devices found:\n", native_name ? native_name : "CPU",
-                dev_name);
-        gb_print_devices(stderr);
+    ggml_backend_t native, remote;
+    if (!gb_open_pair("bench-ops", cpu_dev, native_name ? native_name : "CPU", dev, dev_name, &native, &remote))
         return 1;
-    }
-    ggml_backend_t native = ggml_backend_dev_init(cpu_dev, NULL);
-    ggml_backend_t remote = ggml_backend_dev_init(dev, NULL);
-    gb_set_threads(native, 0);
-    gb_set_threads(remote, 0); /* only when "remote" is a second CPU backend (self-check) */
-    if (!native || !remote) {
-        fprintf(stderr, "bench-ops: cannot initialize the backends\n");
-        return 1;
-    }
     printf("native: %s (%s)   remote: %s (%s)\n", ggml_backend_dev_name(cpu_dev),
            ggml_backend_dev_description(cpu_dev), dev_name, ggml_backend_dev_description(dev));
     printf("%-30s %14s %14s %8s\n", "case", "native", "remote", "ratio");

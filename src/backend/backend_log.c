@@ -83,7 +83,7 @@ static bool take_token(FILE *f)
     return true;
 }
 
-void blog(const char *fmt, ...)
+void backend_log(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -7,6 +7,6 @@
 void backend_log_acquire(void);
 void backend_log_release(void);
 
-void blog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void backend_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

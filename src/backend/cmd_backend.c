@@ -62,7 +62,7 @@ uint32_t cmd_backend_init(struct cmd_call *c)
     s->device = index;
     s->backend = ggml_backend_dev_init(c->ctx->devices[index].dev, NULL);
     if (!s->backend) {
-        blog("cannot initialize a backend on device %s", ggml_backend_dev_name(c->ctx->devices[index].dev));
+        backend_log("cannot initialize a backend on device %s", ggml_backend_dev_name(c->ctx->devices[index].dev));
         free(s);
         return APIR_BACKEND_ERR_BACKEND;
     }

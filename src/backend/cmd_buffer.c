@@ -55,19 +55,19 @@ uint32_t cmd_buft_alloc_buffer(struct cmd_call *c)
     if (size == 0 || size > ggml_backend_buft_get_max_size(buft))
         return APIR_BACKEND_ERR_BOUNDS;
     if (ggml_backend_buft_is_host(buft) && size > host_memory()) {
-        blog("refusing a %llu-byte host buffer: more than this host's memory", (unsigned long long)size);
+        backend_log("refusing a %llu-byte host buffer: more than this host's memory", (unsigned long long)size);
         return APIR_BACKEND_ERR_OUT_OF_MEMORY;
     }
     uint64_t limit = c->ctx->buffer_bytes_limit;
     if (limit && (size > limit || c->ctx->buffer_bytes > limit - size)) {
-        blog("refusing a %llu-byte buffer: this guest already has %llu bytes (limit VIRGL_APIR_MAX_BUFFER_BYTES=%llu, "
+        backend_log("refusing a %llu-byte buffer: this guest already has %llu bytes (limit VIRGL_APIR_MAX_BUFFER_BYTES=%llu, "
              "key " APIR_KEY_LIMIT_BUFFER_BYTES ")",
              (unsigned long long)size, (unsigned long long)c->ctx->buffer_bytes, (unsigned long long)limit);
         return APIR_BACKEND_ERR_OUT_OF_MEMORY;
     }
     ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(buft, (size_t)size);
     if (!buf) {
-        blog("cannot allocate a buffer of %llu bytes in %s", (unsigned long long)size, ggml_backend_buft_name(buft));
+        backend_log("cannot allocate a buffer of %llu bytes in %s", (unsigned long long)size, ggml_backend_buft_name(buft));
         return APIR_BACKEND_ERR_OUT_OF_MEMORY;
     }
     uint32_t bh = handle_table_add(&c->ctx->handles, HANDLE_BUFFER, buf);

@@ -23,26 +23,8 @@ typedef uint32_t (*cmd_handler)(struct cmd_call *c);
             return APIR_BACKEND_ERR_DECODE;    \
     } while (0)
 
-uint32_t cmd_get_info(struct cmd_call *c);
-uint32_t cmd_device_get_info(struct cmd_call *c);
-uint32_t cmd_device_get_memory(struct cmd_call *c);
-uint32_t cmd_device_supports_op(struct cmd_call *c);
-uint32_t cmd_buft_get_info(struct cmd_call *c);
-uint32_t cmd_buft_get_alloc_size(struct cmd_call *c);
-
-uint32_t cmd_buft_alloc_buffer(struct cmd_call *c);
-uint32_t cmd_buffer_free(struct cmd_call *c);
-uint32_t cmd_buffer_clear(struct cmd_call *c);
-uint32_t cmd_buffer_memset(struct cmd_call *c);
-uint32_t cmd_buffer_set(struct cmd_call *c);
-uint32_t cmd_buffer_get(struct cmd_call *c);
-uint32_t cmd_buffer_copy(struct cmd_call *c);
-uint32_t cmd_buffer_set_inline(struct cmd_call *c);
-
-uint32_t cmd_backend_init(struct cmd_call *c);
-uint32_t cmd_backend_free(struct cmd_call *c);
-uint32_t cmd_graph_compute(struct cmd_call *c);
-uint32_t cmd_graph_recompute(struct cmd_call *c);
-uint32_t cmd_backend_synchronize(struct cmd_call *c);
+/* one handler per FORWARD command, cmd_<stem> of apir_forward_table.h */
+#define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) uint32_t cmd_##stem(struct cmd_call *c);
+#include "apir_forward_table.h"
 
 #endif

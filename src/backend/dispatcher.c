@@ -11,35 +11,18 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-struct cmd_entry {
-    cmd_handler fn;
-    const char *name;
-    uint32_t reply_size; /* fixed reply bytes, checked before the command acts (0: none or
-                          * variable, checked after encoding) */
-    bool waits;          /* a point where the guest waits: reports a deferred error first */
+/* A handler per command, from the same table as the enum: a command without a cmd_<stem>
+ * handler leaves an undefined symbol and the library does not link. */
+static const cmd_handler handlers[APIR_FWD_COUNT] = {
+#define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) [APIR_FWD_##NAME] = cmd_##stem,
+#include "apir_forward_table.h"
 };
 
-static const struct cmd_entry commands[APIR_CMD_COUNT] = {
-    [APIR_CMD_GET_INFO] = {cmd_get_info, "GET_INFO", 8, false},
-    [APIR_CMD_DEVICE_GET_INFO] = {cmd_device_get_info, "DEVICE_GET_INFO", 0, false},
-    [APIR_CMD_DEVICE_GET_MEMORY] = {cmd_device_get_memory, "DEVICE_GET_MEMORY", 16, false},
-    [APIR_CMD_DEVICE_SUPPORTS_OP] = {cmd_device_supports_op, "DEVICE_SUPPORTS_OP", 1, false},
-    [APIR_CMD_BUFT_GET_INFO] = {cmd_buft_get_info, "BUFT_GET_INFO", 0, false},
-    [APIR_CMD_BUFT_GET_ALLOC_SIZE] = {cmd_buft_get_alloc_size, "BUFT_GET_ALLOC_SIZE", 8, false},
-    [APIR_CMD_BUFT_ALLOC_BUFFER] = {cmd_buft_alloc_buffer, "BUFT_ALLOC_BUFFER", 12, false},
-    [APIR_CMD_BUFFER_FREE] = {cmd_buffer_free, "BUFFER_FREE", 0, false},
-    [APIR_CMD_BUFFER_CLEAR] = {cmd_buffer_clear, "BUFFER_CLEAR", 0, false},
-    [APIR_CMD_BUFFER_MEMSET] = {cmd_buffer_memset, "BUFFER_MEMSET", 0, false},
-    [APIR_CMD_BUFFER_SET] = {cmd_buffer_set, "BUFFER_SET", 0, false},
-    [APIR_CMD_BUFFER_GET] = {cmd_buffer_get, "BUFFER_GET", 0, true},
-    [APIR_CMD_BUFFER_COPY] = {cmd_buffer_copy, "BUFFER_COPY", 1, false},
-    [APIR_CMD_BACKEND_INIT] = {cmd_backend_init, "BACKEND_INIT", 4, false},
-    [APIR_CMD_BACKEND_FREE] = {cmd_backend_free, "BACKEND_FREE", 0, false},
-    [APIR_CMD_GRAPH_COMPUTE] = {cmd_graph_compute, "GRAPH_COMPUTE", 4, true},
-    [APIR_CMD_GRAPH_RECOMPUTE] = {cmd_graph_recompute, "GRAPH_RECOMPUTE", 4, true},
-    [APIR_CMD_BACKEND_SYNCHRONIZE] = {cmd_backend_synchronize, "BACKEND_SYNCHRONIZE", 4, true},
-    [APIR_CMD_BUFFER_SET_INLINE] = {cmd_buffer_set_inline, "BUFFER_SET_INLINE", 0, false},
-};
+/* the message's arguments have the table's size (the handler still decodes them strictly) */
+static bool request_size_ok(const struct apir_forward_cmd_info *info, size_t len)
+{
+    return info->request.variable ? len >= info->request.bytes : len == info->request.bytes;
+}
 
 /* the component's per-guest limits (decimal; absent or 0: none) */
 static uint64_t config_u64(uint32_t ctx_id, struct virgl_apir_callbacks *cbs, const char *key)
@@ -67,14 +50,14 @@ EXPORT uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir
     struct backend_ctx *existing = backend_ctx_acquire(virgl_ctx_id);
     if (existing) {
         backend_ctx_release(existing);
-        blog("context %u is already initialized", virgl_ctx_id);
+        backend_log("context %u is already initialized", virgl_ctx_id);
         backend_log_release();
         return APIR_BACKEND_INIT_ALREADY;
     }
     const char *path = cbs && cbs->get_config ? cbs->get_config(virgl_ctx_id, APIR_KEY_GGML_LIBRARY_PATH) : NULL;
     const char *reg_sym = cbs && cbs->get_config ? cbs->get_config(virgl_ctx_id, APIR_KEY_GGML_LIBRARY_REG) : NULL;
     ggml_backend_reg_t reg;
-    uint32_t st = ggml_lib_load(path, reg_sym, &reg);
+    uint32_t st = apir_ggml_lib_load(path, reg_sym, &reg);
     if (st == APIR_BACKEND_INIT_SUCCESS)
         st = backend_ctx_create(virgl_ctx_id, reg);
     if (st != APIR_BACKEND_INIT_SUCCESS) {
@@ -82,7 +65,7 @@ EXPORT uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir
         return st;
     }
     apply_limits(virgl_ctx_id, cbs);
-    blog("context %u: using %s (%zu device(s)) from %s", virgl_ctx_id, ggml_backend_reg_name(reg),
+    backend_log("context %u: using %s (%zu device(s)) from %s", virgl_ctx_id, ggml_backend_reg_name(reg),
          ggml_backend_reg_dev_count(reg), path);
     return APIR_BACKEND_INIT_SUCCESS;
 }
@@ -93,7 +76,8 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
 {
     if (enc_cur_after)
         *enc_cur_after = enc_cur;
-    if (cmd_index >= APIR_CMD_COUNT || !commands[cmd_index].fn)
+    const struct apir_forward_cmd_info *e = apir_forward_cmd(cmd_index);
+    if (!e)
         return APIR_BACKEND_ERR_UNKNOWN_CMD;
     /* a NULL end (or start) means an empty range; a NULL start means no reply at all
      * (the component's reply_res_id 0): nobody will see this command's status */
@@ -104,14 +88,15 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
     if (!ctx)
         return APIR_BACKEND_ERR_NOT_INITIALIZED;
 
-    const struct cmd_entry *e = &commands[cmd_index];
     struct cmd_call c = {.ctx = ctx, .cbs = cbs};
     apir_decoder_init(&c.dec, dec_cur, dec_len);
     apir_encoder_init(&c.enc, enc_cur, enc_cap);
 
     uint32_t st;
     bool deferred = false;
-    if (enc_cap < e->reply_size) {
+    if (!request_size_ok(e, dec_len)) {
+        st = APIR_BACKEND_ERR_DECODE;
+    } else if (!e->reply.variable && enc_cap < e->reply.bytes) {
         /* refuse before acting: an object the guest never hears of would leak until deinit */
         st = APIR_BACKEND_ERR_REPLY_TOO_SMALL;
     } else {
@@ -122,14 +107,14 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
             ctx->deferred_error = APIR_BACKEND_OK;
             deferred = true;
         } else {
-            st = e->fn(&c);
+            st = handlers[cmd_index](&c);
         }
         pthread_mutex_unlock(&ctx->call_lock);
         if (st == APIR_BACKEND_OK && c.enc.error)
             st = APIR_BACKEND_ERR_REPLY_TOO_SMALL;
     }
     if (deferred) {
-        blog("context %u: %s not run: returning the deferred error %u", virgl_ctx_id, e->name, st);
+        backend_log("context %u: %s not run: returning the deferred error %u", virgl_ctx_id, e->name, st);
         backend_ctx_release(ctx);
         return st;
     }
@@ -140,10 +125,10 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
         if (first) /* first one wins: later failures are often its consequences */
             ctx->deferred_error = st;
         pthread_mutex_unlock(&ctx->call_lock);
-        blog("context %u: %s (no reply) failed with status %u%s", virgl_ctx_id, e->name, st,
+        backend_log("context %u: %s (no reply) failed with status %u%s", virgl_ctx_id, e->name, st,
              first ? ": deferred to the next waiting command" : "");
     } else if (st != APIR_BACKEND_OK && st != APIR_BACKEND_ERR_REPLY_TOO_SMALL) {
-        blog("context %u: %s failed with status %u", virgl_ctx_id, e->name, st);
+        backend_log("context %u: %s failed with status %u", virgl_ctx_id, e->name, st);
     }
     if (st == APIR_BACKEND_OK && enc_cur_after && c.enc.pos) /* (no arithmetic on a NULL page) */
         *enc_cur_after = enc_cur + c.enc.pos;
@@ -154,7 +139,7 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
 EXPORT void apir_backend_deinit(uint32_t virgl_ctx_id)
 {
     if (backend_ctx_destroy(virgl_ctx_id)) {
-        blog("context %u: released", virgl_ctx_id);
+        backend_log("context %u: released", virgl_ctx_id);
         backend_log_release();
     }
 }

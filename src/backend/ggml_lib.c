@@ -36,7 +36,7 @@ static void *open_lib(const char *path)
     dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         const char *err = dlerror();
-        blog("cannot open the GGML library '%s': %s", path, err ? err : "unknown error");
+        backend_log("cannot open the GGML library '%s': %s", path, err ? err : "unknown error");
         goto out;
     }
     struct loaded_lib *l = calloc(1, sizeof *l);
@@ -56,11 +56,11 @@ out:
     return dl;
 }
 
-uint32_t ggml_lib_load(const char *path, const char *reg_symbol, ggml_backend_reg_t *reg_out)
+uint32_t apir_ggml_lib_load(const char *path, const char *reg_symbol, ggml_backend_reg_t *reg_out)
 {
     *reg_out = NULL;
     if (!path || !*path) {
-        blog("cannot open the GGML library: env var '" APIR_ENV_GGML_LIBRARY_PATH "' not defined");
+        backend_log("cannot open the GGML library: env var '" APIR_ENV_GGML_LIBRARY_PATH "' not defined");
         return APIR_BACKEND_INIT_GGML_PATH_MISSING;
     }
     void *dl = open_lib(path);
@@ -73,27 +73,27 @@ uint32_t ggml_lib_load(const char *path, const char *reg_symbol, ggml_backend_re
     *(void **)&reg_fn = dlsym(dl, sym);
     if (!reg_fn) {
         if (!named) {
-            blog("cannot register the GGML library: env var '" APIR_ENV_GGML_LIBRARY_REG "' not defined");
+            backend_log("cannot register the GGML library: env var '" APIR_ENV_GGML_LIBRARY_REG "' not defined");
             return APIR_BACKEND_INIT_REG_SYMBOL_MISSING;
         }
-        blog("cannot register the GGML library: symbol '%s' (from " APIR_ENV_GGML_LIBRARY_REG
+        backend_log("cannot register the GGML library: symbol '%s' (from " APIR_ENV_GGML_LIBRARY_REG
              ") not found in '%s'",
              sym, path);
         return APIR_BACKEND_INIT_REG_NAMED_MISSING;
     }
     ggml_backend_reg_t reg = reg_fn();
     if (!reg) {
-        blog("cannot register the GGML library: %s() in '%s' returned no backend", sym, path);
+        backend_log("cannot register the GGML library: %s() in '%s' returned no backend", sym, path);
         return APIR_BACKEND_INIT_REG_FAILED;
     }
     if (reg->api_version != GGML_BACKEND_API_VERSION) {
-        blog("cannot use the GGML library '%s': it implements ggml backend API version %d, this backend "
+        backend_log("cannot use the GGML library '%s': it implements ggml backend API version %d, this backend "
              "library needs version %d (llama.cpp / ggml release v0.5.0)",
              path, reg->api_version, GGML_BACKEND_API_VERSION);
         return APIR_BACKEND_INIT_API_VERSION;
     }
     if (ggml_backend_reg_dev_count(reg) == 0) {
-        blog("the GGML library '%s' (%s) exposes no device", path, ggml_backend_reg_name(reg));
+        backend_log("the GGML library '%s' (%s) exposes no device", path, ggml_backend_reg_name(reg));
         return APIR_BACKEND_INIT_NO_DEVICE;
     }
     *reg_out = reg;

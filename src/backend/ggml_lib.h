@@ -10,6 +10,6 @@
 /* Loads `path` (once per process) and returns its backend registration after checking the
  * API version and that it has devices. reg_symbol NULL or "" means the default
  * ggml_backend_init. Logs the reason and returns an apir_backend_init_code on failure. */
-uint32_t ggml_lib_load(const char *path, const char *reg_symbol, ggml_backend_reg_t *reg_out);
+uint32_t apir_ggml_lib_load(const char *path, const char *reg_symbol, ggml_backend_reg_t *reg_out);
 
 #endif

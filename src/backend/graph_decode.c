@@ -80,7 +80,7 @@ static uint32_t decode_tensors(struct apir_decoder *dec, uint32_t n, struct ggml
             return APIR_BACKEND_ERR_DECODE;
         uint32_t st = tensor_validate(&w, i, &extent);
         if (st != APIR_BACKEND_OK) {
-            blog("tensor %u of %u ('%s', %s, type %u, ne %lld %lld %lld %lld, nb %llu %llu %llu %llu): invalid", i, n,
+            backend_log("tensor %u of %u ('%s', %s, type %u, ne %lld %lld %lld %lld, nb %llu %llu %llu %llu): invalid", i, n,
                  w.name, w.op < GGML_OP_COUNT ? ggml_op_name((enum ggml_op)w.op) : "unknown op", w.type,
                  (long long)w.ne[0], (long long)w.ne[1], (long long)w.ne[2], (long long)w.ne[3],
                  (unsigned long long)w.nb[0], (unsigned long long)w.nb[1], (unsigned long long)w.nb[2],
@@ -110,7 +110,7 @@ static uint32_t check_node(struct node_rebuild *rb, struct ggml_tensor *node, gg
 {
     uint32_t st = op_check_node(rb, node);
     if (st != APIR_BACKEND_OK) {
-        blog("graph: node '%s' (%s) %s", node->name, ggml_op_desc(node),
+        backend_log("graph: node '%s' (%s) %s", node->name, ggml_op_desc(node),
              st == APIR_BACKEND_ERR_UNSUPPORTED ? "is not run for a guest by this host"
                                                  : "is not what ggml builds from its sources and parameters");
         return st;
@@ -122,7 +122,7 @@ static uint32_t check_node(struct node_rebuild *rb, struct ggml_tensor *node, gg
                 return APIR_BACKEND_ERR_UNSUPPORTED;
         }
         if (!ggml_backend_dev_supports_op(dev, node)) {
-            blog("graph: node '%s' (%s) is not supported by %s", node->name, ggml_op_desc(node), ggml_backend_dev_name(dev));
+            backend_log("graph: node '%s' (%s) is not supported by %s", node->name, ggml_op_desc(node), ggml_backend_dev_name(dev));
             return APIR_BACKEND_ERR_UNSUPPORTED;
         }
     }

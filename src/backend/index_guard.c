@@ -147,7 +147,7 @@ static uint32_t classify(struct ggml_cgraph *graph, const struct index_read *rea
         dynamic[r] = lo < hi && tree_max(&tree, lo, hi) > ir.start;
         struct region own = region_of(reads[r].node, reads[r].pos);
         if (own.buffer == ir.buffer && own.start < ir.end && ir.start < own.end) {
-            blog("graph: node '%s' overwrites the indices it reads", reads[r].node->name);
+            backend_log("graph: node '%s' overwrites the indices it reads", reads[r].node->name);
             st = APIR_BACKEND_ERR_INVALID_TENSOR;
             break;
         }
@@ -278,7 +278,7 @@ static uint32_t check_one(const struct index_read *r, int64_t bound)
         free(copy);
     }
     if (!ok) {
-        blog("graph: an index read by '%s' (%s) is out of range [0, %lld)", r->node->name, ggml_op_desc(r->node),
+        backend_log("graph: an index read by '%s' (%s) is out of range [0, %lld)", r->node->name, ggml_op_desc(r->node),
              (long long)bound);
         return APIR_BACKEND_ERR_BOUNDS;
     }

@@ -208,16 +208,6 @@ void apir_command_run(struct apir_context *ctx, const struct apir_command *cmd)
     commands[cmd->type].run(ctx, cmd);
 }
 
-/* FORWARD names for logs; the backend library has its own table, but a supervisor never
- * loads it */
-static const char *const forward_names[] = {
-    "GET_INFO", "DEVICE_GET_INFO", "DEVICE_GET_MEMORY", "DEVICE_SUPPORTS_OP", "BUFT_GET_INFO",
-    "BUFT_GET_ALLOC_SIZE", "BUFT_ALLOC_BUFFER", "BUFFER_FREE", "BUFFER_CLEAR", "BUFFER_MEMSET",
-    "BUFFER_SET", "BUFFER_GET", "BUFFER_COPY", "BACKEND_INIT", "BACKEND_FREE",
-    "GRAPH_COMPUTE", "GRAPH_RECOMPUTE", "BACKEND_SYNCHRONIZE", "BUFFER_SET_INLINE",
-};
-_Static_assert(sizeof forward_names / sizeof forward_names[0] == APIR_CMD_COUNT, "a FORWARD name per command");
-
 void apir_command_describe(uint32_t type, uint32_t forward_index, char *out, size_t cap)
 {
     switch (type) {
@@ -228,8 +218,8 @@ void apir_command_describe(uint32_t type, uint32_t forward_index, char *out, siz
         snprintf(out, cap, "LOADLIBRARY");
         break;
     case APIR_COMMAND_TYPE_FORWARD:
-        if (forward_index < APIR_CMD_COUNT)
-            snprintf(out, cap, "FORWARD %s (%u)", forward_names[forward_index], forward_index);
+        if (forward_index < APIR_FWD_COUNT)
+            snprintf(out, cap, "FORWARD %s (%u)", apir_forward_cmd_name(forward_index), forward_index);
         else
             snprintf(out, cap, "FORWARD (index %u)", forward_index);
         break;

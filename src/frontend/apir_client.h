@@ -1,5 +1,6 @@
 /* The guest's connection to the host: picks a transport, does HANDSHAKE and LOADLIBRARY,
- * owns the reply page and the data page, and runs one command at a time.
+ * owns the reply page and the data page (apir_client_connect.c), and runs one command at a
+ * time (apir_client.c).
  *
  * Life cycle (docs/frontend.md, "Device lost"): CONNECTED after apir_client_open();
  * apir_client_disconnect() gives the host context back and leaves the client DISCONNECTED,
@@ -63,7 +64,6 @@ struct apir_client {
     uint32_t cmd_offset;      /* APIR_VENUS_CMD_OFFSET in a Venus context, else 0 */
     uint32_t host_major, host_minor;
     uint64_t timeout_ns;
-    uint32_t last_component_code; /* raw FORWARD code when APIR_CLIENT_ERR_COMPONENT */
     bool noreply_pending;     /* fire-and-forget commands sent since the last wait (under lock) */
     /* connection state (apir_client_state); written under lock, read lock-free for fast paths */
     _Atomic int state;
@@ -104,9 +104,10 @@ bool apir_client_lost_error(int rc);
 /* Declares the device lost (a caller that found the host's answers unusable); logs once. */
 void apir_client_mark_dead(struct apir_client *c, const char *what);
 
-/* FORWARD: connect if needed, lock, start a command for backend command `cmd` with room for payload_cap bytes of
- * arguments, and return the encoder to put them in. */
-struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t payload_cap);
+/* FORWARD: connect if needed, lock, start backend command `cmd` with room for its arguments
+ * (the request size of apir_forward_table.h, plus `extra` bytes for a variable part), and
+ * return the encoder to put them in. */
+struct apir_encoder *apir_client_begin(struct apir_client *c, uint32_t cmd, size_t extra);
 /* Submit, wait for the reply, and point *reply at its payload. Returns the backend status
  * (enum apir_backend_status, >= 0) or an apir_client_error. The reply stays valid until
  * apir_client_end(). */
@@ -118,19 +119,16 @@ void apir_client_end(struct apir_client *c);
  * reply_res_id 0; apir_client_send() submits it without waiting and returns
  * APIR_BACKEND_OK or an apir_client_error (the backend status is never seen: a failure comes
  * back as the deferred error of the next waiting command). apir_client_end() unlocks. */
-struct apir_encoder *apir_client_begin_noreply(struct apir_client *c, uint32_t cmd, size_t payload_cap);
+struct apir_encoder *apir_client_begin_noreply(struct apir_client *c, uint32_t cmd, size_t extra);
 int apir_client_send(struct apir_client *c);
 /* with the lock held (between begin and end): were fire-and-forget commands sent since the
  * last call to this? Clears the mark. */
 bool apir_client_take_noreply(struct apir_client *c);
 
-/* Raw APIR command (HANDSHAKE, LOADLIBRARY); caller holds no lock. Returns the command's
- * return value (reply word - 1) or an apir_client_error. */
-int apir_client_command(struct apir_client *c, uint32_t cmd_type, const void *payload, size_t size,
-                        struct apir_decoder *reply);
+/* The data page (tensor transfers through BUFFER_SET/GET), between begin and end only; NULL
+ * when the command will not be sent (not connected, device lost). */
+const struct apir_shmem *apir_client_data_page(const struct apir_client *c);
 
 const char *apir_client_status_str(int status);
-/* name of FORWARD command index cmd ("?" if unknown) */
-const char *apir_client_cmd_name(uint32_t cmd);
 
 #endif

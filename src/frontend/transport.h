@@ -49,6 +49,27 @@ struct apir_transport {
     bool lost;
 };
 
+/* The operations, as the client calls them (as Mesa's vn_renderer.h wraps its ops). */
+static inline int apir_transport_create_blob(struct apir_transport *t, size_t size, struct apir_shmem *shm)
+{
+    return t->ops->create_blob(t, size, shm);
+}
+static inline void apir_transport_destroy_blob(struct apir_transport *t, struct apir_shmem *shm)
+{
+    t->ops->destroy_blob(t, shm);
+}
+static inline int apir_transport_submit(struct apir_transport *t, const void *cmd, size_t size)
+{
+    return t->ops->submit(t, cmd, size);
+}
+static inline bool apir_transport_alive(struct apir_transport *t) { return t->ops->alive(t); }
+static inline void apir_transport_set_timeout(struct apir_transport *t, uint64_t timeout_ns)
+{
+    if (t->ops->set_timeout)
+        t->ops->set_timeout(t, timeout_ns);
+}
+static inline void apir_transport_destroy(struct apir_transport *t) { t->ops->destroy(t); }
+
 /* Each open returns NULL and a one-line reason in why[] on failure; they never block longer
  * than a connect/ioctl. */
 struct apir_transport *apir_transport_vtest_open(const char *socket_path, uint32_t capset_id,

@@ -1,4 +1,4 @@
-/* Graph encoding for APIR_CMD_GRAPH_COMPUTE (apir_forward.h), and the decision to send
+/* Graph encoding for APIR_FWD_GRAPH_COMPUTE (apir_forward.h), and the decision to send
  * GRAPH_RECOMPUTE instead when the encoding is byte-identical to the last one sent. */
 #ifndef VGPU_GRAPH_H
 #define VGPU_GRAPH_H

@@ -4,8 +4,6 @@
 
 #include <string.h>
 
-const char *vgpu_rpc_cmd_name(uint32_t cmd) { return apir_client_cmd_name(cmd); }
-
 const char *vgpu_rpc_status_str(int rc)
 {
     if (rc == VGPU_RPC_ERR_REPLY)
@@ -13,175 +11,180 @@ const char *vgpu_rpc_status_str(int rc)
     return apir_client_status_str(rc);
 }
 
-/* a successful reply must decode completely: short or trailing bytes mean a confused host */
-static int check_done(int rc, const struct apir_decoder *d)
-{
-    if (rc == APIR_BACKEND_OK && !apir_decoder_done(d))
-        return VGPU_RPC_ERR_REPLY;
-    return rc;
-}
+/* Runs the command begun on c and ends it. On success decode (NULL: the reply is empty)
+ * reads the reply into out; the reply must then be consumed exactly: short or trailing bytes
+ * mean a confused host. */
+typedef void (*reply_decoder)(struct apir_decoder *d, void *out);
 
-/* commands whose reply is empty */
-static int call_no_reply(struct apir_client *c)
+static int call(struct apir_client *c, reply_decoder decode, void *out)
 {
     struct apir_decoder d;
     int rc = apir_client_call(c, &d);
-    rc = check_done(rc, &d);
+    if (rc == APIR_BACKEND_OK && decode)
+        decode(&d, out);
+    if (rc == APIR_BACKEND_OK && !apir_decoder_done(&d))
+        rc = VGPU_RPC_ERR_REPLY;
     apir_client_end(c);
     return rc;
 }
 
-/* commands whose reply is one u32 enum ggml_status; all of them are waiting points, where
- * the host reports a deferred error of earlier fire-and-forget commands */
-static int call_status_reply(struct apir_client *c, int32_t *status)
+static void get_u8_bool(struct apir_decoder *d, void *out) { *(bool *)out = apir_get_u8(d) != 0; }
+static void get_u32(struct apir_decoder *d, void *out) { *(uint32_t *)out = apir_get_u32(d); }
+static void get_u64(struct apir_decoder *d, void *out) { *(uint64_t *)out = apir_get_u64(d); }
+/* two u32 or two u64 in a row (GET_INFO, DEVICE_GET_MEMORY) */
+static void get_u32_pair(struct apir_decoder *d, void *out)
 {
-    apir_client_take_noreply(c);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
-    if (rc == APIR_BACKEND_OK)
-        *status = (int32_t)apir_get_u32(&d);
-    rc = check_done(rc, &d);
-    apir_client_end(c);
-    return rc;
+    uint32_t *v = out;
+    v[0] = apir_get_u32(d);
+    v[1] = apir_get_u32(d);
 }
+static void get_u64_pair(struct apir_decoder *d, void *out)
+{
+    uint64_t *v = out;
+    v[0] = apir_get_u64(d);
+    v[1] = apir_get_u64(d);
+}
+
+static void get_device_info(struct apir_decoder *d, void *out)
+{
+    struct vgpu_host_device_info *info = out;
+    memset(info, 0, sizeof *info);
+    apir_get_str(d, info->name, sizeof info->name);
+    apir_get_str(d, info->description, sizeof info->description);
+    info->type = apir_get_u32(d);
+    info->async = apir_get_u8(d) != 0;
+    info->host_buffer = apir_get_u8(d) != 0;
+    info->buffer_from_host_ptr = apir_get_u8(d) != 0;
+    info->events = apir_get_u8(d) != 0;
+    info->buft = apir_get_u32(d);
+    info->host_buft = apir_get_u32(d);
+}
+
+static void get_buft_info(struct apir_decoder *d, void *out)
+{
+    struct vgpu_host_buft_info *info = out;
+    memset(info, 0, sizeof *info);
+    apir_get_str(d, info->name, sizeof info->name);
+    info->alignment = apir_get_u64(d);
+    info->max_size = apir_get_u64(d);
+    info->is_host = apir_get_u8(d) != 0;
+}
+
+/* BUFT_ALLOC_BUFFER: handle, u64 size */
+struct alloc_reply {
+    uint32_t buffer;
+    uint64_t size;
+};
+static void get_alloc(struct apir_decoder *d, void *out)
+{
+    struct alloc_reply *r = out;
+    r->buffer = apir_get_u32(d);
+    r->size = apir_get_u64(d);
+}
+
+/* one u32 enum ggml_status */
+static void get_status(struct apir_decoder *d, void *out) { *(int32_t *)out = (int32_t)apir_get_u32(d); }
 
 int vgpu_rpc_get_info(struct apir_client *c, uint32_t *version, uint32_t *n_devices)
 {
-    apir_client_begin(c, APIR_CMD_GET_INFO, 0);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
+    apir_client_begin(c, APIR_FWD_GET_INFO, 0);
+    uint32_t v[2];
+    int rc = call(c, get_u32_pair, v);
     if (rc == APIR_BACKEND_OK) {
-        *version = apir_get_u32(&d);
-        *n_devices = apir_get_u32(&d);
+        *version = v[0];
+        *n_devices = v[1];
     }
-    rc = check_done(rc, &d);
-    apir_client_end(c);
     return rc;
 }
 
 int vgpu_rpc_device_info(struct apir_client *c, uint32_t dev, struct vgpu_host_device_info *info)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_GET_INFO, 4);
-    apir_put_u32(e, dev);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
-    if (rc == APIR_BACKEND_OK) {
-        memset(info, 0, sizeof *info);
-        apir_get_str(&d, info->name, sizeof info->name);
-        apir_get_str(&d, info->description, sizeof info->description);
-        info->type = apir_get_u32(&d);
-        info->async = apir_get_u8(&d) != 0;
-        info->host_buffer = apir_get_u8(&d) != 0;
-        info->buffer_from_host_ptr = apir_get_u8(&d) != 0;
-        info->events = apir_get_u8(&d) != 0;
-        info->buft = apir_get_u32(&d);
-        info->host_buft = apir_get_u32(&d);
-    }
-    rc = check_done(rc, &d);
-    apir_client_end(c);
-    return rc;
+    apir_put_u32(apir_client_begin(c, APIR_FWD_DEVICE_GET_INFO, 0), dev);
+    return call(c, get_device_info, info);
 }
 
 int vgpu_rpc_device_memory(struct apir_client *c, uint32_t dev, uint64_t *free_b, uint64_t *total_b)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_GET_MEMORY, 4);
-    apir_put_u32(e, dev);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_DEVICE_GET_MEMORY, 0), dev);
+    uint64_t v[2];
+    int rc = call(c, get_u64_pair, v);
     if (rc == APIR_BACKEND_OK) {
-        *free_b = apir_get_u64(&d);
-        *total_b = apir_get_u64(&d);
+        *free_b = v[0];
+        *total_b = v[1];
     }
-    rc = check_done(rc, &d);
-    apir_client_end(c);
     return rc;
 }
 
 int vgpu_rpc_supports_op(struct apir_client *c, uint32_t dev, const void *sig, size_t sig_len, bool *supported)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_DEVICE_SUPPORTS_OP, 4 + sig_len);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_DEVICE_SUPPORTS_OP, sig_len);
     apir_put_u32(e, dev);
     apir_put_bytes(e, sig, sig_len);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
-    if (rc == APIR_BACKEND_OK)
-        *supported = apir_get_u8(&d) != 0;
-    rc = check_done(rc, &d);
-    apir_client_end(c);
-    return rc;
+    return call(c, get_u8_bool, supported);
 }
 
 int vgpu_rpc_buft_info(struct apir_client *c, uint32_t buft, struct vgpu_host_buft_info *info)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_GET_INFO, 4);
-    apir_put_u32(e, buft);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
-    if (rc == APIR_BACKEND_OK) {
-        memset(info, 0, sizeof *info);
-        apir_get_str(&d, info->name, sizeof info->name);
-        info->alignment = apir_get_u64(&d);
-        info->max_size = apir_get_u64(&d);
-        info->is_host = apir_get_u8(&d) != 0;
-    }
-    rc = check_done(rc, &d);
-    apir_client_end(c);
-    return rc;
+    apir_put_u32(apir_client_begin(c, APIR_FWD_BUFT_GET_INFO, 0), buft);
+    return call(c, get_buft_info, info);
 }
 
 int vgpu_rpc_buft_alloc_size(struct apir_client *c, uint32_t buft, const void *sig, size_t sig_len, uint64_t *bytes)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_GET_ALLOC_SIZE, 4 + sig_len);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BUFT_GET_ALLOC_SIZE, sig_len);
     apir_put_u32(e, buft);
     apir_put_bytes(e, sig, sig_len);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
-    if (rc == APIR_BACKEND_OK)
-        *bytes = apir_get_u64(&d);
-    rc = check_done(rc, &d);
-    apir_client_end(c);
-    return rc;
+    return call(c, get_u64, bytes);
 }
 
 int vgpu_rpc_buft_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uint32_t *buffer, uint64_t *got)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFT_ALLOC_BUFFER, 12);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BUFT_ALLOC_BUFFER, 0);
     apir_put_u32(e, buft);
     apir_put_u64(e, size);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
+    struct alloc_reply r;
+    int rc = call(c, get_alloc, &r);
     if (rc == APIR_BACKEND_OK) {
-        *buffer = apir_get_u32(&d);
-        *got = apir_get_u64(&d);
+        *buffer = r.buffer;
+        *got = r.size;
     }
-    rc = check_done(rc, &d);
-    apir_client_end(c);
     return rc;
 }
 
 int vgpu_rpc_buffer_free(struct apir_client *c, uint32_t buffer)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_FREE, 4);
-    apir_put_u32(e, buffer);
-    return call_no_reply(c);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_BUFFER_FREE, 0), buffer);
+    return call(c, NULL, NULL);
 }
 
 int vgpu_rpc_buffer_clear(struct apir_client *c, uint32_t buffer, uint8_t value)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_CLEAR, 5);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BUFFER_CLEAR, 0);
     apir_put_u32(e, buffer);
     apir_put_u8(e, value);
-    return call_no_reply(c);
+    return call(c, NULL, NULL);
 }
 
 int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offset, uint64_t size, uint8_t value)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_MEMSET, 21);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BUFFER_MEMSET, 0);
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
     apir_put_u64(e, size);
     apir_put_u8(e, value);
-    return call_no_reply(c);
+    return call(c, NULL, NULL);
+}
+
+/* GET: the data page's bytes to the caller (the reply itself is empty) */
+struct page_copy {
+    uint8_t *data;
+    const void *page;
+    size_t n;
+};
+static void copy_from_page(struct apir_decoder *d, void *out)
+{
+    struct page_copy *p = out;
+    memcpy(p->data, p->page, p->n);
 }
 
 /* One SET/GET of at most one data page. The data page is only touched while the client's
@@ -189,28 +192,19 @@ int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offs
 static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64_t offset, uint8_t *data,
                           size_t n)
 {
-    struct apir_encoder *e = apir_client_begin(c, cmd, 32);
-    if (e->error) { /* not connected (device lost): c->data is not mapped */
-        int rc = apir_client_call(c, NULL);
-        apir_client_end(c);
-        return rc;
-    }
-    if (cmd == APIR_CMD_BUFFER_SET)
-        memcpy(c->data.ptr, data, n);
-    else
-        apir_client_take_noreply(c); /* GET waits: a deferred error comes back here */
+    struct apir_encoder *e = apir_client_begin(c, cmd, 0);
+    const struct apir_shmem *page = apir_client_data_page(c);
+    if (!page) /* not connected (device lost): nothing is sent, the call says why */
+        return call(c, NULL, NULL);
+    if (cmd == APIR_FWD_BUFFER_SET)
+        memcpy(page->ptr, data, n);
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
     apir_put_u64(e, n);
-    apir_put_u32(e, c->data.res_id);
+    apir_put_u32(e, page->res_id);
     apir_put_u64(e, 0);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
-    rc = check_done(rc, &d);
-    if (rc == APIR_BACKEND_OK && cmd == APIR_CMD_BUFFER_GET)
-        memcpy(data, c->data.ptr, n);
-    apir_client_end(c);
-    return rc;
+    struct page_copy out = {data, page->ptr, n};
+    return call(c, cmd == APIR_FWD_BUFFER_GET ? copy_from_page : NULL, &out);
 }
 
 static int transfer(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64_t offset, uint8_t *data, size_t size)
@@ -232,7 +226,7 @@ static int transfer(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64
  * the caller may reuse its memory at once) and the host runs it before whatever comes next. */
 static int set_inline(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size)
 {
-    struct apir_encoder *e = apir_client_begin_noreply(c, APIR_CMD_BUFFER_SET_INLINE, 16 + size);
+    struct apir_encoder *e = apir_client_begin_noreply(c, APIR_FWD_BUFFER_SET_INLINE, size);
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
     apir_put_u32(e, (uint32_t)size);
@@ -247,83 +241,72 @@ int vgpu_rpc_buffer_set(struct apir_client *c, uint32_t buffer, uint64_t offset,
     if (size <= APIR_MAX_INLINE_SET)
         return set_inline(c, buffer, offset, data, size);
     /* transfer() only reads from data for SET */
-    return transfer(c, APIR_CMD_BUFFER_SET, buffer, offset, (uint8_t *)(uintptr_t)data, size);
+    return transfer(c, APIR_FWD_BUFFER_SET, buffer, offset, (uint8_t *)(uintptr_t)data, size);
 }
 
 int vgpu_rpc_buffer_get(struct apir_client *c, uint32_t buffer, uint64_t offset, void *data, size_t size)
 {
-    return transfer(c, APIR_CMD_BUFFER_GET, buffer, offset, data, size);
+    return transfer(c, APIR_FWD_BUFFER_GET, buffer, offset, data, size);
 }
 
 int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, uint32_t dst, uint64_t dst_off,
                          uint64_t size, bool *done)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BUFFER_COPY, 32);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BUFFER_COPY, 0);
     apir_put_u32(e, src);
     apir_put_u64(e, src_off);
     apir_put_u32(e, dst);
     apir_put_u64(e, dst_off);
     apir_put_u64(e, size);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
-    if (rc == APIR_BACKEND_OK)
-        *done = apir_get_u8(&d) != 0;
-    rc = check_done(rc, &d);
-    apir_client_end(c);
-    return rc;
+    return call(c, get_u8_bool, done);
 }
 
 int vgpu_rpc_backend_init(struct apir_client *c, uint32_t dev, uint32_t *backend)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_INIT, 4);
-    apir_put_u32(e, dev);
-    struct apir_decoder d;
-    int rc = apir_client_call(c, &d);
-    if (rc == APIR_BACKEND_OK)
-        *backend = apir_get_u32(&d);
-    rc = check_done(rc, &d);
-    apir_client_end(c);
-    return rc;
+    apir_put_u32(apir_client_begin(c, APIR_FWD_BACKEND_INIT, 0), dev);
+    return call(c, get_u32, backend);
 }
 
 int vgpu_rpc_backend_free(struct apir_client *c, uint32_t backend)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_FREE, 4);
-    apir_put_u32(e, backend);
-    return call_no_reply(c);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_BACKEND_FREE, 0), backend);
+    return call(c, NULL, NULL);
 }
 
 int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_GRAPH_COMPUTE, 4 + len);
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_GRAPH_COMPUTE, len);
     apir_put_u32(e, backend);
     apir_put_bytes(e, graph, len);
-    return call_status_reply(c, status);
+    return call(c, get_status, status);
 }
 
 int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, int32_t *status)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_GRAPH_RECOMPUTE, 4);
-    apir_put_u32(e, backend);
-    return call_status_reply(c, status);
+    apir_put_u32(apir_client_begin(c, APIR_FWD_GRAPH_RECOMPUTE, 0), backend);
+    return call(c, get_status, status);
 }
 
-int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status)
+/* pending_only: skip the round trip when no fire-and-forget command is pending */
+static int synchronize(struct apir_client *c, uint32_t backend, bool pending_only, int32_t *status)
 {
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 4);
-    apir_put_u32(e, backend);
-    return call_status_reply(c, status);
-}
-
-int vgpu_rpc_synchronize_pending(struct apir_client *c, uint32_t backend, int32_t *status)
-{
-    struct apir_encoder *e = apir_client_begin(c, APIR_CMD_BACKEND_SYNCHRONIZE, 4);
-    if (!apir_client_take_noreply(c)) {
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_BACKEND_SYNCHRONIZE, 0);
+    if (!apir_client_take_noreply(c) && pending_only) {
         /* every command so far has been waited for: nothing can be pending on the host */
         apir_client_end(c);
         *status = 0; /* GGML_STATUS_SUCCESS */
         return APIR_BACKEND_OK;
     }
     apir_put_u32(e, backend);
-    return call_status_reply(c, status);
+    return call(c, get_status, status);
+}
+
+int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status)
+{
+    return synchronize(c, backend, false, status);
+}
+
+int vgpu_rpc_synchronize_pending(struct apir_client *c, uint32_t backend, int32_t *status)
+{
+    return synchronize(c, backend, true, status);
 }

@@ -30,7 +30,6 @@ struct vgpu_host_buft_info {
     bool is_host;
 };
 
-const char *vgpu_rpc_cmd_name(uint32_t cmd);
 const char *vgpu_rpc_status_str(int rc);
 
 int vgpu_rpc_get_info(struct apir_client *c, uint32_t *version, uint32_t *n_devices);

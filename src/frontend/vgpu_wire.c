@@ -82,10 +82,15 @@ size_t vgpu_op_signature(const struct ggml_tensor *op, uint8_t *out)
     const struct ggml_tensor *list[APIR_MAX_OP_TENSORS];
     uint32_t src_idx[GGML_MAX_SRC] = {0};
     uint32_t n = 0;
+    bool self[GGML_MAX_SRC] = {false};
     for (int s = 0; s < GGML_MAX_SRC; s++) {
         const struct ggml_tensor *src = op->src[s];
         if (!src)
             continue;
+        if (src == op) { /* ggml_cast/ggml_cpy: src[1] is the result itself; names the op below */
+            self[s] = true;
+            continue;
+        }
         uint32_t j = 0;
         while (j < n && list[j] != src) /* an op may use one tensor twice: list it once */
             j++;
@@ -94,6 +99,9 @@ size_t vgpu_op_signature(const struct ggml_tensor *op, uint8_t *out)
         src_idx[s] = j + 1;
     }
     list[n++] = op;
+    for (int s = 0; s < GGML_MAX_SRC; s++)
+        if (self[s])
+            src_idx[s] = n;
 
     static const uint32_t no_src[APIR_WIRE_MAX_SRC];
     memcpy(out, &n, 4); /* little-endian (checked above) */

@@ -6,61 +6,45 @@
  * Types: u8/u32/u64/i64 fixed-size integers; str = u32 length + bytes (no NUL);
  * handle = u32 opaque per-context handle (0 never names an object);
  * tensor = struct apir_wire_tensor encoded by apir_wire_tensor_encode (apir_wire_tensor.h).
+ * The commands themselves, with their arguments, are listed in apir_forward_table.h.
  */
 #ifndef APIR_FORWARD_H
 #define APIR_FORWARD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define APIR_FORWARD_PROTOCOL_VERSION 2
 
-enum apir_forward_cmd {
-    /* -> u32 version (APIR_FORWARD_PROTOCOL_VERSION), u32 device count */
-    APIR_CMD_GET_INFO = 0,
-    /* u32 device index -> str name, str description, u32 type (enum ggml_backend_dev_type),
-     * u8 async, u8 host_buffer, u8 buffer_from_host_ptr, u8 events,
-     * handle buffer type, handle host buffer type (0 if none) */
-    APIR_CMD_DEVICE_GET_INFO = 1,
-    /* u32 device index -> u64 free, u64 total */
-    APIR_CMD_DEVICE_GET_MEMORY = 2,
-    /* u32 device index, u32 n (1..APIR_MAX_OP_TENSORS), n tensors (the op's sources first,
-     * the op last; src fields index into this list) -> u8 supported */
-    APIR_CMD_DEVICE_SUPPORTS_OP = 3,
-    /* handle buft -> str name, u64 alignment, u64 max size, u8 is_host */
-    APIR_CMD_BUFT_GET_INFO = 4,
-    /* handle buft, u32 n, n tensors (as in SUPPORTS_OP) -> u64 bytes needed for the last one */
-    APIR_CMD_BUFT_GET_ALLOC_SIZE = 5,
-    /* handle buft, u64 size -> handle buffer, u64 size */
-    APIR_CMD_BUFT_ALLOC_BUFFER = 6,
-    /* handle buffer -> nothing */
-    APIR_CMD_BUFFER_FREE = 7,
-    /* handle buffer, u8 value -> nothing */
-    APIR_CMD_BUFFER_CLEAR = 8,
-    /* handle buffer, u64 offset, u64 size, u8 value -> nothing */
-    APIR_CMD_BUFFER_MEMSET = 9,
-    /* handle buffer, u64 offset, u64 size, u32 shmem res_id, u64 shmem offset -> nothing
-     * copies size bytes from the shared resource into the buffer at offset */
-    APIR_CMD_BUFFER_SET = 10,
-    /* same arguments as SET, copies from the buffer into the shared resource */
-    APIR_CMD_BUFFER_GET = 11,
-    /* handle src buffer, u64 src offset, handle dst buffer, u64 dst offset, u64 size -> u8 done */
-    APIR_CMD_BUFFER_COPY = 12,
-    /* u32 device index -> handle backend */
-    APIR_CMD_BACKEND_INIT = 13,
-    /* handle backend -> nothing */
-    APIR_CMD_BACKEND_FREE = 14,
-    /* handle backend, graph (see below) -> u32 enum ggml_status */
-    APIR_CMD_GRAPH_COMPUTE = 15,
-    /* handle backend -> u32 enum ggml_status; recomputes the graph last sent to this backend */
-    APIR_CMD_GRAPH_RECOMPUTE = 16,
-    /* handle backend -> u32 enum ggml_status of the work since the last synchronize */
-    APIR_CMD_BACKEND_SYNCHRONIZE = 17,
-    /* handle buffer, u64 offset, u32 size (<= APIR_MAX_INLINE_SET), size bytes of data -> nothing
-     * copies the inline bytes into the buffer at offset (no shared resource). Meant to be sent
-     * without a reply (reply_res_id 0, "fire-and-forget"), see below. */
-    APIR_CMD_BUFFER_SET_INLINE = 18,
-    APIR_CMD_COUNT
+/* A message size (apir_forward_table.h): exactly `bytes`, or `bytes` then a variable part. */
+struct apir_forward_size {
+    uint32_t bytes;
+    bool variable;
 };
+#define APIR_FWD_FIXED(n) {(n), false}
+#define APIR_FWD_VARIABLE(n) {(n), true}
+#define APIR_FWD_WAITS true
+#define APIR_FWD_NO_WAIT false
+
+/* The commands, numbered as apir_forward_table.h says (wire values: never renumber). */
+enum apir_forward_cmd {
+#define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) APIR_FWD_##NAME = index,
+#include "apir_forward_table.h"
+    APIR_FWD_COUNT
+};
+
+/* What both sides know of a command (apir_forward_table.h). */
+struct apir_forward_cmd_info {
+    const char *name;                /* "GET_INFO" */
+    struct apir_forward_size request; /* after the u32 command index */
+    struct apir_forward_size reply;
+    bool waits;                      /* reports a deferred error instead of running */
+};
+
+/* the command's facts; NULL for an index >= APIR_FWD_COUNT (hostile input on the host) */
+const struct apir_forward_cmd_info *apir_forward_cmd(uint32_t cmd);
+/* its name for logs, "?" if unknown */
+const char *apir_forward_cmd_name(uint32_t cmd);
 
 /* Graph encoding (GRAPH_COMPUTE):
  *   u32 n_tensors (1..APIR_MAX_GRAPH_TENSORS), n_tensors tensors,

@@ -1,20 +1,24 @@
-/* A transformer block as llama.cpp builds it, and the guest-side encoding of a ggml graph
- * into wire tensors. Shared by test_llama_ops and the fuzz seed generator. */
+/* A transformer block as llama.cpp builds it (and the ops it does not use), for
+ * test_llama_ops, test_mutations and the fuzz seed generator. */
 #ifndef TEST_LLAMA_BLOCK_H
 #define TEST_LLAMA_BLOCK_H
 
 #include "apir_wire_tensor.h"
+#include "vgpu_wire.h"
 #include "ggml.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
-/* ---- the guest's view: tensors in dependency order ---- */
+/* ---- the mutation sweep's view: the graph's tensors as wire records, in dependency order ----
+ * (test_mutations changes the records one field at a time; the other users send the bytes of
+ * the guest's own encoder, vgpu_graph_encode) */
 #define MAX_T 512
 static struct ggml_tensor *list[MAX_T];
 static int n_list;
 
-static int index_of(const struct ggml_tensor *t)
+static inline int index_of(const struct ggml_tensor *t)
 {
     for (int i = 0; i < n_list; i++)
         if (list[i] == t)
@@ -22,7 +26,7 @@ static int index_of(const struct ggml_tensor *t)
     return -1;
 }
 
-static void add_tensor(struct ggml_tensor *t)
+static inline void add_tensor(struct ggml_tensor *t)
 {
     if (!t || index_of(t) >= 0)
         return;
@@ -33,24 +37,33 @@ static void add_tensor(struct ggml_tensor *t)
     list[n_list++] = t;
 }
 
-static void wire_of(const struct ggml_tensor *t, struct apir_wire_tensor *w, uint32_t buf, const char *base)
+/* the guest's record of t (vgpu_wire_from_tensor), with references into list[] and t's
+ * place in buffer buf laid out as the native buffer at base */
+static inline void wire_of(const struct ggml_tensor *t, struct apir_wire_tensor *w, uint32_t buf, const char *base)
 {
-    memset(w, 0, sizeof *w);
-    w->type = t->type;
-    w->op = t->op;
-    for (int d = 0; d < 4; d++) {
-        w->ne[d] = t->ne[d];
-        w->nb[d] = t->nb[d];
-    }
-    memcpy(w->op_params, t->op_params, sizeof w->op_params);
-    w->flags = t->flags;
+    vgpu_wire_from_tensor(w, t);
     for (int j = 0; j < GGML_MAX_SRC; j++)
         w->src[j] = t->src[j] ? (uint32_t)index_of(t->src[j]) + 1 : 0;
     w->view_src = t->view_src ? (uint32_t)index_of(t->view_src) + 1 : 0;
-    w->view_offs = t->view_offs;
     w->buffer = buf;
     w->data_offset = (uint64_t)((const char *)t->data - base);
-    memcpy(w->name, t->name, sizeof w->name);
+}
+
+/* where the guest's graph encoder (vgpu_graph_encode) finds a tensor: in the remote buffer
+ * `buffer`, laid out as the native buffer at base */
+struct block_place {
+    uint32_t buffer;
+    const char *base;
+};
+
+static inline bool block_locate(void *user, const struct ggml_tensor *t, uint32_t *buffer, uint64_t *offset)
+{
+    const struct block_place *p = user;
+    if (!t->data)
+        return false;
+    *buffer = p->buffer;
+    *offset = (uint64_t)((const char *)t->data - p->base);
+    return true;
 }
 
 enum { N_EMBD = 64, N_HEAD = 4, HD = 16, N_TOK = 5, N_VOCAB = 32, N_KV = 8, N_FF = 96 };

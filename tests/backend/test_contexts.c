@@ -72,12 +72,12 @@ static void *worker(void *arg)
         apir_encoder_init(&c->a, c->args, sizeof c->args);
         apir_put_u32(&c->a, buft);
         apir_put_u64(&c->a, 512);
-        if (run(c, ctx, APIR_CMD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
+        if (run(c, ctx, APIR_FWD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
             fail("alloc failed", ctx);
         uint32_t buf = apir_get_u32(&c->r);
         apir_encoder_init(&c->a, c->args, sizeof c->args);
         apir_put_u32(&c->a, 0);
-        run(c, ctx, APIR_CMD_BACKEND_INIT);
+        run(c, ctx, APIR_FWD_BACKEND_INIT);
         uint32_t be = apir_get_u32(&c->r);
 
         /* a[4x3] = ctx-specific values, b[4x2] = 1: c[i][j] = sum of row i of a */
@@ -86,24 +86,18 @@ static void *worker(void *arg)
             A[i] = (float)(ctx * 10 + round + i);
         for (int i = 0; i < 8; i++)
             B[i] = 1.0f;
-        xfer(c, ctx, APIR_CMD_BUFFER_SET, buf, 0, 48, 0);
-        xfer(c, ctx, APIR_CMD_BUFFER_SET, buf, 64, 32, 64);
+        xfer(c, ctx, APIR_FWD_BUFFER_SET, buf, 0, 48, 0);
+        xfer(c, ctx, APIR_FWD_BUFFER_SET, buf, 64, 32, 64);
         struct apir_wire_tensor t[3];
-        t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, buf, 0);
-        t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, buf, 64);
-        t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, buf, 128);
-        t[2].op = GGML_OP_MUL_MAT;
-        t[2].src[0] = 1;
-        t[2].src[1] = 2;
-        t[2].flags = GGML_TENSOR_FLAG_COMPUTE;
+        wt_mul_mat(t, buf);
         uint32_t node = 2;
         apir_encoder_init(&c->a, c->args, sizeof c->args);
         apir_put_u32(&c->a, be);
         wt_put_graph(&c->a, t, 3, &node, 1);
-        if (run(c, ctx, APIR_CMD_GRAPH_COMPUTE) != APIR_BACKEND_OK || apir_get_u32(&c->r) != 0)
+        if (run(c, ctx, APIR_FWD_GRAPH_COMPUTE) != APIR_BACKEND_OK || apir_get_u32(&c->r) != 0)
             fail("compute failed", ctx);
         memset(C, 0, 24);
-        xfer(c, ctx, APIR_CMD_BUFFER_GET, buf, 128, 24, 128);
+        xfer(c, ctx, APIR_FWD_BUFFER_GET, buf, 128, 24, 128);
         for (int j = 0; j < 2; j++)
             for (int i = 0; i < 3; i++) {
                 float want = A[i * 4] + A[i * 4 + 1] + A[i * 4 + 2] + A[i * 4 + 3];
@@ -118,7 +112,7 @@ static void *worker(void *arg)
         apir_put_u64(&c->a, 16);
         apir_put_u32(&c->a, other);
         apir_put_u64(&c->a, 0);
-        if (run(c, ctx, APIR_CMD_BUFFER_GET) != APIR_BACKEND_ERR_HANDLE)
+        if (run(c, ctx, APIR_FWD_BUFFER_GET) != APIR_BACKEND_ERR_HANDLE)
             fail("read another context's resource", ctx);
         /* disconnect with everything live */
         apir_backend_deinit(ctx);

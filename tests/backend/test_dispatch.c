@@ -61,6 +61,32 @@ static uint32_t call_cap(uint32_t ctx, uint32_t cmd, size_t cap)
     return sf_call(ctx, &cbs, cmd, args, a.pos, reply, cap, &r);
 }
 static uint32_t call(uint32_t ctx, uint32_t cmd) { return call_cap(ctx, cmd, sizeof reply); }
+/* SUPPORTS_OP / BUFT_GET_ALLOC_SIZE arguments: a device or buffer type, then n tensors */
+static void begin_op(uint32_t first, const struct apir_wire_tensor *t, uint32_t n)
+{
+    begin();
+    apir_put_u32(&a, first);
+    apir_put_u32(&a, n);
+    for (uint32_t i = 0; i < n; i++)
+        apir_wire_tensor_encode(&a, &t[i]);
+}
+
+/* GRAPH_COMPUTE arguments: the backend, then the graph */
+static void begin_graph(uint32_t backend, const struct apir_wire_tensor *t, uint32_t n, const uint32_t *nodes,
+                        uint32_t n_nodes)
+{
+    begin();
+    apir_put_u32(&a, backend);
+    wt_put_graph(&a, t, n, nodes, n_nodes);
+}
+
+/* a command whose only argument is one u32 (a handle or a device index) */
+static uint32_t call_u32(uint32_t ctx, uint32_t cmd, uint32_t arg)
+{
+    begin();
+    apir_put_u32(&a, arg);
+    return call(ctx, cmd);
+}
 
 static char log_path[256];
 static int log_has(const char *needle)
@@ -106,7 +132,7 @@ static void test_init_errors(const char *cpu)
     cfg_reg = "";
     /* not initialized yet */
     begin();
-    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_ERR_NOT_INITIALIZED);
+    CHECK_EQ(call(1, APIR_FWD_GET_INFO), APIR_BACKEND_ERR_NOT_INITIALIZED);
 }
 
 static uint32_t alloc_buffer(uint32_t ctx, uint32_t buft, uint64_t size)
@@ -114,7 +140,7 @@ static uint32_t alloc_buffer(uint32_t ctx, uint32_t buft, uint64_t size)
     begin();
     apir_put_u32(&a, buft);
     apir_put_u64(&a, size);
-    uint32_t st = call(ctx, APIR_CMD_BUFT_ALLOC_BUFFER);
+    uint32_t st = call(ctx, APIR_FWD_BUFT_ALLOC_BUFFER);
     uint32_t h = apir_get_u32(&r);
     uint64_t got = apir_get_u64(&r);
     CHECK(st != APIR_BACKEND_OK || (h && got >= size && apir_decoder_done(&r)));
@@ -133,23 +159,11 @@ static uint32_t transfer(uint32_t ctx, uint32_t cmd, uint32_t buf, uint64_t off,
     return call(ctx, cmd);
 }
 
-/* a[4x3] at 0, b[4x2] at 64, c = mul_mat(a, b) [3x2] at 128 */
-static void mul_mat_tensors(struct apir_wire_tensor t[3], uint32_t buf)
-{
-    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, buf, 0);
-    t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, buf, 64);
-    t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, buf, 128);
-    t[2].op = GGML_OP_MUL_MAT;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
-    t[2].flags = GGML_TENSOR_FLAG_COMPUTE; /* ggml's CPU backend skips nodes without it */
-}
-
 static void check_mul_mat(uint32_t ctx, uint32_t buf, const float *A, const float *B)
 {
     float *c = (float *)(shm + 1024);
     memset(c, 0, 24);
-    CHECK_EQ(transfer(ctx, APIR_CMD_BUFFER_GET, buf, 128, 24, RES_ID, 1024), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(ctx, APIR_FWD_BUFFER_GET, buf, 128, 24, RES_ID, 1024), APIR_BACKEND_OK);
     for (int j = 0; j < 2; j++)
         for (int i = 0; i < 3; i++) {
             float want = 0;
@@ -173,9 +187,9 @@ static uint32_t set_inline(uint32_t ctx, uint32_t buf, uint64_t off, uint32_t de
     apir_put_u32(&a, declared);
     apir_put_bytes(&a, data, n);
     if (!no_reply)
-        return call(ctx, APIR_CMD_BUFFER_SET_INLINE);
+        return call(ctx, APIR_FWD_BUFFER_SET_INLINE);
     char *end = (char *)reply;
-    return apir_backend_dispatcher(ctx, &cbs, APIR_CMD_BUFFER_SET_INLINE, (char *)args, (char *)args + a.pos, NULL,
+    return apir_backend_dispatcher(ctx, &cbs, APIR_FWD_BUFFER_SET_INLINE, (char *)args, (char *)args + a.pos, NULL,
                                    NULL, &end);
 }
 
@@ -195,7 +209,7 @@ static void test_set_inline(uint32_t buf, uint32_t buft, uint32_t be)
     /* with a reply: plain status, nothing deferred */
     CHECK_EQ(set_inline(1, buf, 3000, 64, pat, 64, false), APIR_BACKEND_OK);
     memset(shm + 2048, 0, 64);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
     CHECK(!memcmp(shm + 2048, pat, 64));
     CHECK_EQ(set_inline(1, buf, 3000, 100, pat, 10, false), APIR_BACKEND_ERR_DECODE); /* size > message */
     CHECK_EQ(set_inline(1, buf, 3000, 4, pat, 8, false), APIR_BACKEND_ERR_DECODE);    /* trailing bytes */
@@ -208,17 +222,17 @@ static void test_set_inline(uint32_t buf, uint32_t buft, uint32_t be)
     CHECK_EQ(set_inline(1, buf, 0, 0, NULL, 0, false), APIR_BACKEND_OK);
     begin();
     apir_put_u32(&a, buf);
-    CHECK_EQ(call(1, APIR_CMD_BUFFER_SET_INLINE), APIR_BACKEND_ERR_DECODE); /* short header */
+    CHECK_EQ(call(1, APIR_FWD_BUFFER_SET_INLINE), APIR_BACKEND_ERR_DECODE); /* short header */
     /* none of those touched the data */
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
     CHECK(!memcmp(shm + 2048, pat, 64));
-    CHECK_EQ(on_backend(1, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK);
+    CHECK_EQ(on_backend(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK);
 
     /* fire-and-forget: a success leaves nothing behind and the data is there */
     for (int i = 0; i < 64; i++)
         pat[i] = (uint8_t)(0x10 + i);
     CHECK_EQ(set_inline(1, buf, 3000, 64, pat, 64, true), APIR_BACKEND_OK);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
     CHECK(!memcmp(shm + 2048, pat, 64));
     /* a stale handle: the next GRAPH_RECOMPUTE returns it instead of running; the first
      * failure wins over a later one; commands that do not wait do not consume it */
@@ -226,30 +240,28 @@ static void test_set_inline(uint32_t buf, uint32_t buft, uint32_t be)
     CHECK(log_has("BUFFER_SET_INLINE (no reply) failed with status 4"));
     CHECK_EQ(set_inline(1, buf, 4090, 16, pat, 16, true), APIR_BACKEND_ERR_BOUNDS);
     begin();
-    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_OK);
-    CHECK_EQ(on_backend(1, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call(1, APIR_FWD_GET_INFO), APIR_BACKEND_OK);
+    CHECK_EQ(on_backend(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_HANDLE);
     CHECK(log_has("GRAPH_RECOMPUTE not run: returning the deferred error 4"));
-    CHECK_EQ(on_backend(1, APIR_CMD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK); /* cleared */
+    CHECK_EQ(on_backend(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK); /* cleared */
     CHECK_EQ(apir_get_u32(&r), 0);
     /* ... and at BUFFER_GET, BACKEND_SYNCHRONIZE, GRAPH_COMPUTE */
     CHECK_EQ(set_inline(1, buf, 3000, APIR_MAX_INLINE_SET + 1, pat, 16, true), APIR_BACKEND_ERR_BOUNDS);
     memset(back, 0x5a, sizeof back);
     memcpy(shm + 2048, back, sizeof back);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_ERR_BOUNDS);
     CHECK(!memcmp(shm + 2048, back, 64)); /* the GET did not run */
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
     CHECK_EQ(set_inline(1, buf, 0, 100, pat, 10, true), APIR_BACKEND_ERR_DECODE);
-    CHECK_EQ(on_backend(1, APIR_CMD_BACKEND_SYNCHRONIZE, be), APIR_BACKEND_ERR_DECODE);
-    CHECK_EQ(on_backend(1, APIR_CMD_BACKEND_SYNCHRONIZE, be), APIR_BACKEND_OK);
+    CHECK_EQ(on_backend(1, APIR_FWD_BACKEND_SYNCHRONIZE, be), APIR_BACKEND_ERR_DECODE);
+    CHECK_EQ(on_backend(1, APIR_FWD_BACKEND_SYNCHRONIZE, be), APIR_BACKEND_OK);
     CHECK_EQ(set_inline(1, buft, 0, 16, pat, 16, true), APIR_BACKEND_ERR_HANDLE);
     struct apir_wire_tensor t[3];
     uint32_t node = 2;
-    mul_mat_tensors(t, buf);
-    begin();
-    apir_put_u32(&a, be);
-    wt_put_graph(&a, t, 3, &node, 1);
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_ERR_HANDLE);
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    wt_mul_mat(t, buf);
+    begin_graph(be, t, 3, &node, 1);
+    CHECK_EQ(call(1, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call(1, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
 }
 
 static void test_session(const char *cpu)
@@ -268,20 +280,18 @@ static void test_session(const char *cpu)
 
     /* framing: unknown command, trailing bytes, short reply page */
     begin();
-    CHECK_EQ(call(1, APIR_CMD_COUNT), APIR_BACKEND_ERR_UNKNOWN_CMD);
+    CHECK_EQ(call(1, APIR_FWD_COUNT), APIR_BACKEND_ERR_UNKNOWN_CMD);
     CHECK_EQ(call(1, 0xffffffffu), APIR_BACKEND_ERR_UNKNOWN_CMD);
-    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_OK);
+    CHECK_EQ(call(1, APIR_FWD_GET_INFO), APIR_BACKEND_OK);
     CHECK_EQ(apir_get_u32(&r), APIR_FORWARD_PROTOCOL_VERSION);
     uint32_t n_dev = apir_get_u32(&r);
     CHECK(n_dev >= 1 && apir_decoder_done(&r));
-    CHECK_EQ(call_cap(1, APIR_CMD_GET_INFO, 4), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
+    CHECK_EQ(call_cap(1, APIR_FWD_GET_INFO, 4), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
     apir_put_u8(&a, 0);
-    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_ERR_DECODE);
+    CHECK_EQ(call(1, APIR_FWD_GET_INFO), APIR_BACKEND_ERR_DECODE);
 
     /* device */
-    begin();
-    apir_put_u32(&a, 0);
-    CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_INFO), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_FWD_DEVICE_GET_INFO, 0), APIR_BACKEND_OK);
     char name[128], desc[256];
     apir_get_str(&r, name, sizeof name);
     apir_get_str(&r, desc, sizeof desc);
@@ -291,25 +301,19 @@ static void test_session(const char *cpu)
     uint32_t buft = apir_get_u32(&r);
     apir_get_u32(&r);
     CHECK(apir_decoder_done(&r) && buft != 0 && !strcmp(name, "CPU"));
-    CHECK_EQ(call_cap(1, APIR_CMD_DEVICE_GET_INFO, 6), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
-    CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_MEMORY), APIR_BACKEND_OK);
-    begin();
-    apir_put_u32(&a, n_dev);
-    CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_INFO), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call_cap(1, APIR_FWD_DEVICE_GET_INFO, 6), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
+    CHECK_EQ(call(1, APIR_FWD_DEVICE_GET_MEMORY), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_FWD_DEVICE_GET_INFO, n_dev), APIR_BACKEND_ERR_HANDLE);
     begin();
     apir_put_u8(&a, 0); /* short */
-    CHECK_EQ(call(1, APIR_CMD_DEVICE_GET_INFO), APIR_BACKEND_ERR_DECODE);
+    CHECK_EQ(call(1, APIR_FWD_DEVICE_GET_INFO), APIR_BACKEND_ERR_DECODE);
 
-    begin();
-    apir_put_u32(&a, buft);
-    CHECK_EQ(call(1, APIR_CMD_BUFT_GET_INFO), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_FWD_BUFT_GET_INFO, buft), APIR_BACKEND_OK);
     apir_get_str(&r, name, sizeof name);
     uint64_t align = apir_get_u64(&r);
     apir_get_u64(&r);
     CHECK(apir_get_u8(&r) == 1 && align >= 1 && apir_decoder_done(&r));
-    begin();
-    apir_put_u32(&a, buft + 1000);
-    CHECK_EQ(call(1, APIR_CMD_BUFT_GET_INFO), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call_u32(1, APIR_FWD_BUFT_GET_INFO, buft + 1000), APIR_BACKEND_ERR_HANDLE);
 
     /* buffers */
     CHECK_EQ(alloc_buffer(1, buft, 0), 0);
@@ -318,12 +322,12 @@ static void test_session(const char *cpu)
     begin();
     apir_put_u32(&a, buft);
     apir_put_u64(&a, 4096);
-    CHECK_EQ(call_cap(1, APIR_CMD_BUFT_ALLOC_BUFFER, 8), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
+    CHECK_EQ(call_cap(1, APIR_FWD_BUFT_ALLOC_BUFFER, 8), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
     /* more than the host has: refused before any allocation */
     begin();
     apir_put_u32(&a, buft);
     apir_put_u64(&a, 1ull << 50);
-    CHECK_EQ(call(1, APIR_CMD_BUFT_ALLOC_BUFFER), APIR_BACKEND_ERR_OUT_OF_MEMORY);
+    CHECK_EQ(call(1, APIR_FWD_BUFT_ALLOC_BUFFER), APIR_BACKEND_ERR_OUT_OF_MEMORY);
     uint32_t buf = alloc_buffer(1, buft, 4096);
     CHECK(buf != 0);
 
@@ -334,37 +338,31 @@ static void test_session(const char *cpu)
         B[i] = (float)(i % 3) - 0.5f;
     memcpy(shm, A, sizeof A);
     memcpy(shm + 256, B, sizeof B);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 0, sizeof A, RES_ID, 0), APIR_BACKEND_OK);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 64, sizeof B, RES_ID, 256), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_SET, buf, 0, sizeof A, RES_ID, 0), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_SET, buf, 64, sizeof B, RES_ID, 256), APIR_BACKEND_OK);
     /* hostile transfers */
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 4090, 16, RES_ID, 0), APIR_BACKEND_ERR_BOUNDS);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, UINT64_MAX - 1, 16, RES_ID, 0), APIR_BACKEND_ERR_BOUNDS);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, SHM_SIZE - 8), APIR_BACKEND_ERR_BOUNDS);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, UINT64_MAX - 4), APIR_BACKEND_ERR_BOUNDS);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID + 1, 0), APIR_BACKEND_ERR_HANDLE);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buft, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_SET, buf, 4090, 16, RES_ID, 0), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_SET, buf, UINT64_MAX - 1, 16, RES_ID, 0), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 0, 16, RES_ID, SHM_SIZE - 8), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 0, 16, RES_ID, UINT64_MAX - 4), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 0, 16, RES_ID + 1, 0), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buft, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
 
     /* backend + graph */
-    begin();
-    apir_put_u32(&a, 0);
-    CHECK_EQ(call(1, APIR_CMD_BACKEND_INIT), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_FWD_BACKEND_INIT, 0), APIR_BACKEND_OK);
     uint32_t be = apir_get_u32(&r);
     CHECK(be != 0);
-    begin();
-    apir_put_u32(&a, be);
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_NO_GRAPH);
+    CHECK_EQ(call_u32(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_NO_GRAPH);
 
     struct apir_wire_tensor t[3];
     uint32_t node = 2;
-    mul_mat_tensors(t, buf);
-    begin();
-    apir_put_u32(&a, be);
-    wt_put_graph(&a, t, 3, &node, 1);
+    wt_mul_mat(t, buf);
+    begin_graph(be, t, 3, &node, 1);
     size_t full = a.pos;
     a.pos = full - 3; /* truncated */
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_ERR_DECODE);
+    CHECK_EQ(call(1, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_ERR_DECODE);
     a.pos = full;
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    CHECK_EQ(call(1, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
     CHECK_EQ(apir_get_u32(&r), 0 /* GGML_STATUS_SUCCESS */);
     check_mul_mat(1, buf, A, B);
 
@@ -372,15 +370,11 @@ static void test_session(const char *cpu)
     for (int i = 0; i < 8; i++)
         B[i] = (float)i * 0.25f;
     memcpy(shm + 256, B, sizeof B);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 64, sizeof B, RES_ID, 256), APIR_BACKEND_OK);
-    begin();
-    apir_put_u32(&a, be);
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_SET, buf, 64, sizeof B, RES_ID, 256), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK);
     CHECK_EQ(apir_get_u32(&r), 0);
     check_mul_mat(1, buf, A, B);
-    begin();
-    apir_put_u32(&a, be);
-    CHECK_EQ(call(1, APIR_CMD_BACKEND_SYNCHRONIZE), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(1, APIR_FWD_BACKEND_SYNCHRONIZE, be), APIR_BACKEND_OK);
     test_set_inline(buf, buft, be);
     check_mul_mat(1, buf, A, B);
 
@@ -391,50 +385,34 @@ static void test_session(const char *cpu)
         g[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, buf, 0); /* A's rows */
         g[1] = wt_make(GGML_TYPE_I32, 2, 1, 1, 1, buf, 1024);
         g[2] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, buf, 1088);
-        g[2].op = GGML_OP_GET_ROWS;
-        g[2].src[0] = 1;
-        g[2].src[1] = 2;
+        wt_op2(&g[2], GGML_OP_GET_ROWS);
         g[2].flags = GGML_TENSOR_FLAG_COMPUTE;
         memcpy(shm + 512, idx, sizeof idx);
-        CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 1024, 8, RES_ID, 512), APIR_BACKEND_OK);
+        CHECK_EQ(transfer(1, APIR_FWD_BUFFER_SET, buf, 1024, 8, RES_ID, 512), APIR_BACKEND_OK);
         uint32_t gnode = 2;
-        begin();
-        apir_put_u32(&a, be);
-        wt_put_graph(&a, g, 3, &gnode, 1);
-        CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
-        CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 1088, 32, RES_ID, 600), APIR_BACKEND_OK);
+        begin_graph(be, g, 3, &gnode, 1);
+        CHECK_EQ(call(1, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+        CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 1088, 32, RES_ID, 600), APIR_BACKEND_OK);
         CHECK(!memcmp(shm + 600, A + 8, 16) && !memcmp(shm + 616, A, 16));
         int32_t bad[3][2] = {{0, 3}, {-1, 0}, {0, 0x7fffffff}};
         for (int i = 0; i < 3; i++) {
             memcpy(shm + 512, bad[i], sizeof bad[i]);
-            CHECK_EQ(transfer(1, APIR_CMD_BUFFER_SET, buf, 1024, 8, RES_ID, 512), APIR_BACKEND_OK);
-            begin();
-            apir_put_u32(&a, be);
-            CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_BOUNDS);
+            CHECK_EQ(transfer(1, APIR_FWD_BUFFER_SET, buf, 1024, 8, RES_ID, 512), APIR_BACKEND_OK);
+            CHECK_EQ(call_u32(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_BOUNDS);
         }
         /* back to the mul_mat graph */
-        begin();
-        apir_put_u32(&a, be);
-        wt_put_graph(&a, t, 3, &node, 1);
-        CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+        begin_graph(be, t, 3, &node, 1);
+        CHECK_EQ(call(1, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
     }
 
     /* supports_op and alloc size on the op alone (no buffers) */
     for (int i = 0; i < 3; i++)
         t[i].buffer = 0;
-    begin();
-    apir_put_u32(&a, 0);
-    apir_put_u32(&a, 3);
-    for (int i = 0; i < 3; i++)
-        apir_wire_tensor_encode(&a, &t[i]);
-    CHECK_EQ(call(1, APIR_CMD_DEVICE_SUPPORTS_OP), APIR_BACKEND_OK);
+    begin_op(0, t, 3);
+    CHECK_EQ(call(1, APIR_FWD_DEVICE_SUPPORTS_OP), APIR_BACKEND_OK);
     CHECK_EQ(apir_get_u8(&r), 1);
-    begin();
-    apir_put_u32(&a, buft);
-    apir_put_u32(&a, 3);
-    for (int i = 0; i < 3; i++)
-        apir_wire_tensor_encode(&a, &t[i]);
-    CHECK_EQ(call(1, APIR_CMD_BUFT_GET_ALLOC_SIZE), APIR_BACKEND_OK);
+    begin_op(buft, t, 3);
+    CHECK_EQ(call(1, APIR_FWD_BUFT_GET_ALLOC_SIZE), APIR_BACKEND_OK);
     CHECK_EQ(apir_get_u64(&r), 24);
 
     /* copy / memset / clear */
@@ -444,9 +422,9 @@ static void test_session(const char *cpu)
     apir_put_u32(&a, buf);
     apir_put_u64(&a, 2048);
     apir_put_u64(&a, sizeof A);
-    CHECK_EQ(call(1, APIR_CMD_BUFFER_COPY), APIR_BACKEND_OK);
+    CHECK_EQ(call(1, APIR_FWD_BUFFER_COPY), APIR_BACKEND_OK);
     CHECK_EQ(apir_get_u8(&r), 1);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 2048, sizeof A, RES_ID, 4096), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 2048, sizeof A, RES_ID, 4096), APIR_BACKEND_OK);
     CHECK(!memcmp(shm + 4096, A, sizeof A));
     begin(); /* overlapping copy in one buffer */
     apir_put_u32(&a, buf);
@@ -454,92 +432,80 @@ static void test_session(const char *cpu)
     apir_put_u32(&a, buf);
     apir_put_u64(&a, 8);
     apir_put_u64(&a, 16);
-    CHECK_EQ(call(1, APIR_CMD_BUFFER_COPY), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(call(1, APIR_FWD_BUFFER_COPY), APIR_BACKEND_ERR_BOUNDS);
     begin();
     apir_put_u32(&a, buf);
     apir_put_u64(&a, 4000);
     apir_put_u64(&a, 96);
     apir_put_u8(&a, 0xab);
-    CHECK_EQ(call(1, APIR_CMD_BUFFER_MEMSET), APIR_BACKEND_OK);
+    CHECK_EQ(call(1, APIR_FWD_BUFFER_MEMSET), APIR_BACKEND_OK);
     apir_put_u8(&a, 0); /* trailing byte */
-    CHECK_EQ(call(1, APIR_CMD_BUFFER_MEMSET), APIR_BACKEND_ERR_DECODE);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 4000, 96, RES_ID, 8192), APIR_BACKEND_OK);
+    CHECK_EQ(call(1, APIR_FWD_BUFFER_MEMSET), APIR_BACKEND_ERR_DECODE);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 4000, 96, RES_ID, 8192), APIR_BACKEND_OK);
     CHECK(shm[8192] == 0xab && shm[8192 + 95] == 0xab);
     begin();
     apir_put_u32(&a, buf);
     apir_put_u64(&a, 4000);
     apir_put_u64(&a, 97);
     apir_put_u8(&a, 0xab);
-    CHECK_EQ(call(1, APIR_CMD_BUFFER_MEMSET), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(call(1, APIR_FWD_BUFFER_MEMSET), APIR_BACKEND_ERR_BOUNDS);
     begin();
     apir_put_u32(&a, buf);
     apir_put_u8(&a, 0);
-    CHECK_EQ(call(1, APIR_CMD_BUFFER_CLEAR), APIR_BACKEND_OK);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 4000, 96, RES_ID, 8192), APIR_BACKEND_OK);
+    CHECK_EQ(call(1, APIR_FWD_BUFFER_CLEAR), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 4000, 96, RES_ID, 8192), APIR_BACKEND_OK);
     CHECK(shm[8192] == 0 && shm[8192 + 95] == 0);
 
     /* a second context: its own handles; ours do not resolve there */
     CHECK_EQ(apir_backend_initialize(2, &cbs), APIR_BACKEND_INIT_SUCCESS);
-    CHECK_EQ(transfer(2, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
-    begin();
-    apir_put_u32(&a, be);
-    CHECK_EQ(call(2, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_HANDLE);
-    begin();
-    apir_put_u32(&a, buf);
-    CHECK_EQ(call(2, APIR_CMD_BUFFER_FREE), APIR_BACKEND_ERR_HANDLE);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(2, APIR_FWD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call_u32(2, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call_u32(2, APIR_FWD_BUFFER_FREE, buf), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_OK);
     uint32_t buf2 = alloc_buffer(2, buft, 1024);
     CHECK(buf2 != 0);
 
     /* freeing a buffer drops the cached graph (it points into it); the handle goes stale */
-    begin();
-    apir_put_u32(&a, buf);
-    CHECK_EQ(call(1, APIR_CMD_BUFFER_FREE), APIR_BACKEND_OK);
-    CHECK_EQ(call(1, APIR_CMD_BUFFER_FREE), APIR_BACKEND_ERR_HANDLE);
-    begin();
-    apir_put_u32(&a, be);
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_RECOMPUTE), APIR_BACKEND_ERR_NO_GRAPH);
+    CHECK_EQ(call_u32(1, APIR_FWD_BUFFER_FREE, buf), APIR_BACKEND_OK);
+    CHECK_EQ(call(1, APIR_FWD_BUFFER_FREE), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(call_u32(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_NO_GRAPH);
     uint32_t buf3 = alloc_buffer(1, buft, 4096);
     CHECK(buf3 != 0 && buf3 != buf);
-    CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
 
     /* no argument bytes and no reply page at all (NULL ranges) */
     {
         char *end = (char *)1;
-        CHECK_EQ(apir_backend_dispatcher(1, &cbs, APIR_CMD_GET_INFO, NULL, NULL, NULL, NULL, &end),
+        CHECK_EQ(apir_backend_dispatcher(1, &cbs, APIR_FWD_GET_INFO, NULL, NULL, NULL, NULL, &end),
                  APIR_BACKEND_ERR_REPLY_TOO_SMALL);
         CHECK(end == NULL);
-        CHECK_EQ(apir_backend_dispatcher(1, NULL, APIR_CMD_BACKEND_FREE, NULL, NULL, NULL, NULL, NULL),
+        CHECK_EQ(apir_backend_dispatcher(1, NULL, APIR_FWD_BACKEND_FREE, NULL, NULL, NULL, NULL, NULL),
                  APIR_BACKEND_ERR_DECODE);
         /* that failure had no reply: the next waiting command reports it, once */
-        CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf3, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_DECODE);
-        CHECK_EQ(transfer(1, APIR_CMD_BUFFER_GET, buf3, 0, 16, RES_ID, 0), APIR_BACKEND_OK);
+        CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf3, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_DECODE);
+        CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf3, 0, 16, RES_ID, 0), APIR_BACKEND_OK);
         begin();
         apir_put_u32(&a, buf3);
         apir_put_u8(&a, 7);
-        CHECK_EQ(apir_backend_dispatcher(1, NULL, APIR_CMD_BUFFER_CLEAR, (char *)args, (char *)args + a.pos, NULL, NULL,
+        CHECK_EQ(apir_backend_dispatcher(1, NULL, APIR_FWD_BUFFER_CLEAR, (char *)args, (char *)args + a.pos, NULL, NULL,
                                          NULL),
                  APIR_BACKEND_OK);
     }
 
     /* leave a computed graph, a backend and buffers live, then disconnect both contexts */
-    mul_mat_tensors(t, buf3);
-    begin();
-    apir_put_u32(&a, be);
-    wt_put_graph(&a, t, 3, &node, 1);
-    CHECK_EQ(call(1, APIR_CMD_GRAPH_COMPUTE), APIR_BACKEND_OK);
-    begin();
-    apir_put_u32(&a, 0);
-    CHECK_EQ(call(2, APIR_CMD_BACKEND_INIT), APIR_BACKEND_OK);
+    wt_mul_mat(t, buf3);
+    begin_graph(be, t, 3, &node, 1);
+    CHECK_EQ(call(1, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(2, APIR_FWD_BACKEND_INIT, 0), APIR_BACKEND_OK);
     apir_backend_deinit(1);
     apir_backend_deinit(2);
     apir_backend_deinit(2); /* unknown: harmless */
     begin();
-    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_ERR_NOT_INITIALIZED);
+    CHECK_EQ(call(1, APIR_FWD_GET_INFO), APIR_BACKEND_ERR_NOT_INITIALIZED);
 
     /* the library stays loaded and shared: a new context works at once */
     CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_SUCCESS);
-    CHECK_EQ(call(1, APIR_CMD_GET_INFO), APIR_BACKEND_OK);
+    CHECK_EQ(call(1, APIR_FWD_GET_INFO), APIR_BACKEND_OK);
     apir_backend_deinit(1);
     /* the last context gone, ggml's logger is what it was */
     ggml_log_get(&cb, &ud);

@@ -38,15 +38,7 @@ static int teardown(void **state)
 }
 
 /* a valid MUL_MAT graph: a[4x3] (f32), b[4x2], c = a*b [3x2] */
-static void mul_mat_graph(struct apir_wire_tensor t[3])
-{
-    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, BUF_H, 0);
-    t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, BUF_H, 64);
-    t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, BUF_H, 128);
-    t[2].op = GGML_OP_MUL_MAT;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
-}
+static void mul_mat_graph(struct apir_wire_tensor t[3]) { wt_mul_mat(t, BUF_H); }
 
 static uint32_t decode_graph(const struct apir_wire_tensor *t, uint32_t n, const uint32_t *nodes, uint32_t n_nodes,
                              size_t truncate, bool trailing)
@@ -177,24 +169,18 @@ static void m_mm_missing_src(struct apir_wire_tensor *t) { t[2].src[1] = 0; }
 static void m_mm_dst_type(struct apir_wire_tensor *t)
 {
     t[2] = wt_make(GGML_TYPE_I32, 3, 2, 1, 1, BUF_H, 128);
-    t[2].op = GGML_OP_MUL_MAT;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
+    wt_op2(&t[2], GGML_OP_MUL_MAT);
 }
 static void m_add_shape(struct apir_wire_tensor *t)
 {
     t[1] = wt_make(GGML_TYPE_F32, 3, 3, 1, 1, BUF_H, 64); /* 4 % 3 != 0: not repeatable */
     t[2] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, BUF_H, 128);
-    t[2].op = GGML_OP_ADD;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
+    wt_op2(&t[2], GGML_OP_ADD);
 }
 static void m_cpy_nel(struct apir_wire_tensor *t)
 {
     t[2] = wt_make(GGML_TYPE_F32, 5, 1, 1, 1, BUF_H, 128);
-    t[2].op = GGML_OP_CPY;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
+    wt_op2(&t[2], GGML_OP_CPY);
 }
 static void m_get_rows_type(struct apir_wire_tensor *t)
 {
@@ -254,9 +240,7 @@ static void get_rows_graph(struct apir_wire_tensor t[3], uint64_t dst_offset)
     t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, BUF_H, 0);
     t[1] = wt_make(GGML_TYPE_I32, 2, 1, 1, 1, BUF_H, 64);
     t[2] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, BUF_H, dst_offset);
-    t[2].op = GGML_OP_GET_ROWS;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
+    wt_op2(&t[2], GGML_OP_GET_ROWS);
 }
 
 /* indices a node of the same graph writes are checked when they exist: the compute is cut
@@ -303,9 +287,7 @@ static uint32_t rope_case(int n_dims, int mode, int64_t n_pos, int section)
     t[0] = wt_make(GGML_TYPE_F32, 16, 2, 3, 1, BUF_H, 0);
     t[1] = wt_make(GGML_TYPE_I32, n_pos, 1, 1, 1, BUF_H, 512);
     t[2] = wt_make(GGML_TYPE_F32, 16, 2, 3, 1, BUF_H, 1024);
-    t[2].op = GGML_OP_ROPE;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
+    wt_op2(&t[2], GGML_OP_ROPE);
     t[2].op_params[1] = n_dims;
     t[2].op_params[2] = mode;
     for (int i = 11; i < 15; i++)

@@ -89,7 +89,7 @@ static void graph_case(const char *name, enum expect want, struct apir_wire_tens
         apir_encoder_init(&a, args, 1u << 20);
         apir_put_u32(&a, backend_h);
         wt_put_graph(&a, t, n, nodes, n_nodes);
-        uint32_t st = call(APIR_CMD_GRAPH_COMPUTE);
+        uint32_t st = call(APIR_FWD_GRAPH_COMPUTE);
         if (st == APIR_BACKEND_OK && apir_get_u32(&r) != GGML_STATUS_SUCCESS)
             st = APIR_BACKEND_ERR_BACKEND;
         _exit(EXIT_BASE + (int)st);
@@ -110,7 +110,7 @@ static void set_bytes(uint64_t offset, const void *data, uint32_t size)
     apir_put_u64(&a, offset);
     apir_put_u32(&a, size);
     apir_put_bytes(&a, data, size);
-    if (call(APIR_CMD_BUFFER_SET_INLINE) != APIR_BACKEND_OK) {
+    if (call(APIR_FWD_BUFFER_SET_INLINE) != APIR_BACKEND_OK) {
         fprintf(stderr, "FAIL: BUFFER_SET_INLINE\n");
         failures++;
     }
@@ -425,7 +425,7 @@ static void supports_op_overflow(void)
         apir_put_u32(&a, 3);
         for (int i = 0; i < 3; i++)
             apir_wire_tensor_encode(&a, &t[i]);
-        uint32_t st = call(APIR_CMD_DEVICE_SUPPORTS_OP);
+        uint32_t st = call(APIR_FWD_DEVICE_SUPPORTS_OP);
         if (st == APIR_BACKEND_OK && apir_get_u8(&r) != 0)
             st = APIR_BACKEND_OK; /* supported: a failure below */
         else
@@ -478,13 +478,13 @@ int main(void)
         return 1;
     apir_encoder_init(&a, args, 1u << 20);
     apir_put_u32(&a, 0);
-    if (call(APIR_CMD_BACKEND_INIT) != APIR_BACKEND_OK)
+    if (call(APIR_FWD_BACKEND_INIT) != APIR_BACKEND_OK)
         return 1;
     backend_h = apir_get_u32(&r);
     apir_encoder_init(&a, args, 1u << 20);
     apir_put_u32(&a, 1); /* the CPU buffer type: first handle of a fresh context */
     apir_put_u64(&a, BUF_SIZE);
-    if (call(APIR_CMD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
+    if (call(APIR_FWD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
         return 1;
     buf_h = apir_get_u32(&r);
 

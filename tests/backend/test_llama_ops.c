@@ -12,6 +12,8 @@
 #include "ggml.h"
 #include "llama_block.h"
 #include "session_fixture.h"
+#include "vgpu_graph.h"
+#include "vgpu_wire.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -96,7 +98,7 @@ static void compare(uint32_t buf, const char *base, struct ggml_tensor *t, const
     apir_put_u64(&a, n);
     apir_put_u32(&a, RES);
     apir_put_u64(&a, 0);
-    if (call(APIR_CMD_BUFFER_GET) != APIR_BACKEND_OK) {
+    if (call(APIR_FWD_BUFFER_GET) != APIR_BACKEND_OK) {
         FAIL("%s: GET failed", what);
         return;
     }
@@ -115,7 +117,7 @@ static void upload(uint32_t buf, ggml_backend_buffer_t nbuf)
     apir_put_u64(&a, size);
     apir_put_u32(&a, RES);
     apir_put_u64(&a, 0);
-    if (call(APIR_CMD_BUFFER_SET) != APIR_BACKEND_OK)
+    if (call(APIR_FWD_BUFFER_SET) != APIR_BACKEND_OK)
         FAIL("upload failed");
 }
 
@@ -157,7 +159,7 @@ int main(void)
         return 1;
     begin();
     apir_put_u32(&a, 0);
-    call(APIR_CMD_DEVICE_GET_INFO);
+    call(APIR_FWD_DEVICE_GET_INFO);
     char name[256];
     apir_get_str(&r, name, sizeof name);
     apir_get_str(&r, name, sizeof name);
@@ -167,67 +169,38 @@ int main(void)
     begin();
     apir_put_u32(&a, buft);
     apir_put_u64(&a, size);
-    if (call(APIR_CMD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
+    if (call(APIR_FWD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
         return 1;
     uint32_t buf = apir_get_u32(&r);
     begin();
     apir_put_u32(&a, 0);
-    call(APIR_CMD_BACKEND_INIT);
+    call(APIR_FWD_BACKEND_INIT);
     uint32_t be = apir_get_u32(&r);
     upload(buf, nbuf);
 
-    /* encode the graph like the guest does */
+    /* encode the graph with the guest's own encoder */
     int n_nodes = ggml_graph_n_nodes(gf);
-    for (int i = 0; i < n_nodes; i++)
-        add_tensor(ggml_graph_node(gf, i));
+    struct vgpu_graph_encoder ge = {0};
+    struct block_place pl = {buf, base};
+    if (vgpu_graph_encode(&ge, gf, block_locate, &pl) != VGPU_GRAPH_OK) {
+        FAIL("the guest cannot encode the transformer block");
+        return 1;
+    }
     begin();
     apir_put_u32(&a, be);
-    apir_put_u32(&a, (uint32_t)n_list);
-    struct apir_wire_tensor w;
-    for (int i = 0; i < n_list; i++) {
-        wire_of(list[i], &w, buf, base);
-        apir_wire_tensor_encode(&a, &w);
-    }
-    apir_put_u32(&a, (uint32_t)n_nodes);
-    for (int i = 0; i < n_nodes; i++)
-        apir_put_u32(&a, (uint32_t)index_of(ggml_graph_node(gf, i)));
-    size_t graph_len = a.pos;
-    uint32_t st = call(APIR_CMD_GRAPH_COMPUTE);
+    apir_put_bytes(&a, ge.bytes, ge.len);
+    uint32_t st = call(APIR_FWD_GRAPH_COMPUTE);
     if (st != APIR_BACKEND_OK || apir_get_u32(&r) != GGML_STATUS_SUCCESS)
         FAIL("GRAPH_COMPUTE of a real transformer block refused: status %u", st);
 
-    /* supports_op agrees node by node (op sources first, the op last, no buffers) */
+    /* supports_op agrees node by node, with the guest's op signatures */
     for (int i = 0; i < n_nodes; i++) {
-        struct ggml_tensor *node = ggml_graph_node(gf, i), *ops[GGML_MAX_SRC + 1];
-        int n = 0;
-        for (int j = 0; j < GGML_MAX_SRC; j++)
-            if (node->src[j] && node->src[j] != node)
-                ops[n++] = node->src[j];
+        struct ggml_tensor *node = ggml_graph_node(gf, i);
+        uint8_t sig[VGPU_OP_SIG_MAX];
         begin();
         apir_put_u32(&a, 0);
-        apir_put_u32(&a, (uint32_t)n + 1);
-        for (int j = 0; j < n; j++) {
-            wire_of(ops[j], &w, 0, base);
-            memset(w.src, 0, sizeof w.src);
-            w.view_src = 0;
-            apir_wire_tensor_encode(&a, &w);
-        }
-        wire_of(node, &w, 0, base);
-        memset(w.src, 0, sizeof w.src);
-        w.view_src = 0;
-        for (int j = 0, k = 0; j < GGML_MAX_SRC; j++)
-            if (node->src[j])
-                w.src[j] = node->src[j] == node ? (uint32_t)n + 1 : (uint32_t)++k;
-        /* protocol 2: an in-place result names the source it is a view of */
-        w.view_offs = 0;
-        for (int j = 0; j < n && node->view_src; j++)
-            if (ops[j] == node->view_src || ops[j]->view_src == node->view_src) {
-                w.view_src = (uint32_t)j + 1;
-                w.view_offs = node->view_offs - (ops[j] == node->view_src ? 0 : ops[j]->view_offs);
-                break;
-            }
-        apir_wire_tensor_encode(&a, &w);
-        if (call(APIR_CMD_DEVICE_SUPPORTS_OP) != APIR_BACKEND_OK || apir_get_u8(&r) != 1)
+        apir_put_bytes(&a, sig, vgpu_op_signature(node, sig));
+        if (call(APIR_FWD_DEVICE_SUPPORTS_OP) != APIR_BACKEND_OK || apir_get_u8(&r) != 1)
             FAIL("supports_op says no to node %d (%s)", i, ggml_op_desc(node));
     }
 
@@ -242,12 +215,11 @@ int main(void)
     upload(buf, nbuf);
     begin();
     apir_put_u32(&a, be);
-    if (call(APIR_CMD_GRAPH_RECOMPUTE) != APIR_BACKEND_OK || apir_get_u32(&r) != GGML_STATUS_SUCCESS)
+    if (call(APIR_FWD_GRAPH_RECOMPUTE) != APIR_BACKEND_OK || apir_get_u32(&r) != GGML_STATUS_SUCCESS)
         FAIL("GRAPH_RECOMPUTE failed");
     ggml_backend_graph_compute(backend, gf);
     compare(buf, base, m.out, "block output (recompute)");
     compare(buf, base, m.kcache, "k cache (recompute)");
-    (void)graph_len;
 
     apir_backend_deinit(CTX);
     ggml_backend_buffer_free(nbuf);
@@ -256,6 +228,7 @@ int main(void)
     free(args);
     free(shm);
     if (!failures)
-        printf("transformer block: %d nodes, %d tensors, remote == native\n", n_nodes, n_list);
+        printf("transformer block: %d nodes, %zu tensors, remote == native\n", n_nodes, ge.n_order);
+    vgpu_graph_encoder_free(&ge);
     return failures ? 1 : 0;
 }

@@ -119,7 +119,7 @@ static void send_graph(void)
         runs++;
         return;
     }
-    uint32_t st = call(APIR_CMD_GRAPH_COMPUTE);
+    uint32_t st = call(APIR_FWD_GRAPH_COMPUTE);
     counts[st < 16 ? st : 15]++;
     prog->counts[st < 16 ? st : 15]++;
     prog->runs = attempt;
@@ -145,7 +145,7 @@ static int sweep(const char *what, struct ggml_cgraph *gf, ggml_backend_buffer_t
     apir_encoder_init(&a, args, 1u << 20);
     apir_put_u32(&a, 1); /* the CPU buffer type: first handle of a fresh context */
     apir_put_u64(&a, size);
-    if (call(APIR_CMD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
+    if (call(APIR_FWD_BUFT_ALLOC_BUFFER) != APIR_BACKEND_OK)
         return 1;
     uint32_t buf = apir_get_u32(&r);
     /* small valid-looking contents: zeros, so every row index is 0 */
@@ -312,7 +312,7 @@ int main(int argc, char **argv)
         return 1;
     apir_encoder_init(&a, args, 1u << 20);
     apir_put_u32(&a, 0);
-    call(APIR_CMD_BACKEND_INIT);
+    call(APIR_FWD_BACKEND_INIT);
     backend_h = apir_get_u32(&r);
 
     /* a transformer block, and the other offloaded ops */

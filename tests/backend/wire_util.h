@@ -29,6 +29,25 @@ static inline struct apir_wire_tensor wt_make(enum ggml_type type, int64_t ne0, 
     return t;
 }
 
+/* t becomes op(tensor 1, tensor 2) of the message */
+static inline void wt_op2(struct apir_wire_tensor *t, enum ggml_op op)
+{
+    t->op = (uint32_t)op;
+    t->src[0] = 1;
+    t->src[1] = 2;
+}
+
+/* a[4x3] at 0, b[4x2] at 64, c = mul_mat(a, b) [3x2] at 128, all f32 in buffer `buffer`:
+ * the small valid graph the backend tests and seeds start from */
+static inline void wt_mul_mat(struct apir_wire_tensor t[3], uint32_t buffer)
+{
+    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, buffer, 0);
+    t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, buffer, 64);
+    t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, buffer, 128);
+    wt_op2(&t[2], GGML_OP_MUL_MAT);
+    t[2].flags = GGML_TENSOR_FLAG_COMPUTE; /* ggml's CPU backend skips nodes without it */
+}
+
 /* graph message: u32 n_tensors, tensors, u32 n_nodes, node indices */
 static inline void wt_put_graph(struct apir_encoder *enc, const struct apir_wire_tensor *t, uint32_t n,
                                 const uint32_t *nodes, uint32_t n_nodes)

@@ -217,19 +217,9 @@ int main(int argc, char **argv)
     }
     gb_load_backends();
     ggml_backend_dev_t cpu_dev = gb_cpu_device(), dev = gb_device(dev_name);
-    if (!cpu_dev || !dev) {
-        fprintf(stderr, "op-consistency: need the CPU device and %s; devices found:\n", dev_name);
-        gb_print_devices(stderr);
+    ggml_backend_t native, remote;
+    if (!gb_open_pair("op-consistency", cpu_dev, "CPU", dev, dev_name, &native, &remote))
         return 1;
-    }
-    ggml_backend_t native = ggml_backend_dev_init(cpu_dev, NULL);
-    ggml_backend_t remote = ggml_backend_dev_init(dev, NULL);
-    gb_set_threads(native, 0);
-    gb_set_threads(remote, 0); /* only when "remote" is a second CPU backend (self-check) */
-    if (!native || !remote) {
-        fprintf(stderr, "op-consistency: cannot initialize the backends\n");
-        return 1;
-    }
     printf("native: %s   device: %s (%s)\n", ggml_backend_dev_name(cpu_dev), dev_name,
            ggml_backend_dev_description(dev));
     printf("%-22s %12s %10s  %s\n", "case", "nmse", "max", "result");

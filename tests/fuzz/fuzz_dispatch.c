@@ -58,7 +58,7 @@ static void ggml_assertion(const char *message)
 /* true when decoding cmd's arguments would stop in a ggml assertion */
 static bool asserts_when_decoded(uint32_t cmd, char *args, size_t len)
 {
-    if (cmd != APIR_CMD_GRAPH_COMPUTE && cmd != APIR_CMD_DEVICE_SUPPORTS_OP)
+    if (cmd != APIR_FWD_GRAPH_COMPUTE && cmd != APIR_FWD_DEVICE_SUPPORTS_OP)
         return false;
     static struct decoded_graph g;
     memset(&g, 0, sizeof g);
@@ -72,7 +72,7 @@ static bool asserts_when_decoded(uint32_t cmd, char *args, size_t len)
         decoded_graph_free(&g);
         return true;
     }
-    if (cmd == APIR_CMD_GRAPH_COMPUTE) {
+    if (cmd == APIR_FWD_GRAPH_COMPUTE) {
         if (graph_decode(&dec, &r, NULL, &g) == APIR_BACKEND_OK)
             decoded_graph_free(&g);
     } else if (op_tensors_decode(&dec, &r, &g) == APIR_BACKEND_OK) {
@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* the harness itself is broken */
     size_t pos = 0;
     while (pos + 3 <= size) {
-        uint32_t cmd = data[pos] % (APIR_CMD_COUNT + 1);
+        uint32_t cmd = data[pos] % (APIR_FWD_COUNT + 1);
         size_t len = (size_t)data[pos + 1] | (size_t)data[pos + 2] << 8;
         pos += 3;
         if (len > size - pos)
@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *args = malloc(len ? len : 1);
         memcpy(args, data + pos, len);
         pos += len;
-        if (cmd == APIR_CMD_BUFT_ALLOC_BUFFER && len >= 12) {
+        if (cmd == APIR_FWD_BUFT_ALLOC_BUFFER && len >= 12) {
             uint64_t want;
             memcpy(&want, args + 4, 8);
             if (want > MAX_ALLOC) {

@@ -7,6 +7,7 @@
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "llama_block.h"
+#include "vgpu_graph.h"
 #include "wire_util.h"
 
 #include <stdio.h>
@@ -44,21 +45,17 @@ static void save(const char *dir, const char *name, const void *data, size_t len
     fclose(f);
 }
 
+/* the graph as the guest encodes it (vgpu_graph_encode) */
 static void put_graph(struct apir_encoder *e, struct ggml_cgraph *gf, uint32_t buf, const char *base)
 {
-    int n_nodes = ggml_graph_n_nodes(gf);
-    n_list = 0;
-    for (int i = 0; i < n_nodes; i++)
-        add_tensor(ggml_graph_node(gf, i));
-    apir_put_u32(e, (uint32_t)n_list);
-    struct apir_wire_tensor w;
-    for (int i = 0; i < n_list; i++) {
-        wire_of(list[i], &w, buf, base);
-        apir_wire_tensor_encode(e, &w);
+    struct vgpu_graph_encoder ge = {0};
+    struct block_place p = {buf, base};
+    if (vgpu_graph_encode(&ge, gf, block_locate, &p) != VGPU_GRAPH_OK) {
+        fprintf(stderr, "fuzz_seeds: the guest cannot encode the graph\n");
+        exit(1);
     }
-    apir_put_u32(e, (uint32_t)n_nodes);
-    for (int i = 0; i < n_nodes; i++)
-        apir_put_u32(e, (uint32_t)index_of(ggml_graph_node(gf, i)));
+    apir_put_bytes(e, ge.bytes, ge.len);
+    vgpu_graph_encoder_free(&ge);
 }
 
 static void session_mul_mat(const char *dir)
@@ -67,59 +64,53 @@ static void session_mul_mat(const char *dir)
     rec_begin();
     apir_put_u32(&a, H_BUFT);
     apir_put_u64(&a, 4096);
-    rec_end(APIR_CMD_BUFT_ALLOC_BUFFER);
+    rec_end(APIR_FWD_BUFT_ALLOC_BUFFER);
     rec_begin();
     apir_put_u32(&a, 0);
-    rec_end(APIR_CMD_BACKEND_INIT);
+    rec_end(APIR_FWD_BACKEND_INIT);
     rec_begin();
     apir_put_u32(&a, H_BUF);
     apir_put_u64(&a, 0);
     apir_put_u64(&a, 80);
     apir_put_u32(&a, 1);
     apir_put_u64(&a, 0);
-    rec_end(APIR_CMD_BUFFER_SET);
+    rec_end(APIR_FWD_BUFFER_SET);
     struct apir_wire_tensor t[3];
-    t[0] = wt_make(GGML_TYPE_F32, 4, 3, 1, 1, H_BUF, 0);
-    t[1] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, H_BUF, 64);
-    t[2] = wt_make(GGML_TYPE_F32, 3, 2, 1, 1, H_BUF, 128);
-    t[2].op = GGML_OP_MUL_MAT;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
-    t[2].flags = GGML_TENSOR_FLAG_COMPUTE;
+    wt_mul_mat(t, H_BUF);
     uint32_t node = 2;
     rec_begin();
     apir_put_u32(&a, H_BACKEND);
     wt_put_graph(&a, t, 3, &node, 1);
-    rec_end(APIR_CMD_GRAPH_COMPUTE);
+    rec_end(APIR_FWD_GRAPH_COMPUTE);
     rec_begin();
     apir_put_u32(&a, H_BACKEND);
-    rec_end(APIR_CMD_GRAPH_RECOMPUTE);
+    rec_end(APIR_FWD_GRAPH_RECOMPUTE);
     rec_begin();
     apir_put_u32(&a, H_BUF);
     apir_put_u64(&a, 128);
     apir_put_u64(&a, 24);
     apir_put_u32(&a, 1);
     apir_put_u64(&a, 1024);
-    rec_end(APIR_CMD_BUFFER_GET);
+    rec_end(APIR_FWD_BUFFER_GET);
     rec_begin();
     apir_put_u32(&a, 0);
     apir_put_u32(&a, 3);
     for (int i = 0; i < 3; i++)
         apir_wire_tensor_encode(&a, &t[i]);
-    rec_end(APIR_CMD_DEVICE_SUPPORTS_OP);
+    rec_end(APIR_FWD_DEVICE_SUPPORTS_OP);
     rec_begin();
     apir_put_u32(&a, H_BUF);
     apir_put_u64(&a, 8);
     apir_put_u32(&a, H_BUF);
     apir_put_u64(&a, 512);
     apir_put_u64(&a, 64);
-    rec_end(APIR_CMD_BUFFER_COPY);
+    rec_end(APIR_FWD_BUFFER_COPY);
     rec_begin();
     apir_put_u32(&a, H_BUF);
-    rec_end(APIR_CMD_BUFFER_FREE);
+    rec_end(APIR_FWD_BUFFER_FREE);
     rec_begin();
     apir_put_u32(&a, H_BACKEND);
-    rec_end(APIR_CMD_GRAPH_RECOMPUTE);
+    rec_end(APIR_FWD_GRAPH_RECOMPUTE);
     save(dir, "session_mul_mat", out, seed.pos);
 
     /* the same graph alone for the decoder fuzzer (buffer handle 1 there) */
@@ -145,10 +136,10 @@ static void block(const char *dir)
     rec_begin();
     apir_put_u32(&a, H_BUFT);
     apir_put_u64(&a, size);
-    rec_end(APIR_CMD_BUFT_ALLOC_BUFFER);
+    rec_end(APIR_FWD_BUFT_ALLOC_BUFFER);
     rec_begin();
     apir_put_u32(&a, 0);
-    rec_end(APIR_CMD_BACKEND_INIT);
+    rec_end(APIR_FWD_BACKEND_INIT);
     rec_begin();
     apir_put_u32(&a, H_BACKEND);
     put_graph(&a, gf, H_BUF, base);
@@ -156,10 +147,10 @@ static void block(const char *dir)
         fprintf(stderr, "block graph too large for a seed record (%zu bytes)\n", a.pos);
         exit(1);
     }
-    rec_end(APIR_CMD_GRAPH_COMPUTE);
+    rec_end(APIR_FWD_GRAPH_COMPUTE);
     rec_begin();
     apir_put_u32(&a, H_BACKEND);
-    rec_end(APIR_CMD_GRAPH_RECOMPUTE);
+    rec_end(APIR_FWD_GRAPH_RECOMPUTE);
     save(dir, "session_block", out, seed.pos);
 
     apir_encoder_init(&seed, out, sizeof out);

@@ -1,41 +1,55 @@
-/* Small helpers for scripted guests: one FORWARD call each, through apir_client. */
+/* Helpers for scripted guests. Every FORWARD command goes through the shipped guest encoders
+ * (vgpu_rpc_*, vgpu_graph_encode, vgpu_op_signature); these only adapt them to the tests:
+ * connecting, the device's buffer type, and ggml graphs placed at chosen offsets of one host
+ * buffer. */
 #ifndef TEST_GUEST_SCRIPT_H
 #define TEST_GUEST_SCRIPT_H
 
 #include "apir_client.h"
 #include "apir_forward.h"
-#include "apir_wire_tensor.h"
+#include "vgpu_graph.h"
+#include "vgpu_rpc.h"
+
+#include <ggml.h>
 
 #include <stdint.h>
 
 struct guest_dev {
     uint32_t buft, host_buft;
-    uint64_t alignment;
 };
 
 struct apir_client *guest_open(void); /* fails the test (exit 1) if it cannot connect */
-int guest_get_info(struct apir_client *c, uint32_t *version, uint32_t *n_devices);
 int guest_device_info(struct apir_client *c, uint32_t dev, struct guest_dev *out, char *name, size_t cap);
-int guest_device_memory(struct apir_client *c, uint32_t dev, uint64_t *free_mem, uint64_t *total);
-int guest_buft_info(struct apir_client *c, uint32_t buft, uint64_t *alignment, uint64_t *max_size, uint8_t *is_host);
+/* BUFT_ALLOC_BUFFER that also checks the host gave at least size bytes (-101 if not) */
 int guest_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uint32_t *buffer);
-int guest_buffer_free(struct apir_client *c, uint32_t buffer);
-int guest_clear(struct apir_client *c, uint32_t buffer, uint8_t value);
-int guest_memset(struct apir_client *c, uint32_t buffer, uint64_t off, uint64_t size, uint8_t value);
-/* SET/GET through the client's data page at data_off */
-int guest_set(struct apir_client *c, uint32_t buffer, uint64_t off, const void *src, uint64_t size, uint64_t data_off);
-int guest_get(struct apir_client *c, uint32_t buffer, uint64_t off, void *dst, uint64_t size, uint64_t data_off);
-int guest_copy(struct apir_client *c, uint32_t src, uint64_t src_off, uint32_t dst, uint64_t dst_off, uint64_t size);
-int guest_backend_init(struct apir_client *c, uint32_t dev, uint32_t *backend);
-int guest_backend_free(struct apir_client *c, uint32_t backend);
-int guest_graph_compute(struct apir_client *c, uint32_t backend, const struct apir_wire_tensor *t, uint32_t n,
-                        const uint32_t *nodes, uint32_t n_nodes, uint32_t *ggml_status);
-int guest_graph_recompute(struct apir_client *c, uint32_t backend, uint32_t *ggml_status);
-int guest_synchronize(struct apir_client *c, uint32_t backend, uint32_t *ggml_status);
-int guest_supports_op(struct apir_client *c, uint32_t dev, const struct apir_wire_tensor *t, uint32_t n, uint8_t *ok);
-int guest_alloc_size(struct apir_client *c, uint32_t buft, const struct apir_wire_tensor *t, uint32_t n, uint64_t *size);
 
-/* a contiguous F32 tensor ne0 x ne1 in buffer at offset */
-struct apir_wire_tensor guest_f32(const char *name, int64_t ne0, int64_t ne1, uint32_t buffer, uint64_t offset);
+/* A connected guest with device 0's buffer type, one buffer and one backend. */
+struct guest_session {
+    struct apir_client *c;
+    struct guest_dev dev;
+    uint32_t buffer, backend;
+};
+/* connects (exit 1 if it cannot) and sets up; 0 or the first failing command's status */
+int guest_session_open(struct guest_session *s, uint64_t buffer_size);
+
+/* A guest-side ggml graph (no data: tensors are placed in one host buffer), encoded by the
+ * shipped graph encoder. */
+struct guest_graph {
+    struct ggml_context *ctx;
+    struct ggml_cgraph *g;
+    uint32_t buffer;
+    struct vgpu_graph_encoder enc;
+};
+void guest_graph_init(struct guest_graph *gg, uint32_t buffer);
+void guest_graph_free(struct guest_graph *gg);
+/* puts t at offset of the graph's buffer; returns t */
+struct ggml_tensor *guest_place(struct ggml_tensor *t, uint64_t offset);
+/* a contiguous ne0 x ne1 tensor of the given type at offset */
+struct ggml_tensor *guest_tensor(struct guest_graph *gg, enum ggml_type type, const char *name, int64_t ne0,
+                                 int64_t ne1, uint64_t offset);
+/* marks t as an output and adds it (with what it needs) to the graph */
+void guest_graph_add(struct guest_graph *gg, struct ggml_tensor *t);
+/* GRAPH_COMPUTE of the graph; *ggml_status as the host returns it */
+int guest_graph_compute(struct apir_client *c, uint32_t backend, struct guest_graph *gg, int32_t *ggml_status);
 
 #endif

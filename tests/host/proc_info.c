@@ -6,6 +6,14 @@
 #include <string.h>
 #include <time.h>
 
+/* /proc/<pid>/<what> for reading, or NULL */
+static FILE *proc_open(pid_t pid, const char *what)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, what);
+    return fopen(path, "r");
+}
+
 static pid_t parent_of(const char *pid)
 {
     char path[64], buf[512];
@@ -43,9 +51,8 @@ int proc_children(pid_t parent, pid_t *out, int cap)
 
 long proc_status_field(pid_t pid, const char *field)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
+    char line[256];
+    FILE *f = proc_open(pid, "status");
     if (!f)
         return -1;
     long v = -1;
@@ -76,9 +83,8 @@ int proc_fd_count(pid_t pid)
 
 bool proc_maps_contain(pid_t pid, const char *needle)
 {
-    char path[64], line[512];
-    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-    FILE *f = fopen(path, "r");
+    char line[512];
+    FILE *f = proc_open(pid, "maps");
     bool found = false;
     while (f && !found && fgets(line, sizeof line, f))
         found = strstr(line, needle) != NULL;

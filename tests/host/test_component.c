@@ -151,7 +151,7 @@ static void test_malformed_buffers(void **state)
     n = put_header(buf, APIR_COMMAND_TYPE_FORWARD, REPLY_RES);
     assert_int_equal(run(&f, buf, n + 2, 0), APIR_FORWARD_BASE_INDEX + APIR_BACKEND_ERR_DECODE);
     /* FORWARD before LOADLIBRARY: no dispatch function */
-    uint32_t idx = APIR_CMD_GET_INFO;
+    uint32_t idx = APIR_FWD_GET_INFO;
     memcpy(buf + n, &idx, 4);
     assert_int_equal(run(&f, buf, n + 4, 0), APIR_FORWARD_NO_DISPATCH_FCT);
     /* reply to an unknown resource, to none, and to a too-small page: dropped */
@@ -188,7 +188,7 @@ static void test_word_padding(void **state)
     memcpy(buf, &h, sizeof h);
     assert_int_equal(run(&f, buf, 16, 0), APIR_FORWARD_BASE_INDEX + APIR_BACKEND_ERR_DECODE);
     /* a whole index plus 2 pad bytes: the index arrives (no library yet: no dispatch function) */
-    uint32_t idx = APIR_CMD_GET_INFO;
+    uint32_t idx = APIR_FWD_GET_INFO;
     memcpy(buf + 12, &idx, 4);
     assert_int_equal(run(&f, buf, 18, 0), APIR_FORWARD_NO_DISPATCH_FCT);
     /* HANDSHAKE (fixed payload) + 3 pad bytes, then another command: the pad is skipped */
@@ -273,7 +273,7 @@ static void test_load_library_backend_codes(void **state)
     assert_int_equal(load_library(&f, 0), APIR_LOAD_LIBRARY_ALREADY_LOADED);
     uint8_t buf[32];
     size_t n = put_header(buf, APIR_COMMAND_TYPE_FORWARD, REPLY_RES);
-    uint32_t idx = APIR_CMD_GET_INFO;
+    uint32_t idx = APIR_FWD_GET_INFO;
     memcpy(buf + n, &idx, 4);
     assert_int_equal(run(&f, buf, n + 4, 0), APIR_FORWARD_BASE_INDEX + APIR_BACKEND_OK);
     uint32_t reply[3];
@@ -291,7 +291,7 @@ static void test_load_library_backend_codes(void **state)
     apir_context_configure(g.ctx, APIR_KEY_GGML_LIBRARY_PATH, cpu_lib());
     assert_int_equal(load_library(&g, 0), APIR_LOAD_LIBRARY_SUCCESS);
     close_ctx(&f);
-    idx = APIR_CMD_GET_INFO;
+    idx = APIR_FWD_GET_INFO;
     memcpy(buf + n, &idx, 4);
     assert_int_equal(run(&g, buf, n + 4, 0), APIR_FORWARD_BASE_INDEX + APIR_BACKEND_OK);
     close_ctx(&g);

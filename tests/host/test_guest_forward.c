@@ -1,4 +1,5 @@
-/* A scripted guest drives every FORWARD command through apir-server (another process, real
+/* A scripted guest drives every FORWARD command, encoded by the shipped guest encoders
+ * (vgpu_rpc, vgpu_graph, vgpu_wire), through apir-server (another process, real
  * socket) against the real ggml CPU backend; then per-context handles and a guest that
  * vanishes mid-session. Run under tests/lib/with-server.sh. */
 #include <setjmp.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 
 #include "guest_script.h"
+#include "vgpu_wire.h"
 
 #include <ggml.h>
 
@@ -36,15 +38,16 @@ static void expected(const float *a, const float *b, float *c)
         }
 }
 
-static void graph(uint32_t buffer, struct apir_wire_tensor t[3])
+/* c = mul_mat(a, b) with a, b, c at OFF_A, OFF_B, OFF_C of buffer; returns c */
+static struct ggml_tensor *graph(struct guest_graph *gg, uint32_t buffer)
 {
-    t[0] = guest_f32("a", K, M, buffer, OFF_A);
-    t[1] = guest_f32("b", K, N, buffer, OFF_B);
-    t[2] = guest_f32("c", M, N, buffer, OFF_C);
-    t[2].op = GGML_OP_MUL_MAT;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
-    t[2].flags = GGML_TENSOR_FLAG_COMPUTE | GGML_TENSOR_FLAG_OUTPUT; /* as ggml_build_forward_expand marks it */
+    guest_graph_init(gg, buffer);
+    struct ggml_tensor *a = guest_tensor(gg, GGML_TYPE_F32, "a", K, M, OFF_A);
+    struct ggml_tensor *b = guest_tensor(gg, GGML_TYPE_F32, "b", K, N, OFF_B);
+    struct ggml_tensor *c = guest_place(ggml_mul_mat(gg->ctx, a, b), OFF_C);
+    ggml_set_name(c, "c");
+    guest_graph_add(gg, c);
+    return c;
 }
 
 static void assert_floats(const float *got, const float *want, int n)
@@ -53,26 +56,13 @@ static void assert_floats(const float *got, const float *want, int n)
         assert_float_equal(got[i], want[i], 1e-4);
 }
 
-struct session {
-    struct apir_client *c;
-    struct guest_dev dev;
-    uint32_t buffer, backend;
-};
-
-static void open_session(struct session *s)
-{
-    s->c = guest_open();
-    char name[128];
-    assert_int_equal(guest_device_info(s->c, 0, &s->dev, name, sizeof name), APIR_BACKEND_OK);
-    assert_int_equal(guest_alloc(s->c, s->dev.buft, BUF_SIZE, &s->buffer), APIR_BACKEND_OK);
-    assert_int_equal(guest_backend_init(s->c, 0, &s->backend), APIR_BACKEND_OK);
-}
+static void open_session(struct guest_session *s) { assert_int_equal(guest_session_open(s, BUF_SIZE), APIR_BACKEND_OK); }
 
 static void test_every_forward_command(void **state)
 {
     struct apir_client *c = guest_open();
     uint32_t version, n_dev;
-    assert_int_equal(guest_get_info(c, &version, &n_dev), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_get_info(c, &version, &n_dev), APIR_BACKEND_OK);
     assert_int_equal(version, APIR_FORWARD_PROTOCOL_VERSION);
     assert_true(n_dev >= 1);
 
@@ -85,25 +75,26 @@ static void test_every_forward_command(void **state)
     assert_int_equal(guest_device_info(c, 0, &dev, name, sizeof name), APIR_BACKEND_OK);
 
     uint64_t free_mem, total;
-    assert_int_equal(guest_device_memory(c, 0, &free_mem, &total), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_device_memory(c, 0, &free_mem, &total), APIR_BACKEND_OK);
     assert_true(total > 0 && free_mem <= total);
 
-    uint64_t align, max_size;
-    uint8_t is_host;
-    assert_int_equal(guest_buft_info(c, dev.buft, &align, &max_size, &is_host), APIR_BACKEND_OK);
-    assert_true(align >= 1 && align <= OFF_B && max_size >= BUF_SIZE);
+    struct vgpu_host_buft_info bi;
+    assert_int_equal(vgpu_rpc_buft_info(c, dev.buft, &bi), APIR_BACKEND_OK);
+    assert_true(bi.alignment >= 1 && bi.alignment <= OFF_B && bi.max_size >= BUF_SIZE);
 
     uint32_t buf, buf2;
     assert_int_equal(guest_alloc(c, dev.buft, BUF_SIZE, &buf), APIR_BACKEND_OK);
     assert_int_equal(guest_alloc(c, dev.buft, BUF_SIZE, &buf2), APIR_BACKEND_OK);
 
-    struct apir_wire_tensor t[3];
-    graph(buf, t);
-    uint8_t ok = 0;
-    assert_int_equal(guest_supports_op(c, 0, t, 3, &ok), APIR_BACKEND_OK);
-    assert_int_equal(ok, 1);
+    struct guest_graph gg;
+    struct ggml_tensor *prod = graph(&gg, buf);
+    uint8_t sig[VGPU_OP_SIG_MAX];
+    bool ok = false;
+    assert_int_equal(vgpu_rpc_supports_op(c, 0, sig, vgpu_op_signature(prod, sig), &ok), APIR_BACKEND_OK);
+    assert_true(ok);
     uint64_t need = 0;
-    assert_int_equal(guest_alloc_size(c, dev.buft, t, 1, &need), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buft_alloc_size(c, dev.buft, sig, vgpu_op_signature(prod->src[0], sig), &need),
+                     APIR_BACKEND_OK);
     assert_true(need >= K * M * sizeof(float));
 
     float a[K * M], b[K * N], want[M * N], got[M * N];
@@ -111,78 +102,97 @@ static void test_every_forward_command(void **state)
         a[i] = (float)(i + 1) * 0.5f;
     for (int i = 0; i < K * N; i++)
         b[i] = (float)(i % 3) - 1.0f;
-    assert_int_equal(guest_set(c, buf, OFF_A, a, sizeof a, 0), APIR_BACKEND_OK);
-    assert_int_equal(guest_set(c, buf, OFF_B, b, sizeof b, 1024), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_set(c, buf, OFF_A, a, sizeof a), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_set(c, buf, OFF_B, b, sizeof b), APIR_BACKEND_OK);
 
-    uint32_t backend, st;
-    assert_int_equal(guest_backend_init(c, 0, &backend), APIR_BACKEND_OK);
-    assert_int_equal(guest_graph_recompute(c, backend, &st), APIR_BACKEND_ERR_NO_GRAPH);
-    uint32_t nodes[1] = {2};
-    assert_int_equal(guest_graph_compute(c, backend, t, 3, nodes, 1, &st), APIR_BACKEND_OK);
+    uint32_t backend;
+    int32_t st;
+    assert_int_equal(vgpu_rpc_backend_init(c, 0, &backend), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, &st), APIR_BACKEND_ERR_NO_GRAPH);
+    assert_int_equal(guest_graph_compute(c, backend, &gg, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
-    assert_int_equal(guest_synchronize(c, backend, &st), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_backend_synchronize(c, backend, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
-    assert_int_equal(guest_get(c, buf, OFF_C, got, sizeof got, 2048), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_get(c, buf, OFF_C, got, sizeof got), APIR_BACKEND_OK);
     expected(a, b, want);
     assert_floats(got, want, M * N);
 
     /* new inputs, same graph: RECOMPUTE does not resend it */
     for (int i = 0; i < K * M; i++)
         a[i] = (float)(K * M - i);
-    assert_int_equal(guest_set(c, buf, OFF_A, a, sizeof a, 0), APIR_BACKEND_OK);
-    assert_int_equal(guest_graph_recompute(c, backend, &st), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_set(c, buf, OFF_A, a, sizeof a), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
-    assert_int_equal(guest_get(c, buf, OFF_C, got, sizeof got, 2048), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_get(c, buf, OFF_C, got, sizeof got), APIR_BACKEND_OK);
     expected(a, b, want);
     assert_floats(got, want, M * N);
 
     /* COPY the product into the second buffer */
-    assert_int_equal(guest_copy(c, buf, OFF_C, buf2, 64, sizeof got), APIR_BACKEND_OK);
+    bool done = false;
+    assert_int_equal(vgpu_rpc_buffer_copy(c, buf, OFF_C, buf2, 64, sizeof got, &done), APIR_BACKEND_OK);
+    assert_true(done);
     memset(got, 0, sizeof got);
-    assert_int_equal(guest_get(c, buf2, 64, got, sizeof got, 0), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_get(c, buf2, 64, got, sizeof got), APIR_BACKEND_OK);
     assert_floats(got, want, M * N);
 
     /* MEMSET part of it, CLEAR the other buffer */
-    assert_int_equal(guest_memset(c, buf, OFF_C, sizeof got, 0), APIR_BACKEND_OK);
-    assert_int_equal(guest_get(c, buf, OFF_C, got, sizeof got, 0), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_memset(c, buf, OFF_C, sizeof got, 0), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_get(c, buf, OFF_C, got, sizeof got), APIR_BACKEND_OK);
     float zeros[M * N] = {0};
     assert_floats(got, zeros, M * N);
-    assert_int_equal(guest_clear(c, buf2, 0xab), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_clear(c, buf2, 0xab), APIR_BACKEND_OK);
     uint8_t bytes[BUF_SIZE];
-    assert_int_equal(guest_get(c, buf2, 0, bytes, sizeof bytes, 0), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_get(c, buf2, 0, bytes, sizeof bytes), APIR_BACKEND_OK);
     for (size_t i = 0; i < sizeof bytes; i++)
         assert_int_equal(bytes[i], 0xab);
 
+    /* writes larger than APIR_MAX_INLINE_SET go through the data page (BUFFER_SET) */
+    uint32_t big;
+    size_t big_size = APIR_MAX_INLINE_SET + BUF_SIZE;
+    uint8_t *pattern = malloc(big_size), *back = calloc(1, big_size);
+    assert_non_null(pattern);
+    assert_non_null(back);
+    for (size_t i = 0; i < big_size; i++)
+        pattern[i] = (uint8_t)(i * 7 + 1);
+    assert_int_equal(guest_alloc(c, dev.buft, big_size, &big), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_set(c, big, 0, pattern, big_size), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_get(c, big, 0, back, big_size), APIR_BACKEND_OK);
+    assert_memory_equal(back, pattern, big_size);
+    assert_int_equal(vgpu_rpc_buffer_free(c, big), APIR_BACKEND_OK);
+    free(pattern);
+    free(back);
+
     /* out-of-bounds transfers are refused */
-    assert_int_equal(guest_get(c, buf, BUF_SIZE - 4, got, 8, 0), APIR_BACKEND_ERR_BOUNDS);
-    assert_int_equal(guest_memset(c, buf, ~0ull - 2, 8, 0), APIR_BACKEND_ERR_BOUNDS);
+    assert_int_equal(vgpu_rpc_buffer_get(c, buf, BUF_SIZE - 4, got, 8), APIR_BACKEND_ERR_BOUNDS);
+    assert_int_equal(vgpu_rpc_buffer_memset(c, buf, ~0ull - 2, 8, 0), APIR_BACKEND_ERR_BOUNDS);
 
     /* FREE, then the handles are stale */
-    assert_int_equal(guest_buffer_free(c, buf2), APIR_BACKEND_OK);
-    assert_int_equal(guest_clear(c, buf2, 0), APIR_BACKEND_ERR_HANDLE);
-    assert_int_equal(guest_buffer_free(c, buf), APIR_BACKEND_OK);
-    assert_int_equal(guest_backend_free(c, backend), APIR_BACKEND_OK);
-    assert_int_equal(guest_graph_recompute(c, backend, &st), APIR_BACKEND_ERR_HANDLE);
+    assert_int_equal(vgpu_rpc_buffer_free(c, buf2), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_clear(c, buf2, 0), APIR_BACKEND_ERR_HANDLE);
+    assert_int_equal(vgpu_rpc_buffer_free(c, buf), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_backend_free(c, backend), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, &st), APIR_BACKEND_ERR_HANDLE);
+    guest_graph_free(&gg);
     apir_client_close(c);
 }
 
 static void test_handles_are_per_context(void **state)
 {
-    struct session a, b;
+    struct guest_session a, b;
     open_session(&a);
     open_session(&b);
     /* b uses a's handles: they name nothing in b's context */
     if (a.buffer != b.buffer)
-        assert_int_equal(guest_clear(b.c, a.buffer, 0), APIR_BACKEND_ERR_HANDLE);
-    assert_int_equal(guest_clear(b.c, a.buffer + 1000, 0), APIR_BACKEND_ERR_HANDLE);
+        assert_int_equal(vgpu_rpc_buffer_clear(b.c, a.buffer, 0), APIR_BACKEND_ERR_HANDLE);
+    assert_int_equal(vgpu_rpc_buffer_clear(b.c, a.buffer + 1000, 0), APIR_BACKEND_ERR_HANDLE);
     /* and a's buffer is untouched by b's writes to "the same" handle value */
     float v[4] = {1, 2, 3, 4}, got[4];
-    assert_int_equal(guest_set(a.c, a.buffer, 0, v, sizeof v, 0), APIR_BACKEND_OK);
-    assert_int_equal(guest_clear(b.c, b.buffer, 0), APIR_BACKEND_OK);
-    assert_int_equal(guest_get(a.c, a.buffer, 0, got, sizeof got, 0), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_set(a.c, a.buffer, 0, v, sizeof v), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_clear(b.c, b.buffer, 0), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_get(a.c, a.buffer, 0, got, sizeof got), APIR_BACKEND_OK);
     assert_floats(got, v, 4);
     /* b's shared page id means nothing in a's context either */
-    assert_int_equal(guest_get(a.c, a.buffer, 0, got, sizeof got, 0), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_get(a.c, a.buffer, 0, got, sizeof got), APIR_BACKEND_OK);
     apir_client_close(a.c);
     apir_client_close(b.c);
 }
@@ -193,16 +203,16 @@ static void test_disconnect_mid_session(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         /* allocate, compute, and vanish without freeing anything */
-        struct session s;
+        struct guest_session s;
         open_session(&s);
         uint32_t more;
         for (int i = 0; i < 8; i++)
             if (guest_alloc(s.c, s.dev.buft, 1 << 20, &more) != APIR_BACKEND_OK)
                 _exit(3);
-        struct apir_wire_tensor t[3];
-        graph(s.buffer, t);
-        uint32_t nodes[1] = {2}, st;
-        if (guest_graph_compute(s.c, s.backend, t, 3, nodes, 1, &st) != APIR_BACKEND_OK)
+        struct guest_graph gg;
+        graph(&gg, s.buffer);
+        int32_t st;
+        if (guest_graph_compute(s.c, s.backend, &gg, &st) != APIR_BACKEND_OK)
             _exit(4);
         _exit(0);
     }
@@ -211,10 +221,10 @@ static void test_disconnect_mid_session(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     /* the server still serves */
-    struct session s;
+    struct guest_session s;
     open_session(&s);
     uint32_t v;
-    assert_int_equal(guest_get_info(s.c, &v, &v), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_get_info(s.c, &v, &v), APIR_BACKEND_OK);
     apir_client_close(s.c);
 }
 

@@ -35,15 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *sock_path(void)
-{
-    const char *s = getenv("GGML_VIRTGPU_SOCKET");
-    if (!s) {
-        fprintf(stderr, "GGML_VIRTGPU_SOCKET is not set: run under tests/lib/with-server.sh\n");
-        exit(1);
-    }
-    return s;
-}
+static const char *sock_path(void) { return raw_socket_from_env(); }
 
 static uint32_t capset(void)
 {
@@ -84,42 +76,32 @@ static bool log_has(int ms, const char *a, const char *b, const char *c)
 #define M 3
 #define N 2
 
-struct small {
-    struct apir_client *c;
-    struct guest_dev dev;
-    uint32_t buffer, backend;
-};
-
-static void small_open(struct small *s)
-{
-    s->c = guest_open();
-    char name[128];
-    assert_int_equal(guest_device_info(s->c, 0, &s->dev, name, sizeof name), APIR_BACKEND_OK);
-    assert_int_equal(guest_alloc(s->c, s->dev.buft, 4096, &s->buffer), APIR_BACKEND_OK);
-    assert_int_equal(guest_backend_init(s->c, 0, &s->backend), APIR_BACKEND_OK);
-}
+static void small_open(struct guest_session *s) { assert_int_equal(guest_session_open(s, 4096), APIR_BACKEND_OK); }
 
 /* one exact round: new inputs, compute, compare; 0 or the step that failed */
-static int small_round(struct small *s, int round)
+static int small_round(struct guest_session *s, int round)
 {
     float a[K * M], b[K * N], got[M * N];
     for (int i = 0; i < K * M; i++)
         a[i] = (float)((i + round) % 7) - 3.0f;
     for (int i = 0; i < K * N; i++)
         b[i] = (float)((i * 3 + round) % 5) - 2.0f;
-    struct apir_wire_tensor t[3] = {guest_f32("a", K, M, s->buffer, 0), guest_f32("b", K, N, s->buffer, 256),
-                                    guest_f32("c", M, N, s->buffer, 512)};
-    t[2].op = GGML_OP_MUL_MAT;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
-    t[2].flags = GGML_TENSOR_FLAG_COMPUTE | GGML_TENSOR_FLAG_OUTPUT;
-    uint32_t nodes[1] = {2}, st;
-    if (guest_set(s->c, s->buffer, 0, a, sizeof a, 0) != APIR_BACKEND_OK ||
-        guest_set(s->c, s->buffer, 256, b, sizeof b, 4096) != APIR_BACKEND_OK)
-        return 1;
-    if (guest_graph_compute(s->c, s->backend, t, 3, nodes, 1, &st) != APIR_BACKEND_OK || st != GGML_STATUS_SUCCESS)
-        return 2;
-    if (guest_get(s->c, s->buffer, 512, got, sizeof got, 8192) != APIR_BACKEND_OK)
+    struct guest_graph gg;
+    guest_graph_init(&gg, s->buffer);
+    struct ggml_tensor *ta = guest_tensor(&gg, GGML_TYPE_F32, "a", K, M, 0);
+    struct ggml_tensor *tb = guest_tensor(&gg, GGML_TYPE_F32, "b", K, N, 256);
+    guest_graph_add(&gg, guest_place(ggml_mul_mat(gg.ctx, ta, tb), 512));
+    int32_t st;
+    int step = 0;
+    if (vgpu_rpc_buffer_set(s->c, s->buffer, 0, a, sizeof a) != APIR_BACKEND_OK ||
+        vgpu_rpc_buffer_set(s->c, s->buffer, 256, b, sizeof b) != APIR_BACKEND_OK)
+        step = 1;
+    else if (guest_graph_compute(s->c, s->backend, &gg, &st) != APIR_BACKEND_OK || st != GGML_STATUS_SUCCESS)
+        step = 2;
+    guest_graph_free(&gg);
+    if (step)
+        return step;
+    if (vgpu_rpc_buffer_get(s->c, s->buffer, 512, got, sizeof got) != APIR_BACKEND_OK)
         return 3;
     for (int j = 0; j < N; j++)
         for (int i = 0; i < M; i++) {
@@ -140,7 +122,7 @@ static pid_t start_guest_b(int ms)
     assert_true(pid >= 0);
     if (pid > 0)
         return pid;
-    struct small s;
+    struct guest_session s;
     small_open(&s);
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -188,30 +170,26 @@ static void big_open(struct big *g)
     assert_int_equal(guest_device_info(g->c, 0, &dev, name, sizeof name), APIR_BACKEND_OK);
     uint64_t bytes = (uint64_t)BIG * BIG * sizeof(float) * (BIG_NODES + 1);
     assert_int_equal(guest_alloc(g->c, dev.buft, bytes, &g->buffer), APIR_BACKEND_OK);
-    assert_int_equal(guest_clear(g->c, g->buffer, 0), APIR_BACKEND_OK);
-    assert_int_equal(guest_backend_init(g->c, 0, &g->backend), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_clear(g->c, g->buffer, 0), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_backend_init(g->c, 0, &g->backend), APIR_BACKEND_OK);
 }
 
 /* x_{i+1} = mul_mat(x_0, x_i): BIG_NODES products, each needing the one before */
 static int big_compute(struct big *g)
 {
-    struct apir_wire_tensor t[BIG_NODES + 1];
-    uint32_t nodes[BIG_NODES];
-    for (int i = 0; i <= BIG_NODES; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "x%d", i);
-        t[i] = guest_f32(name, BIG, BIG, g->buffer, (uint64_t)i * BIG * BIG * sizeof(float));
-        if (i > 0) {
-            t[i].op = GGML_OP_MUL_MAT;
-            t[i].src[0] = 1;
-            t[i].src[1] = (uint32_t)i; /* index + 1 of x_{i-1} */
-            t[i].flags = GGML_TENSOR_FLAG_COMPUTE;
-            nodes[i - 1] = (uint32_t)i;
-        }
+    struct guest_graph gg;
+    guest_graph_init(&gg, g->buffer);
+    const uint64_t bytes = (uint64_t)BIG * BIG * sizeof(float);
+    struct ggml_tensor *x0 = guest_tensor(&gg, GGML_TYPE_F32, "x0", BIG, BIG, 0), *x = x0;
+    for (int i = 1; i <= BIG_NODES; i++) {
+        x = guest_place(ggml_mul_mat(gg.ctx, x0, x), (uint64_t)i * bytes);
+        ggml_format_name(x, "x%d", i);
     }
-    t[BIG_NODES].flags |= GGML_TENSOR_FLAG_OUTPUT;
-    uint32_t st;
-    return guest_graph_compute(g->c, g->backend, t, BIG_NODES + 1, nodes, BIG_NODES, &st);
+    guest_graph_add(&gg, x);
+    int32_t st;
+    int rc = guest_graph_compute(g->c, g->backend, &gg, &st);
+    guest_graph_free(&gg);
+    return rc;
 }
 
 struct killer {
@@ -248,7 +226,7 @@ static void test_worker_killed_mid_compute(void **state)
     assert_true(log_has(5000, "killed by signal 9", "FORWARD GRAPH_COMPUTE (15)", "running for"));
     /* A's next command fails at once, it does not wait for its timeout */
     uint32_t v;
-    assert_true(guest_get_info(a.c, &v, &v) < 0);
+    assert_true(vgpu_rpc_get_info(a.c, &v, &v) < 0);
     apir_client_close(a.c);
     expect_guest_b_exact(b);
     expect_listener_serves();
@@ -258,63 +236,49 @@ static void test_worker_killed_mid_compute(void **state)
  * front or runs it into ggml, which ends A's worker with the expected signal (named in the
  * listener's log); either way B's results stay exact and the listener keeps serving. Before
  * workers these took the whole server, and B, down. */
-static void attack_while_b_computes(struct apir_wire_tensor *t, uint32_t n, int signal_if_run)
+static void attack_while_b_computes(void (*build)(struct guest_graph *gg), int signal_if_run)
 {
-    struct small a;
+    struct guest_session a;
     small_open(&a);
-    for (uint32_t i = 0; i < n; i++)
-        if (t[i].buffer)
-            t[i].buffer = a.buffer;
+    struct guest_graph gg;
+    guest_graph_init(&gg, a.buffer);
+    build(&gg);
     pid_t b = start_guest_b(1000);
-    uint32_t nodes[1] = {n - 1}, st = 0;
+    int32_t st = 0;
     sleep_ms(200); /* B is computing */
-    int rc = guest_graph_compute(a.c, a.backend, t, n, nodes, 1, &st);
+    int rc = guest_graph_compute(a.c, a.backend, &gg, &st);
     if (rc < 0) {
         char what[64];
         snprintf(what, sizeof what, "killed by signal %d ", signal_if_run);
         assert_true(log_has(5000, what, "FORWARD GRAPH_COMPUTE (15)", NULL));
     } else {
         assert_int_not_equal(rc == APIR_BACKEND_OK && st == GGML_STATUS_SUCCESS, 1);
-        fprintf(stderr, "refused by the host (status %d, ggml %u): no worker death to observe\n", rc, st);
+        fprintf(stderr, "refused by the host (status %d, ggml %d): no worker death to observe\n", rc, st);
     }
+    guest_graph_free(&gg);
     apir_client_close(a.c);
     expect_guest_b_exact(b);
     expect_listener_serves();
 }
 
 /* GELU on bf16 has no CPU kernel: GGML_ABORT (SIGABRT) */
-static void test_ggml_abort_ends_only_its_worker(void **state)
+static void gelu_bf16(struct guest_graph *gg)
 {
-    struct apir_wire_tensor t[2] = {guest_f32("x", 64, 4, 1, 0), guest_f32("y", 64, 4, 1, 1024)};
-    for (int i = 0; i < 2; i++) {
-        t[i].type = GGML_TYPE_BF16;
-        t[i].nb[0] = 2;
-        t[i].nb[1] = 128;
-        t[i].nb[2] = t[i].nb[3] = 512;
-    }
-    t[1].op = GGML_OP_UNARY;
-    t[1].op_params[0] = GGML_UNARY_OP_GELU;
-    t[1].src[0] = 1;
-    t[1].flags = GGML_TENSOR_FLAG_COMPUTE | GGML_TENSOR_FLAG_OUTPUT;
-    attack_while_b_computes(t, 2, SIGABRT);
+    struct ggml_tensor *x = guest_tensor(gg, GGML_TYPE_BF16, "x", 64, 4, 0);
+    guest_graph_add(gg, guest_place(ggml_gelu(gg->ctx, x), 1024));
 }
 
+static void test_ggml_abort_ends_only_its_worker(void **state) { attack_while_b_computes(gelu_bf16, SIGABRT); }
+
 /* GET_ROWS from Q8_1 rows: the CPU backend has no to_float for Q8_1 (NULL call: SIGSEGV) */
-static void test_ggml_crash_ends_only_its_worker(void **state)
+static void get_rows_q8_1(struct guest_graph *gg)
 {
-    struct apir_wire_tensor t[3] = {guest_f32("a", 32, 4, 1, 0), guest_f32("i", 2, 1, 1, 1024),
-                                    guest_f32("r", 32, 2, 1, 2048)};
-    t[0].type = GGML_TYPE_Q8_1; /* one block of 32 per row: 36 bytes */
-    t[0].nb[0] = 36;
-    t[0].nb[1] = 36;
-    t[0].nb[2] = t[0].nb[3] = 36 * 4;
-    t[1].type = GGML_TYPE_I32;
-    t[2].op = GGML_OP_GET_ROWS;
-    t[2].src[0] = 1;
-    t[2].src[1] = 2;
-    t[2].flags = GGML_TENSOR_FLAG_COMPUTE | GGML_TENSOR_FLAG_OUTPUT;
-    attack_while_b_computes(t, 3, SIGSEGV);
+    struct ggml_tensor *a = guest_tensor(gg, GGML_TYPE_Q8_1, "a", 32, 4, 0); /* one block of 32 per row */
+    struct ggml_tensor *i = guest_tensor(gg, GGML_TYPE_I32, "i", 2, 1, 1024);
+    guest_graph_add(gg, guest_place(ggml_get_rows(gg->ctx, a, i), 2048));
 }
+
+static void test_ggml_crash_ends_only_its_worker(void **state) { attack_while_b_computes(get_rows_q8_1, SIGSEGV); }
 
 /* VIRGL_APIR_COMMAND_TIMEOUT=1: a compute that runs longer is ended by the watchdog */
 static void test_command_timeout(void **state)
@@ -404,7 +368,7 @@ static void test_buffer_bytes(void **state)
     assert_int_equal(guest_alloc(c, dev.buft, 4 << 20, &b2), APIR_BACKEND_ERR_OUT_OF_MEMORY);
     assert_int_equal(guest_alloc(c, dev.buft, 2 << 20, &b2), APIR_BACKEND_OK);
     assert_int_equal(guest_alloc(c, dev.buft, 2 << 20, &b3), APIR_BACKEND_ERR_OUT_OF_MEMORY);
-    assert_int_equal(guest_buffer_free(c, b1), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_buffer_free(c, b1), APIR_BACKEND_OK);
     assert_int_equal(guest_alloc(c, dev.buft, 5 << 20, &b1), APIR_BACKEND_OK);
     assert_true(log_has(2000, "VIRGL_APIR_MAX_BUFFER_BYTES=8388608", NULL, NULL));
     apir_client_close(c);
@@ -456,7 +420,7 @@ static void test_log_lines_are_rate_limited(void **state)
     enum { BAD = 1000 };
     struct apir_client *c = guest_open();
     for (int i = 0; i < BAD; i++)
-        assert_int_equal(guest_clear(c, 0xdead0000u + (uint32_t)i, 0), APIR_BACKEND_ERR_HANDLE);
+        assert_int_equal(vgpu_rpc_buffer_clear(c, 0xdead0000u + (uint32_t)i, 0), APIR_BACKEND_ERR_HANDLE);
     int fd = raw_connect(sock_path());
     raw_init(fd, capset());
     for (int i = 0; i < BAD; i++) {
@@ -470,7 +434,7 @@ static void test_log_lines_are_rate_limited(void **state)
     assert_true(component >= 50 && component <= 200);
     /* once lines flow again, the count dropped is logged */
     sleep_ms(1000);
-    assert_int_equal(guest_clear(c, 0xdeadffffu, 0), APIR_BACKEND_ERR_HANDLE);
+    assert_int_equal(vgpu_rpc_buffer_clear(c, 0xdeadffffu, 0), APIR_BACKEND_ERR_HANDLE);
     struct apir_command_header h = {0x7fff0000, 0, 0};
     raw_submit(fd, &h, sizeof h);
     assert_true(raw_ping(fd));
@@ -514,7 +478,7 @@ static void check_worker_sandbox(long want_seccomp)
     pid_t worker = proc_new_child(server, known, n, 2000);
     assert_true(worker > 0);
     uint32_t v;
-    assert_int_equal(guest_get_info(c, &v, &v), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_get_info(c, &v, &v), APIR_BACKEND_OK);
     long seccomp = proc_status_field(worker, "Seccomp"), nnp = proc_status_field(worker, "NoNewPrivs");
     fprintf(stderr, "worker %d: Seccomp %ld, NoNewPrivs %ld\n", (int)worker, seccomp, nnp);
     assert_int_equal(nnp, 1);
@@ -540,7 +504,7 @@ static void test_listener_footprint(void **state)
     int fds0 = proc_fd_count(server);
     enum { GUESTS = 24 };
     for (int i = 0; i < GUESTS; i++) {
-        struct small s;
+        struct guest_session s;
         small_open(&s);
         assert_int_equal(small_round(&s, i), 0);
         apir_client_close(s.c);

@@ -133,7 +133,7 @@ static void test_backend_in_a_sandboxed_worker(void **state)
         skip();
     struct remote x = open_remote();
     assert_int_equal(call(&x, APIR_COMMAND_TYPE_LOADLIBRARY, NULL, 0), APIR_LOAD_LIBRARY_SUCCESS);
-    uint32_t index = APIR_CMD_GET_INFO;
+    uint32_t index = APIR_FWD_GET_INFO;
     assert_int_equal(call(&x, APIR_COMMAND_TYPE_FORWARD, &index, sizeof index),
                      APIR_FORWARD_BASE_INDEX + APIR_BACKEND_OK);
     pid_t w = apir_remote_context_pid(x.r);

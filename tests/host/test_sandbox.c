@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "apir_component.h"
+#include "server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -103,24 +104,12 @@ static int do_serving(void)
     memset(ptr, 2, 1 << 20);
     if (ftruncate(fd, 0) != -1 || errno != EPERM)
         return 5;
-    /* the worker's connection exists before the sandbox: here a pair made by the parent */
-    char byte = 'x';
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    if (sendmsg(pair[0], &msg, MSG_NOSIGNAL) != 1)
+    /* the worker's connection exists before the sandbox: here a pair made by the parent;
+     * the descriptor goes the way the worker sends it */
+    if (io_send_fd(pair[0], fd) != 0)
         return 6;
     char got;
-    if (recv(pair[1], &got, 1, 0) != 1 || got != 'x')
+    if (recv(pair[1], &got, 1, 0) != 1 || got != 0) /* io_send_fd's dummy byte */
         return 7;
     munmap(ptr, 1 << 20);
     close(fd);

@@ -235,11 +235,7 @@ static void test_transport_roundtrip(void **state)
 
 int main(void)
 {
-    sock = getenv("GGML_VIRTGPU_SOCKET");
-    if (!sock) {
-        fprintf(stderr, "run me through tests/lib/with-server.sh\n");
-        return 2;
-    }
+    sock = raw_socket_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_client),
         cmocka_unit_test(test_garbage_lengths),

@@ -21,6 +21,16 @@ static void die(const char *what)
     exit(1);
 }
 
+const char *raw_socket_from_env(void)
+{
+    const char *s = getenv("GGML_VIRTGPU_SOCKET");
+    if (!s) {
+        fprintf(stderr, "GGML_VIRTGPU_SOCKET is not set: run me through tests/lib/with-server.sh\n");
+        exit(2);
+    }
+    return s;
+}
+
 int raw_connect(const char *path)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* the server's socket from GGML_VIRTGPU_SOCKET; exits 2 when unset (run under with-server.sh) */
+const char *raw_socket_from_env(void);
 int raw_connect(const char *path);                 /* aborts the test on failure */
 void raw_send(int fd, const void *buf, size_t size); /* ignores errors: the peer may be gone */
 void raw_cmd(int fd, uint32_t id, uint32_t len, const uint32_t *data, uint32_t words);

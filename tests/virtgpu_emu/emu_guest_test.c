@@ -111,14 +111,14 @@ static void run_forward_commands(struct apir_client *c)
     char name[256], desc[256];
 
     /* GET_INFO */
-    int st = forward_simple(c, APIR_CMD_GET_INFO, NULL, 0, &r);
+    int st = forward_simple(c, APIR_FWD_GET_INFO, NULL, 0, &r);
     uint32_t version = apir_get_u32(&r), n_dev = apir_get_u32(&r);
     CHECK(st == APIR_BACKEND_OK && apir_decoder_done(&r), "GET_INFO: %s", apir_client_status_str(st));
     CHECK(version == APIR_FORWARD_PROTOCOL_VERSION && n_dev >= 1, "GET_INFO: version %u, %u devices", version, n_dev);
     apir_client_end(c);
 
     /* DEVICE_GET_INFO 0 */
-    struct apir_encoder *enc = apir_client_begin(c, APIR_CMD_DEVICE_GET_INFO, 4);
+    struct apir_encoder *enc = apir_client_begin(c, APIR_FWD_DEVICE_GET_INFO, 4);
     apir_put_u32(enc, 0);
     n_forward++;
     st = apir_client_call(c, &r);
@@ -135,7 +135,7 @@ static void run_forward_commands(struct apir_client *c)
     printf("host device 0: %s (%s)\n", name, desc);
 
     /* BUFT_ALLOC_BUFFER 4096 */
-    enc = apir_client_begin(c, APIR_CMD_BUFT_ALLOC_BUFFER, 12);
+    enc = apir_client_begin(c, APIR_FWD_BUFT_ALLOC_BUFFER, 12);
     apir_put_u32(enc, buft);
     apir_put_u64(enc, 4096);
     n_forward++;
@@ -150,7 +150,7 @@ static void run_forward_commands(struct apir_client *c)
     uint8_t *data = c->data.ptr;
     for (int i = 0; i < 4096; i++)
         data[100 + i] = (uint8_t)(i * 7 + 3);
-    enc = apir_client_begin(c, APIR_CMD_BUFFER_SET, 32);
+    enc = apir_client_begin(c, APIR_FWD_BUFFER_SET, 32);
     apir_put_u32(enc, buf);
     apir_put_u64(enc, 0);
     apir_put_u64(enc, 4096);
@@ -161,7 +161,7 @@ static void run_forward_commands(struct apir_client *c)
     CHECK(st == APIR_BACKEND_OK, "BUFFER_SET: %s", apir_client_status_str(st));
     apir_client_end(c);
     memset(data, 0, 8192);
-    enc = apir_client_begin(c, APIR_CMD_BUFFER_GET, 32);
+    enc = apir_client_begin(c, APIR_FWD_BUFFER_GET, 32);
     apir_put_u32(enc, buf);
     apir_put_u64(enc, 0);
     apir_put_u64(enc, 4096);
@@ -177,7 +177,7 @@ static void run_forward_commands(struct apir_client *c)
     CHECK(bad == 0, "%d bytes differ after a set/get round trip through the host buffer", bad);
 
     /* the host checks the transfer against the shared resource: past the end of the data page */
-    enc = apir_client_begin(c, APIR_CMD_BUFFER_GET, 32);
+    enc = apir_client_begin(c, APIR_FWD_BUFFER_GET, 32);
     apir_put_u32(enc, buf);
     apir_put_u64(enc, 0);
     apir_put_u64(enc, 4096);
@@ -190,7 +190,7 @@ static void run_forward_commands(struct apir_client *c)
 
     /* free, then the handle is stale */
     for (int round = 0; round < 2; round++) {
-        enc = apir_client_begin(c, APIR_CMD_BUFFER_FREE, 4);
+        enc = apir_client_begin(c, APIR_FWD_BUFFER_FREE, 4);
         apir_put_u32(enc, buf);
         n_forward++;
         st = apir_client_call(c, &r);
@@ -317,7 +317,7 @@ static void mode_device_lost(void)
         return;
     for (int i = 0; i < 2; i++) {
         struct apir_decoder r;
-        int st = forward_simple(c, APIR_CMD_GET_INFO, NULL, 0, &r);
+        int st = forward_simple(c, APIR_FWD_GET_INFO, NULL, 0, &r);
         apir_client_end(c);
         int want = i == 0 ? APIR_CLIENT_ERR_TRANSPORT : APIR_CLIENT_ERR_LOST;
         CHECK(st == want, "GET_INFO %d on a lost device: %s", i, apir_client_status_str(st));

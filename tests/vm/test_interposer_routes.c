@@ -433,7 +433,7 @@ static void test_worker_killed(void **state)
         atomic_store((_Atomic uint32_t *)pb, 0);
         assert_int_equal(routes_submit(101, load, 3), 0);
         assert_int_equal(wait_word(pb), APIR_LOAD_LIBRARY_SUCCESS + 1);
-        uint32_t info[4] = {APIR_COMMAND_TYPE_FORWARD + APIR_VENUS_CMD_OFFSET, 0, 111, APIR_CMD_GET_INFO};
+        uint32_t info[4] = {APIR_COMMAND_TYPE_FORWARD + APIR_VENUS_CMD_OFFSET, 0, 111, APIR_FWD_GET_INFO};
         atomic_store((_Atomic uint32_t *)pb, 0);
         assert_int_equal(routes_submit(101, info, 4), 0);
         assert_int_equal(wait_word(pb), APIR_FORWARD_BASE_INDEX + APIR_BACKEND_OK + 1);

@@ -71,3 +71,22 @@ void gb_set_threads(ggml_backend_t backend, int n)
     if (set)
         set(backend, n);
 }
+
+bool gb_open_pair(const char *prog, ggml_backend_dev_t native_dev, const char *native_label, ggml_backend_dev_t dev,
+                  const char *dev_name, ggml_backend_t *native, ggml_backend_t *remote)
+{
+    if (!native_dev || !dev) {
+        fprintf(stderr, "%s: need the %s device and %s; devices found:\n", prog, native_label, dev_name);
+        gb_print_devices(stderr);
+        return false;
+    }
+    *native = ggml_backend_dev_init(native_dev, NULL);
+    *remote = ggml_backend_dev_init(dev, NULL);
+    if (!*native || !*remote) {
+        fprintf(stderr, "%s: cannot initialize the backends\n", prog);
+        return false;
+    }
+    gb_set_threads(*native, 0);
+    gb_set_threads(*remote, 0);
+    return true;
+}

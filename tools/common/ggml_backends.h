@@ -3,6 +3,7 @@
 #define TOOLS_GGML_BACKENDS_H
 
 #include <ggml-backend.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "pick_cpu.h" /* gb_pick_cpu_library() */
@@ -28,6 +29,13 @@ void gb_set_threads(ggml_backend_t backend, int n);
 
 /* one line per device: name, type, description */
 void gb_print_devices(FILE *f);
+
+/* The two backends a comparison runs on: native on native_dev (named native_label in
+ * messages), remote on dev (named dev_name), CPU thread counts set to the online CPUs (the
+ * remote one only when it is a second CPU backend: a self-check). false after saying, as prog,
+ * which is missing (with the devices found) or could not start. */
+bool gb_open_pair(const char *prog, ggml_backend_dev_t native_dev, const char *native_label, ggml_backend_dev_t dev,
+                  const char *dev_name, ggml_backend_t *native, ggml_backend_t *remote);
 
 
 #endif

@@ -21,8 +21,7 @@ add_library(ggml-virtgpu SHARED
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_listing.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_device_cache.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_buffer.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_backend.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_rpc.c)
+    ${CMAKE_CURRENT_LIST_DIR}/vgpu_backend.c)
 set_target_properties(ggml-virtgpu PROPERTIES OUTPUT_NAME ggml-virtgpu C_VISIBILITY_PRESET hidden)
 target_link_libraries(ggml-virtgpu PRIVATE ggml_virtgpu_core apir_guest_client ggml_base)
 # the static libraries inside are not built hidden: the version script hides them
