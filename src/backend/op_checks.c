@@ -50,6 +50,9 @@ static bool acc_view_ok(const struct ggml_tensor *node)
     return !__builtin_add_overflow(end, span, &end) && end <= ggml_nbytes(node);
 }
 
+/* f32 and the types ggml can decode have a CPU dot product; integer types have none */
+static bool has_dot(enum ggml_type t) { return t == GGML_TYPE_F32 || ggml_get_type_traits(t)->to_float; }
+
 static bool kernel_bounds_ok(const struct ggml_tensor *n)
 {
     const struct ggml_tensor *a = n->src[0];
@@ -58,7 +61,7 @@ static bool kernel_bounds_ok(const struct ggml_tensor *n)
     case GGML_OP_MUL_MAT_ID:
         /* the kernel calls the weight type's dot product: integer types have none (a jump to
          * NULL); f32 and the types ggml can decode have one */
-        return a->type == GGML_TYPE_F32 || ggml_get_type_traits(a->type)->to_float;
+        return has_dot(a->type);
     case GGML_OP_ACC:
     case GGML_OP_SET:
         return acc_view_ok(n);
@@ -103,6 +106,8 @@ static bool kernel_bounds_ok(const struct ggml_tensor *n)
          * division by zero when V has more heads, a read past V when they do not divide);
          * one mask row (of n_kv entries) per query row */
         const struct ggml_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2], *mask = n->src[3];
+        if (!has_dot(k->type) || !has_dot(v->type)) /* K's dot product, V's row decoder */
+            return false;
         if (v->ne[1] != k->ne[1] || q->ne[2] % v->ne[2] != 0 || q->ne[3] % v->ne[3] != 0)
             return false;
         return !mask || (mask->ne[0] >= k->ne[1] && mask->ne[1] >= q->ne[1]);

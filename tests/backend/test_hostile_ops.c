@@ -216,6 +216,14 @@ static void strides(void)
     graph_case("FLASH_ATTN_EXT V heads not dividing Q heads", REFUSED, t, 4, NULL, 0);
     t[2] = at(GGML_TYPE_F16, 64, 8, 8, 1, 32768);
     graph_case("FLASH_ATTN_EXT more V heads than Q heads (a division by zero)", REFUSED, t, 4, NULL, 0);
+    /* K and V of an integer type: the kernel calls its dot product, which is NULL (found by
+     * backend_mutations: a jump to address 0) */
+    t[1] = at(GGML_TYPE_I16, 64, 8, 1, 1, 4096);
+    t[2] = at(GGML_TYPE_F16, 64, 8, 1, 1, 32768);
+    graph_case("FLASH_ATTN_EXT K of type I16", REFUSED, t, 4, NULL, 0);
+    t[1] = at(GGML_TYPE_F16, 64, 8, 1, 1, 4096);
+    t[2] = at(GGML_TYPE_I16, 64, 8, 1, 1, 32768);
+    graph_case("FLASH_ATTN_EXT V of type I16", REFUSED, t, 4, NULL, 0);
 
     t[0] = at(GGML_TYPE_F32, 64, 1, 1, 1, 0);
     t[1] = at_end(GGML_TYPE_I32, 64, 1, 1, 1);

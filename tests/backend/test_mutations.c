@@ -13,6 +13,7 @@
 #include "graph_decode.h"
 #include "ggml-backend.h"
 #include "llama_block.h"
+#include "preflight.h"
 #include "session_fixture.h"
 #include "wire_util.h"
 
@@ -66,43 +67,11 @@ struct progress {
 static struct progress *prog;
 static unsigned attempt, skip;
 
-/* Most assertions are ggml's constructors refusing a node the host rebuilds. The harness
- * finds those first by decoding the graph itself (as the backend library will; any buffer
- * handle resolves to a large dummy buffer, rebuilding looks at shapes only) and leaving
- * through ggml's abort callback, so that a new child is needed only when a kernel asserts. */
-static sigjmp_buf on_assert;
-static volatile int preflight;
-static ggml_backend_buffer_t dummy;
-static ggml_backend_buffer_t resolve_any(void *user, uint32_t h)
-{
-    (void)user;
-    return h ? dummy : NULL;
-}
 static void ggml_assertion(const char *message)
 {
     (void)message;
-    if (preflight)
-        siglongjmp(on_assert, 1);
+    preflight_on_abort(); /* a constructor's assertion: the graph is not sent (preflight.h) */
     /* returning lets ggml abort(): the parent starts the next child */
-}
-
-static bool asserts_when_decoded(void)
-{
-    static struct decoded_graph g;
-    memset(&g, 0, sizeof g);
-    struct buffer_resolver res = {NULL, resolve_any};
-    struct apir_decoder dec;
-    apir_decoder_init(&dec, args + 4, a.pos - 4); /* after the backend handle */
-    preflight = 1;
-    if (sigsetjmp(on_assert, 0)) {
-        preflight = 0;
-        decoded_graph_free(&g);
-        return true;
-    }
-    if (graph_decode(&dec, &res, NULL, &g) == APIR_BACKEND_OK)
-        decoded_graph_free(&g);
-    preflight = 0;
-    return false;
 }
 
 static void send_graph(void)
@@ -113,7 +82,7 @@ static void send_graph(void)
     apir_put_u32(&a, backend_h);
     wt_put_graph(&a, wire, n_wire, nodes, n_nodes);
     memcpy(prog->current, current, sizeof current);
-    if (asserts_when_decoded()) {
+    if (preflight_asserts(APIR_FWD_GRAPH_COMPUTE, args, a.pos)) {
         prog->aborts++;
         prog->runs = attempt;
         runs++;
@@ -323,7 +292,7 @@ int main(int argc, char **argv)
     graphs[1] = build_misc(ctx);
     gbuf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_cpu_buffer_type());
     ggml_set_abort_callback(ggml_assertion);
-    dummy = ggml_backend_cpu_buffer_from_ptr((void *)(uintptr_t)4096, (size_t)1 << 40);
+    preflight_init();
     prog = mmap(NULL, sizeof *prog, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (prog == MAP_FAILED)
         return 1;

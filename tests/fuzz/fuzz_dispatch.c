@@ -6,11 +6,10 @@
 #include "apir_codec.h"
 #include "apir_forward.h"
 #include "apir_protocol.h"
-#include "graph_decode.h"
-#include "op_checks.h"
+#include "ggml.h"
+#include "preflight.h"
 #include "session_fixture.h"
 
-#include <setjmp.h>
 #include <stdbool.h>
 #include <unistd.h>
 
@@ -27,61 +26,20 @@ static uint8_t shm[SHM_SIZE];
 static struct virgl_apir_callbacks *cbs;
 
 /* A ggml assertion is not a finding: in the server it ends only the worker of the guest that
- * sent the input (docs/protocol.md). The ones ggml's constructors raise while the host
- * rebuilds a node are found first by decoding the command here (any buffer handle resolves to
- * a large dummy buffer: rebuilding looks at shapes only) and leaving through ggml's abort
- * callback; such commands are not dispatched. One a kernel raises while computing (no known
- * case among ops the CPU backend supports) ends the run the way it ends a worker; with
- * APIR_FUZZ_KERNEL_ASSERT=report it leaves through exit() instead, which libFuzzer records as
- * "fuzz target exited" with the input and its statistics, so a long `-fork=N
- * -ignore_crashes=1` campaign counts every execution and goes on past it (each such artifact
- * is then replayed: only ones that print the line below are kernel assertions). */
-static sigjmp_buf on_assert;
-static volatile int preflight;
-static ggml_backend_buffer_t dummy;
-static ggml_backend_buffer_t resolve_any(void *user, uint32_t h)
-{
-    (void)user;
-    return h ? dummy : NULL;
-}
+ * sent the input (docs/protocol.md). The ones ggml's constructors raise are found first and
+ * not dispatched (preflight.h). One a kernel raises while computing ends the run the way it
+ * ends a worker; with APIR_FUZZ_KERNEL_ASSERT=report it leaves through exit() instead, which
+ * libFuzzer records as "fuzz target exited" with the input and its statistics, so a long
+ * `-fork=N -ignore_crashes=1` campaign counts every execution and goes on past it (each such
+ * artifact is then replayed: only ones that print the line below are kernel assertions). */
 static void ggml_assertion(const char *message)
 {
-    if (preflight)
-        siglongjmp(on_assert, 1);
+    preflight_on_abort();
     fprintf(stderr, "ggml assertion while computing (ends this guest's worker): %s\n", message);
     const char *mode = getenv("APIR_FUZZ_KERNEL_ASSERT");
     if (mode && !strcmp(mode, "report"))
         exit(0);
     _exit(0);
-}
-
-/* true when decoding cmd's arguments would stop in a ggml assertion */
-static bool asserts_when_decoded(uint32_t cmd, char *args, size_t len)
-{
-    if (cmd != APIR_FWD_GRAPH_COMPUTE && cmd != APIR_FWD_DEVICE_SUPPORTS_OP)
-        return false;
-    static struct decoded_graph g;
-    memset(&g, 0, sizeof g);
-    struct buffer_resolver r = {NULL, resolve_any};
-    struct apir_decoder dec;
-    apir_decoder_init(&dec, args, len);
-    (void)apir_get_u32(&dec); /* backend or device */
-    preflight = 1;
-    if (sigsetjmp(on_assert, 0)) {
-        preflight = 0;
-        decoded_graph_free(&g);
-        return true;
-    }
-    if (cmd == APIR_FWD_GRAPH_COMPUTE) {
-        if (graph_decode(&dec, &r, NULL, &g) == APIR_BACKEND_OK)
-            decoded_graph_free(&g);
-    } else if (op_tensors_decode(&dec, &r, &g) == APIR_BACKEND_OK) {
-        if (node_rebuild_init(&g.rebuild))
-            (void)op_check_node(&g.rebuild, g.last);
-        decoded_graph_free(&g);
-    }
-    preflight = 0;
-    return false;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -92,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sf_pick_cpu(GGML_LIB_DIR, cpu_lib, sizeof cpu_lib);
         cbs = sf_single_resource(cpu_lib, 1, shm, SHM_SIZE);
         ggml_set_abort_callback(ggml_assertion);
-        dummy = ggml_backend_cpu_buffer_from_ptr((void *)(uintptr_t)4096, (size_t)1 << 40);
+        preflight_init();
     }
     if (apir_backend_initialize(7, cbs) != APIR_BACKEND_INIT_SUCCESS)
         abort(); /* the harness itself is broken */
@@ -115,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 continue;
             }
         }
-        if (asserts_when_decoded(cmd, args, len)) {
+        if (preflight_asserts(cmd, args, len)) {
             free(args);
             continue;
         }
