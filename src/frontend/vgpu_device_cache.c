@@ -63,12 +63,32 @@ static bool cache_file(char *path, size_t len)
     return n > 0 && (size_t)n < len;
 }
 
+/* The kernel's id of this boot: a virtio-gpu device's host (the VMM) lives exactly as long */
+static bool boot_id(char *id, size_t len)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (!f)
+        return false;
+    bool ok = fgets(id, (int)len, f) != NULL;
+    fclose(f);
+    id[strcspn(id, "\n")] = '\0';
+    return ok && id[0];
+}
+
 bool vgpu_device_cache_key(const struct apir_client_endpoint *ep, char *key, size_t key_len)
 {
-    if (ep->kind != APIR_ENDPOINT_VTEST)
-        return false; /* virtio-gpu: see the header */
     const char *env = getenv("GGML_VIRTGPU_DEVICE_CACHE");
     if (env && (!env[0] || !strcmp(env, "0") || !strcasecmp(env, "off") || !strcasecmp(env, "no")))
+        return false;
+    if (ep->kind == APIR_ENDPOINT_VIRTGPU) {
+        char id[64];
+        if (!boot_id(id, sizeof id))
+            return false;
+        int n = snprintf(key, key_len, "virtgpu boot %s capset %u protocol %u.%u forward %u", id, ep->capset,
+                         APIR_PROTOCOL_MAJOR, APIR_PROTOCOL_MINOR, APIR_FORWARD_PROTOCOL_VERSION);
+        return n > 0 && (size_t)n < key_len;
+    }
+    if (ep->kind != APIR_ENDPOINT_VTEST)
         return false;
     struct stat st;
     if (stat(ep->path, &st) != 0 || !S_ISSOCK(st.st_mode))
@@ -199,14 +219,15 @@ bool vgpu_device_cache_load(const struct apir_client_endpoint *ep, const char *k
     }
     free(buf);
     /* the socket file outlives a killed apir-server: use the answers only while it listens */
-    if (ok && !socket_listening(ep->path)) {
+    if (ok && ep->kind == APIR_ENDPOINT_VTEST && !socket_listening(ep->path)) {
         GUEST_LOG_DEBUG("device cache: nothing listens on %s; asking the host\n", ep->path);
         ok = false;
     }
     if (!ok)
         vgpu_listing_free(l);
     else
-        GUEST_LOG_DEBUG("device cache: %zu device(s) of %s from %s; the host was not asked\n", l->n, ep->path, path);
+        GUEST_LOG_DEBUG("device cache: %zu device(s) of %s from %s; the host was not asked\n", l->n,
+                        ep->kind == APIR_ENDPOINT_VTEST ? ep->path : "virtio-gpu", path);
     return ok;
 }
 

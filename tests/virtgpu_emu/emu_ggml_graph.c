@@ -81,10 +81,35 @@ static void check_emulation_record(const char *path)
     printf("emulation record:\n%s", stats);
 }
 
+/* --list-only N: load the library, list its devices and check that the emulated device saw N
+ * context inits (1 with a cold device cache, 0 with a warm one) */
+static int list_only(const char *lib, unsigned long want, const char *stats_path)
+{
+    ggml_backend_reg_t reg = ggml_backend_load(lib);
+    CHECK(reg && ggml_backend_reg_dev_count(reg) == 1, "%s listed no device over the emulated render node", lib);
+    void (*dump)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "emu_stats_dump");
+    CHECK(dump != NULL, "not running under the virtgpu emulation shim");
+    if (!reg || !dump)
+        return 1;
+    dump();
+    char stats[8192] = "";
+    FILE *f = fopen(stats_path, "r");
+    if (f) {
+        stats[fread(stats, 1, sizeof stats - 1, f)] = '\0';
+        fclose(f);
+    }
+    unlink(stats_path);
+    CHECK(stat_count(stats, "CONTEXT_INIT") == want, "listing made %lu context inits, not %lu:\n%s",
+          stat_count(stats, "CONTEXT_INIT"), want, stats);
+    printf("listing: %lu context init(s), device %s\n", stat_count(stats, "CONTEXT_INIT"),
+           ggml_backend_dev_description(ggml_backend_reg_dev_get(reg, 0)));
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PATH/libggml-virtgpu.so\n", argv[0]);
+    if (argc != 2 && !(argc == 4 && !strcmp(argv[2], "--list-only"))) {
+        fprintf(stderr, "usage: %s PATH/libggml-virtgpu.so [--list-only CONTEXT_INITS]\n", argv[0]);
         return 2;
     }
     unsetenv("GGML_VIRTGPU_SOCKET");
@@ -93,6 +118,8 @@ int main(int argc, char **argv)
     char stats_path[64];
     snprintf(stats_path, sizeof stats_path, "/tmp/virtgpu-emu-graph-%d.stats", (int)getpid());
     setenv("VIRTGPU_EMU_STATS", stats_path, 1);
+    if (argc == 4)
+        return list_only(argv[1], strtoul(argv[3], NULL, 10), stats_path);
 
     ggml_backend_reg_t reg = ggml_backend_load(argv[1]);
     if (!reg || ggml_backend_reg_dev_count(reg) < 1) {

@@ -11,6 +11,9 @@ shift 4
 : "${APIR_LLAMA_CPP_GGML_LIBRARY_PATH:=$("$pick")}"
 export APIR_LLAMA_CPP_GGML_LIBRARY_PATH
 export VIRGL_APIR_BACKEND_LIBRARY="${VIRGL_APIR_BACKEND_LIBRARY:-$backend}"
+# the device cache off unless a test names one: the counts of contexts the tests check assume
+# that every process lists from the host
+export GGML_VIRTGPU_DEVICE_CACHE="${GGML_VIRTGPU_DEVICE_CACHE-0}"
 if [ "$first" = "-" ]; then
     export LD_PRELOAD="$shim"
 else
