@@ -619,25 +619,32 @@ static void signal_fences(const struct route_fence *list, size_t n, const struct
 
 /* With ASYNC_FENCE_CB the VMM takes write_context_fence from any thread, at the time the work
  * completes, and does not poll: this thread watches the pending fences while there are any. */
+/* signals the fences whose work is done; returns how many */
+static size_t signal_ready_fences(void)
+{
+    pthread_mutex_lock(&lock);
+    struct route_fence *list;
+    size_t n = take_ready_fences(&list);
+    const struct virgl_renderer_callbacks *c = cb;
+    void *cookie = cb_cookie;
+    pthread_mutex_unlock(&lock);
+    signal_fences(list, n, c, cookie);
+    free(list);
+    return n;
+}
+
 static void *fence_thread(void *unused)
 {
     (void)unused;
-    pthread_mutex_lock(&lock);
     for (;;) {
+        pthread_mutex_lock(&lock);
         while (fences.count == 0 || !async_fence_cb)
             pthread_cond_wait(&fence_wake, &lock);
-        struct route_fence *list;
-        size_t n = take_ready_fences(&list);
-        const struct virgl_renderer_callbacks *c = cb;
-        void *cookie = cb_cookie;
         pthread_mutex_unlock(&lock);
-        signal_fences(list, n, c, cookie);
-        free(list);
-        if (!n) {
+        if (!signal_ready_fences()) {
             struct timespec ts = {0, ROUTES_FENCE_POLL_NS};
             nanosleep(&ts, NULL);
         }
-        pthread_mutex_lock(&lock);
     }
     return NULL;
 }
@@ -680,17 +687,7 @@ void routes_fence(uint32_t ctx_id, uint32_t ring_idx, uint64_t fence_id)
     }
 }
 
-void routes_signal_fences(void)
-{
-    pthread_mutex_lock(&lock);
-    struct route_fence *list;
-    size_t n = take_ready_fences(&list);
-    const struct virgl_renderer_callbacks *c = cb;
-    void *cookie = cb_cookie;
-    pthread_mutex_unlock(&lock);
-    signal_fences(list, n, c, cookie);
-    free(list);
-}
+void routes_signal_fences(void) { (void)signal_ready_fences(); }
 
 void routes_reset(void)
 {
