@@ -35,7 +35,7 @@ echo "VMTEST apir-capset rc=$rc at $(up) s"
 
 # killed mid-compute: the kernel closes the render node, the VMM destroys the context
 echo "VMTEST-BEGIN kill at $(up) s"
-./llama-run -m /opt/model.gguf -p "$VM_PROMPT" -n "$VM_KILL_TOKENS" --ignore-eos --device VirtGPU0 > /tmp/kill.out 2>&1 &
+./llama-run -m /opt/model.gguf -p "$VM_PROMPT" -n "$VM_KILL_TOKENS" -c "$VM_KILL_CTX" --ignore-eos --device VirtGPU0 > /tmp/kill.out 2>&1 &
 pid=$!
 # as long as the whole short generation took (loading included), at least VM_KILL_AFTER_S:
 # by then this one is past loading and generating, however slow the machine is today
