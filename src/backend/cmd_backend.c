@@ -87,33 +87,6 @@ uint32_t cmd_backend_free(struct cmd_call *c)
     return APIR_BACKEND_OK;
 }
 
-/* The indices may have changed since the last compute (BUFFER_SET): check them each time.
- * Indices the graph computes are checked when they exist: the compute runs up to the node
- * that reads them, they are checked, and it goes on. */
-static uint32_t compute_parts(struct backend_stream *s, uint64_t *t, enum ggml_status *gs);
-
-/* reused: GRAPH_RECOMPUTE of the cached decoded graph */
-static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reused)
-{
-    /* t[]: VIRGL_APIR_STATS's BS_* times and counts of this compute, added to the context's
-     * only when it ran (a refused graph is counted as its command's time alone) */
-    uint64_t t[BS_FIELDS] = {0};
-    enum ggml_status gs = GGML_STATUS_SUCCESS;
-    uint32_t st = compute_parts(s, t, &gs);
-    if (st != APIR_BACKEND_OK)
-        return st;
-    if (backend_stats_on()) {
-        struct backend_stats *bs = &c->ctx->stats;
-        t[BS_GRAPHS] = 1;
-        t[reused ? BS_REUSED : BS_DECODED] = 1;
-        for (int f = 0; f < BS_FIELDS; f++)
-            bs->total.g[f] += t[f];
-        backend_stats_graph_done(bs, c->ctx->id);
-    }
-    apir_put_u32(&c->enc, (uint32_t)gs);
-    return APIR_BACKEND_OK;
-}
-
 /* time of one step into t[field], when stats are on */
 #define TIMED(field, expr)                                                                         \
     do {                                                                                           \
@@ -123,6 +96,9 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reuse
             t[field] += backend_stats_now() - t0_;                                                 \
     } while (0)
 
+/* The indices may have changed since the last compute (BUFFER_SET): check them each time.
+ * Indices the graph computes are checked when they exist: the compute runs up to the node
+ * that reads them, they are checked, and it goes on. */
 static uint32_t compute_parts(struct backend_stream *s, uint64_t *t, enum ggml_status *gs)
 {
     const struct decoded_graph *dg = &s->graph;
@@ -148,6 +124,28 @@ static uint32_t compute_parts(struct backend_stream *s, uint64_t *t, enum ggml_s
             t[BS_COMPUTE_CALLS]++;
         }
     }
+    return APIR_BACKEND_OK;
+}
+
+/* reused: GRAPH_RECOMPUTE of the cached decoded graph */
+static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reused)
+{
+    /* t[]: VIRGL_APIR_STATS's BS_* times and counts of this compute, added to the context's
+     * only when it ran (a refused graph is counted as its command's time alone) */
+    uint64_t t[BS_FIELDS] = {0};
+    enum ggml_status gs = GGML_STATUS_SUCCESS;
+    uint32_t st = compute_parts(s, t, &gs);
+    if (st != APIR_BACKEND_OK)
+        return st;
+    if (backend_stats_on()) {
+        struct backend_stats *bs = &c->ctx->stats;
+        t[BS_GRAPHS] = 1;
+        t[reused ? BS_REUSED : BS_DECODED] = 1;
+        for (int f = 0; f < BS_FIELDS; f++)
+            bs->total.g[f] += t[f];
+        backend_stats_graph_done(bs, c->ctx->id);
+    }
+    apir_put_u32(&c->enc, (uint32_t)gs);
     return APIR_BACKEND_OK;
 }
 
