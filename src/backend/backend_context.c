@@ -154,6 +154,8 @@ bool backend_ctx_destroy(uint32_t id)
     pthread_mutex_unlock(&registry_lock);
     if (!ctx)
         return false;
+    if (backend_stats_on())
+        backend_stats_report_total(&ctx->stats, ctx->id);
     free_ctx(ctx);
     return true;
 }

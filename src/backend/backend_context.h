@@ -4,6 +4,7 @@
 #define APIR_BACKEND_CONTEXT_H
 
 #include "apir_protocol.h"
+#include "backend_stats.h"
 #include "ggml-backend.h"
 #include "graph_decode.h"
 #include "handle_table.h"
@@ -48,6 +49,7 @@ struct backend_ctx {
     uint32_t deferred_error;
     /* per-guest limits (apir.limit.buffer_bytes, apir.limit.handles; 0: none) and usage */
     uint64_t buffer_bytes_limit, buffer_bytes;
+    struct backend_stats stats; /* VIRGL_APIR_STATS; under call_lock */
     /* registry bookkeeping */
     unsigned users; /* dispatch calls running */
     pthread_cond_t idle;

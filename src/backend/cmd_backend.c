@@ -87,29 +87,63 @@ uint32_t cmd_backend_free(struct cmd_call *c)
     return APIR_BACKEND_OK;
 }
 
+/* time of one step into t[field], when stats are on */
+#define TIMED(field, expr)                                                                         \
+    do {                                                                                           \
+        uint64_t t0_ = backend_stats_on() ? backend_stats_now() : 0;                               \
+        expr;                                                                                      \
+        if (t0_)                                                                                   \
+            t[field] += backend_stats_now() - t0_;                                                 \
+    } while (0)
+
 /* The indices may have changed since the last compute (BUFFER_SET): check them each time.
  * Indices the graph computes are checked when they exist: the compute runs up to the node
  * that reads them, they are checked, and it goes on. */
-static uint32_t compute(struct cmd_call *c, struct backend_stream *s)
+static uint32_t compute_parts(struct backend_stream *s, uint64_t *t, enum ggml_status *gs)
 {
     const struct decoded_graph *dg = &s->graph;
     const struct index_guard *ig = &dg->indices;
-    uint32_t st = index_guard_check_static(ig);
+    uint32_t st;
+    TIMED(BS_SYNC_NS, st = index_guard_check_static(ig));
     if (st != APIR_BACKEND_OK)
         return st;
-    enum ggml_status gs = GGML_STATUS_SUCCESS;
     ensure_threadpool(s);
     if (!dg->n_parts) {
-        gs = ggml_backend_graph_compute(s->backend, dg->graph);
+        TIMED(BS_COMPUTE_NS, *gs = ggml_backend_graph_compute(s->backend, dg->graph));
+        t[BS_COMPUTE_CALLS] = 1;
     } else {
         uint32_t cut = 0;
-        for (uint32_t p = 0; p < dg->n_parts && gs == GGML_STATUS_SUCCESS; p++) {
+        for (uint32_t p = 0; p < dg->n_parts && *gs == GGML_STATUS_SUCCESS; p++) {
             /* the indices read by this part's first node were computed by the parts before */
-            for (; cut < ig->n_cuts && ig->cuts[cut] <= dg->part_start[p]; cut++)
-                if ((st = index_guard_check_cut(ig, cut)) != APIR_BACKEND_OK)
+            for (; cut < ig->n_cuts && ig->cuts[cut] <= dg->part_start[p]; cut++) {
+                TIMED(BS_SYNC_NS, st = index_guard_check_cut(ig, cut));
+                if (st != APIR_BACKEND_OK)
                     return st;
-            gs = ggml_backend_graph_compute(s->backend, dg->parts[p]);
+            }
+            TIMED(BS_COMPUTE_NS, *gs = ggml_backend_graph_compute(s->backend, dg->parts[p]));
+            t[BS_COMPUTE_CALLS]++;
         }
+    }
+    return APIR_BACKEND_OK;
+}
+
+/* reused: GRAPH_RECOMPUTE of the cached decoded graph */
+static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reused)
+{
+    /* t[]: VIRGL_APIR_STATS's BS_* times and counts of this compute, added to the context's
+     * only when it ran (a refused graph is counted as its command's time alone) */
+    uint64_t t[BS_FIELDS] = {0};
+    enum ggml_status gs = GGML_STATUS_SUCCESS;
+    uint32_t st = compute_parts(s, t, &gs);
+    if (st != APIR_BACKEND_OK)
+        return st;
+    if (backend_stats_on()) {
+        struct backend_stats *bs = &c->ctx->stats;
+        t[BS_GRAPHS] = 1;
+        t[reused ? BS_REUSED : BS_DECODED] = 1;
+        for (int f = 0; f < BS_FIELDS; f++)
+            bs->total.g[f] += t[f];
+        backend_stats_graph_done(bs, c->ctx->id);
     }
     apir_put_u32(&c->enc, (uint32_t)gs);
     return APIR_BACKEND_OK;
@@ -130,7 +164,11 @@ uint32_t cmd_graph_compute(struct cmd_call *c)
     /* the new graph replaces the cached one, whatever the compute status */
     decoded_graph_free(&s->graph);
     s->graph = g;
-    return compute(c, s);
+    if (backend_stats_on()) {
+        c->ctx->stats.total.g[BS_DECODE_NS] += g.decode_ns;
+        c->ctx->stats.total.g[BS_VALIDATE_NS] += g.validate_ns;
+    }
+    return compute(c, s, false);
 }
 
 uint32_t cmd_graph_recompute(struct cmd_call *c)
@@ -141,7 +179,7 @@ uint32_t cmd_graph_recompute(struct cmd_call *c)
         return APIR_BACKEND_ERR_HANDLE;
     if (!s->graph.graph)
         return APIR_BACKEND_ERR_NO_GRAPH;
-    return compute(c, s);
+    return compute(c, s, true);
 }
 
 uint32_t cmd_backend_synchronize(struct cmd_call *c)

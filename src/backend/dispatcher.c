@@ -47,6 +47,7 @@ EXPORT uint32_t apir_backend_initialize(uint32_t virgl_ctx_id, struct virgl_apir
 {
     fpe_guard_install(); /* once per process, before any guest input */
     backend_log_acquire();
+    backend_stats_init();
     struct backend_ctx *existing = backend_ctx_acquire(virgl_ctx_id);
     if (existing) {
         backend_ctx_release(existing);
@@ -106,6 +107,11 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
             st = ctx->deferred_error;
             ctx->deferred_error = APIR_BACKEND_OK;
             deferred = true;
+        } else if (backend_stats_on()) {
+            uint64_t t0 = backend_stats_now();
+            st = handlers[cmd_index](&c);
+            ctx->stats.total.calls[cmd_index]++;
+            ctx->stats.total.ns[cmd_index] += backend_stats_now() - t0;
         } else {
             st = handlers[cmd_index](&c);
         }

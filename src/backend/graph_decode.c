@@ -3,6 +3,7 @@
 #include "apir_forward.h"
 #include "apir_wire_tensor.h"
 #include "backend_log.h"
+#include "backend_stats.h"
 #include "op_checks.h"
 #include "tensor_validate.h"
 
@@ -184,6 +185,7 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
     if (n_nodes == 0 || n_nodes > n_tensors || left != tensors_bytes + 4 + (size_t)n_nodes * 4)
         return APIR_BACKEND_ERR_DECODE;
 
+    uint64_t t0 = backend_stats_on() ? backend_stats_now() : 0, t1 = 0;
     uint32_t st = make_ctx(out, n_tensors, n_nodes);
     struct ggml_tensor **tensors = NULL;
     if (st == APIR_BACKEND_OK) {
@@ -193,6 +195,8 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
     }
     if (st == APIR_BACKEND_OK)
         st = decode_tensors(dec, n_tensors, out->ctx, tensors, bufs, true);
+    if (t0)
+        t1 = backend_stats_now();
     if (st == APIR_BACKEND_OK) {
         (void)apir_get_u32(dec); /* n_nodes, read ahead above */
         out->graph = ggml_new_graph_custom(out->ctx, n_nodes, false);
@@ -216,6 +220,10 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
     out->scratch_tensors = NULL;
     if (st != APIR_BACKEND_OK)
         decoded_graph_free(out);
+    if (t0 && st == APIR_BACKEND_OK) {
+        out->decode_ns = t1 - t0;
+        out->validate_ns = backend_stats_now() - t1;
+    }
     return st;
 }
 

@@ -39,6 +39,9 @@ struct decoded_graph {
      * decoding stopped at (the fuzzers leave a ggml assertion by longjmp) */
     struct ggml_tensor **scratch_tensors;
     struct node_rebuild rebuild;
+    /* time graph_decode spent, when VIRGL_APIR_STATS is on (backend_stats.h): the tensors,
+     * then the node checks and index-guard analysis */
+    uint64_t decode_ns, validate_ns;
 };
 
 /* GRAPH_COMPUTE arguments after the backend handle: u32 n_tensors, tensors, u32 n_nodes,

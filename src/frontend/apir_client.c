@@ -6,6 +6,7 @@
 
 #include "apir_forward.h"
 #include "apir_protocol.h"
+#include "vgpu_stats.h"
 
 #include <linux/futex.h>
 #include <stdatomic.h>
@@ -185,6 +186,8 @@ int apir_client_send(struct apir_client *c)
         return APIR_CLIENT_ERR_TRANSPORT;
     }
     c->noreply_pending = true;
+    if (vgpu_stats_on())
+        vgpu_stats_command(c->cur_cmd, c->enc.pos, 0, false, 0);
     return APIR_BACKEND_OK;
 }
 
@@ -202,7 +205,10 @@ int apir_client_call(struct apir_client *c, struct apir_decoder *reply)
     const struct apir_forward_cmd_info *info = apir_forward_cmd(c->cur_cmd);
     if (info && info->waits)
         c->noreply_pending = false; /* the host reports their deferred error here, if any */
+    uint64_t t0 = vgpu_stats_on() ? apir_client_now_ns() : 0;
     int rc = submit_and_wait(c, reply, c->timeout_ns);
+    if (t0)
+        vgpu_stats_command(c->cur_cmd, c->enc.pos, rc >= 0 && reply ? reply->len : 0, true, apir_client_now_ns() - t0);
     if (rc == APIR_CLIENT_ERR_TRANSPORT || rc == APIR_CLIENT_ERR_TIMEOUT) {
         apir_client_lose_locked(c, rc, NULL);
         return rc;

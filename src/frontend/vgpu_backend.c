@@ -5,6 +5,7 @@
 #include "guest_log.h"
 #include "vgpu_internal.h"
 #include "vgpu_outputs.h"
+#include "vgpu_stats.h"
 
 #include <stdlib.h>
 
@@ -27,13 +28,22 @@ static void backend_free(ggml_backend_t backend)
     free(backend);
 }
 
+/* what one compute did, for GGML_VIRTGPU_STATS (vgpu_stats.h) */
+struct run_info {
+    enum vgpu_stats_graph_kind kind;
+    uint64_t encode_ns;
+};
+
 /* runs one graph; caller holds be->lock */
-static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph)
+static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph, struct run_info *ri)
 {
     struct apir_client *c = be->dev->client;
+    uint64_t t0 = vgpu_stats_on() ? vgpu_stats_now() : 0;
     enum vgpu_graph_result r = vgpu_graph_encode(&be->enc, cgraph, vgpu_buffer_locate, NULL);
-    if (r == VGPU_GRAPH_EMPTY)
+    if (r == VGPU_GRAPH_EMPTY) {
+        ri->kind = VGPU_STATS_GRAPH_EMPTY;
         return GGML_STATUS_SUCCESS;
+    }
     if (r != VGPU_GRAPH_OK) {
         const struct ggml_tensor *t = be->enc.bad_tensor;
         GUEST_LOG_ERROR("%s: cannot send the graph: %s%s%s%s\n", be->dev->name, vgpu_graph_result_str(r),
@@ -42,10 +52,14 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
     }
     int32_t status = GGML_STATUS_FAILED;
     int rc;
-    if (vgpu_graph_cache_matches(&be->last, be->enc.bytes, be->enc.len)) {
+    bool same = vgpu_graph_cache_matches(&be->last, be->enc.bytes, be->enc.len);
+    if (t0)
+        ri->encode_ns = vgpu_stats_now() - t0;
+    if (same) {
         rc = vgpu_rpc_graph_recompute(c, be->handle, &status);
         if (rc == APIR_BACKEND_OK) {
             be->n_recompute++;
+            ri->kind = VGPU_STATS_GRAPH_RECOMPUTE;
             return (enum ggml_status)status;
         }
         if (rc != APIR_BACKEND_ERR_NO_GRAPH) {
@@ -57,6 +71,7 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
         /* the host lost its copy (or never kept one): fall back to sending the graph */
         GUEST_LOG_DEBUG("%s: GRAPH_RECOMPUTE failed (%s), sending the graph\n", be->dev->name,
                         vgpu_rpc_status_str(rc));
+        ri->kind = VGPU_STATS_GRAPH_FALLBACK;
     }
     vgpu_graph_cache_invalidate(&be->last);
     rc = vgpu_rpc_graph_compute(c, be->handle, be->enc.bytes, be->enc.len, &status);
@@ -66,6 +81,8 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
         return GGML_STATUS_FAILED;
     }
     be->n_compute++;
+    if (ri->kind != VGPU_STATS_GRAPH_FALLBACK)
+        ri->kind = VGPU_STATS_GRAPH_SENT;
     vgpu_graph_cache_store(&be->last, be->enc.bytes, be->enc.len);
     return (enum ggml_status)status;
 }
@@ -103,10 +120,15 @@ static enum ggml_status fetch_outputs(struct vgpu_backend *be, struct ggml_cgrap
 static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph)
 {
     vgpu_outputs_reset(); /* a compute may change any buffer */
-    enum ggml_status st = run_locked(be, cgraph);
-    if (st != GGML_STATUS_SUCCESS)
-        return st;
-    return fetch_outputs(be, cgraph);
+    uint64_t t0 = vgpu_stats_on() ? vgpu_stats_now() : 0;
+    struct run_info ri = {VGPU_STATS_GRAPH_FAILED, 0};
+    enum ggml_status st = run_locked(be, cgraph, &ri);
+    if (st == GGML_STATUS_SUCCESS)
+        st = fetch_outputs(be, cgraph);
+    if (t0)
+        vgpu_stats_graph(st == GGML_STATUS_SUCCESS ? ri.kind : VGPU_STATS_GRAPH_FAILED, ri.encode_ns,
+                         vgpu_stats_now() - t0);
+    return st;
 }
 
 static enum ggml_status backend_graph_compute(ggml_backend_t backend, struct ggml_cgraph *cgraph)

@@ -14,6 +14,7 @@
 #include "vgpu_device_cache.h"
 #include "vgpu_listing.h"
 #include "vgpu_outputs.h"
+#include "vgpu_stats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,7 +190,11 @@ static void init_reg(void)
 
 /* dlclose (ggml_backend_unload, or ggml's registry at exit) must not leave the connection and
  * the caches behind. */
-__attribute__((destructor)) static void vgpu_reg_unload(void) { close_all(); }
+__attribute__((destructor)) static void vgpu_reg_unload(void)
+{
+    vgpu_stats_report_total(); /* GGML_VIRTGPU_STATS */
+    close_all();
+}
 
 __attribute__((visibility("default"))) ggml_backend_reg_t ggml_backend_init(void)
 {

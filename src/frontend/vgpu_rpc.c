@@ -1,6 +1,7 @@
 #include "vgpu_rpc.h"
 
 #include "apir_forward.h"
+#include "vgpu_stats.h"
 
 #include <string.h>
 
@@ -203,6 +204,8 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
     apir_put_u64(e, n);
     apir_put_u32(e, page->res_id);
     apir_put_u64(e, 0);
+    if (vgpu_stats_on())
+        vgpu_stats_data(cmd, n);
     struct page_copy out = {data, page->ptr, n};
     return call(c, cmd == APIR_FWD_BUFFER_GET ? copy_from_page : NULL, &out);
 }

@@ -92,6 +92,7 @@ struct apir_reply_header {
 #define APIR_ENV_ROUTE_VENUS "VIRGL_ROUTE_VENUS_TO_APIR"
 #define APIR_ENV_COMPONENT_LOG "VIRGL_APIR_LOG_TO_FILE"
 #define APIR_ENV_BACKEND_LOG "APIR_LLAMA_CPP_LOG_TO_FILE"
+#define APIR_ENV_BACKEND_STATS "VIRGL_APIR_STATS" /* backend_stats.h */
 #define APIR_DEFAULT_REG_SYMBOL "ggml_backend_init"
 /* Per-guest limits the backend library enforces (read through get_config, always set by the
  * component: a decimal number, 0 = no limit). The other limits are the component's own

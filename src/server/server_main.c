@@ -43,6 +43,8 @@ static void usage(FILE *f)
             "  VIRGL_ROUTE_VENUS_TO_APIR         set: accept Venus (capset 4) contexts as APIR\n"
             "  VIRGL_APIR_LOG_TO_FILE            log the APIR component to this file (default stderr)\n"
             "  APIR_LLAMA_CPP_LOG_TO_FILE        log the GGML backend library to this file\n"
+            "  VIRGL_APIR_STATS                  1: log each context's command and compute times at\n"
+            "                                    its end; N: also every N graph computes\n"
             "\n"
             "Each guest connection is served by a worker process of its own, sandboxed once its\n"
             "libraries are loaded. Per-guest limits (0: none; docs/configuration.md):\n"
