@@ -8,6 +8,14 @@
 #   3. the conformance ops step (test-backend-ops test -b VirtGPU0, representative filter) in
 #      the time left of SECONDS (default 570),
 # and writes each one's output and summary.txt into RESULTS_DIR.
+#
+# CUDA_HOST_STEPS (default "support bench ops") picks and orders the steps; more steps:
+#   breakdown  one llama-bench generation run through VirtGPU0 (F16) with GGML_VIRTGPU_STATS and
+#              VIRGL_APIR_STATS, the host's ggml log at debug level (the CUDA backend says there
+#              whether it reused its CUDA graphs), and bench-ops' tiny-graph round trip
+#   tools      the llama.cpp programs and libraries built here, xz-compressed in parts of 15 MB
+#              (llama-tools.tar.xz.*), to carry to the next run as LLAMA_TOOLS_DIR
+# LLAMA_TOOLS_DIR: such a folder, unpacked: nothing is built (scripts/build-llama-tools.sh).
 set -uo pipefail
 pack=$(cd "$1" && pwd) || exit 2
 res=$(mkdir -p "$2" && cd "$2" && pwd) || exit 2
@@ -17,28 +25,65 @@ export PATH=/usr/local/cuda/bin:$PATH
 log() { echo "[$SECONDS s] $*" | tee -a "$res/summary.txt"; }
 log "$(nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader) / nvcc $(nvcc --version | sed -n 's/.*release //p') / $(nproc) cores"
 work=$(mktemp -d)
-mkdir -p "$work/src" && tar xzf "$pack/llama-src.tgz" -C "$work/src"
-export LLAMA_SOURCE_DIR="$work/src" GGML_VIRTGPU_CACHE="$work/cache"
-cd "$pack/tree" || exit 2
+export GGML_VIRTGPU_CACHE="$work/cache"
+if [ -e "$pack/llama-src.tgz" ]; then
+    mkdir -p "$work/src" && tar xzf "$pack/llama-src.tgz" -C "$work/src"
+    export LLAMA_SOURCE_DIR="$work/src"
+fi
+cd "$pack/tree" 2>/dev/null || cd "$(dirname "$0")/.." || exit 2  # the pack's copy, or this clone
 build="$pack/build"
 t0=$SECONDS
-tools=$(bash scripts/build-llama-tools.sh --cuda -j"$(nproc)" 2>"$res/llama-build.log" | tail -n1)
+tools=$(bash scripts/build-llama-tools.sh --cuda -j"$(nproc)" test-backend-ops llama-bench ggml-rpc-server \
+    2>"$res/llama-build.log" | tail -n1)
 log "llama.cpp build with CUDA: $((SECONDS - t0)) s"
 [ -e "$tools/libggml-cuda.so" ] || { tail -n 40 "$res/llama-build.log"; log "FAILED: no libggml-cuda.so"; exit 1; }
 export CONFORMANCE_TOOLS="$tools" CONFORMANCE_HOST_LIB="$tools/libggml-cuda.so" CONFORMANCE_NATIVE=CUDA0
 export CONFORMANCE_OUT="$work/conformance"
-t0=$SECONDS
-bash tests/conformance/run.sh --skip ops --skip archs "$build" >"$res/conformance-support.txt" 2>&1
-log "support ($((SECONDS - t0)) s): $(tail -n1 "$res/conformance-support.txt")"
-t0=$SECONDS
-BENCH_OUT="$work/bench" bash bench/llama-bench.sh "$build" >"$res/bench.txt" 2>&1
-log "bench ($((SECONDS - t0)) s):"; tee -a "$res/summary.txt" <"$res/bench.txt"
-cp "$work/bench/llama-bench.csv" "$res/" 2>/dev/null
-left=$((deadline - SECONDS))
-if [ $left -gt 60 ]; then
-    t0=$SECONDS
+export LLAMA_TOOLS_DIR="$tools"   # every later step uses these programs as they are
+
+step_support() {
+    bash tests/conformance/run.sh --skip ops --skip archs "$build" >"$res/conformance-support.txt" 2>&1
+    log "support: $(tail -n1 "$res/conformance-support.txt")"
+}
+step_bench() {
+    BENCH_OUT="$work/bench" bash bench/llama-bench.sh "$build" >"$res/bench.txt" 2>&1
+    log "bench:"; tee -a "$res/summary.txt" <"$res/bench.txt"
+    cp "$work/bench/llama-bench.csv" "$res/" 2>/dev/null
+}
+step_ops() {
+    local left=$((deadline - SECONDS))
+    [ $left -gt 60 ] || { log "ops: skipped, $left s left"; return; }
     timeout -k 5 $((left - 15)) bash tests/conformance/run.sh --skip support --skip archs "$build" >"$res/conformance-ops.txt" 2>&1
-    log "ops (exit $?, $((SECONDS - t0)) s): $(tail -n1 "$res/conformance-ops.txt")"
-fi
-tar czf "$res/conformance-logs.tgz" -C "$work" conformance 2>/dev/null
+    log "ops (exit $?): $(tail -n1 "$res/conformance-ops.txt")"
+    tar czf "$res/conformance-logs.tgz" -C "$work" conformance 2>/dev/null
+}
+step_breakdown() {
+    local m="$work/breakdown-f16.gguf" host_log="$res/breakdown-host.log"
+    LD_LIBRARY_PATH="$tools" "$build/bin/make-tiny-llama" -o "$m" --type f16 --embd 2048 --layers 16 --ff 5632 --heads 16 \
+        --heads-kv 16 --vocab 32000 >/dev/null 2>&1 || { log "breakdown: make-tiny-llama failed"; return; }
+    rm -f "$host_log"
+    export APIR_LLAMA_CPP_GGML_LIBRARY_PATH="$tools/libggml-cuda.so"
+    GGML_VIRTGPU_STATS=1 VIRGL_APIR_STATS=1 APIR_LLAMA_CPP_LOG_TO_FILE="$host_log" \
+        GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" LD_LIBRARY_PATH="$tools" \
+        bash tests/lib/with-server.sh "$build" -- "$tools/llama-bench" -m "$m" -dev VirtGPU0 -ngl 99 \
+        -p 0 -n 128 -r 2 -v >"$res/breakdown-guest.txt" 2>&1
+    log "breakdown (exit $?): tg128 through VirtGPU0, guest statistics:"
+    grep -A12 'ggml-virtgpu: stats, process total' "$res/breakdown-guest.txt" | tee -a "$res/summary.txt"
+    grep -B1 -A12 'stats of context .*released' "$host_log" | tee -a "$res/summary.txt"
+    log "host ggml debug lines on CUDA graphs: $(grep -c 'CUDA Graph id .* reused' "$host_log") uid reuses, $(grep -c 'warmup complete' "$host_log") warmups, $(grep -c 'warmup reset' "$host_log") resets"
+    grep -E 'tg128|model' "$res/breakdown-guest.txt" | tail -n 3 | tee -a "$res/summary.txt"
+    GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" LD_LIBRARY_PATH="$tools" \
+        bash tests/lib/with-server.sh "$build" -- "$build/bin/bench-ops" --device VirtGPU0 --filter tiny \
+        >"$res/breakdown-bench-ops.txt" 2>&1
+    log "bench-ops tiny (exit $?):"; tail -n 6 "$res/breakdown-bench-ops.txt" | tee -a "$res/summary.txt"
+}
+step_tools() {
+    tar cf - -C "$tools" --exclude='*.a' . | xz -T0 -6 | split -b 15M -d - "$res/llama-tools.tar.xz."
+    log "tools: $(du -ch "$res"/llama-tools.tar.xz.* | tail -n1)"
+}
+for step in ${CUDA_HOST_STEPS:-support bench ops}; do
+    t0=$SECONDS
+    "step_$step"
+    log "$step: $((SECONDS - t0)) s"
+done
 log "finished"

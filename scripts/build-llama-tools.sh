@@ -17,7 +17,9 @@
 # Environment: GGML_VIRTGPU_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ggml-virtgpu),
 #              GGML_DEPS_CACHE (where the npm tarballs are kept; default .deps in the clone),
 #              LLAMA_SOURCE_DIR (an extracted copy of the same release's source to build instead
-#              of the bundle, for a host without npm or git; the build is then keyed by its path).
+#              of the bundle, for a host without npm or git; the build is then keyed by its path),
+#              LLAMA_TOOLS_DIR (a folder this script printed earlier, carried to another machine:
+#              used as it is when it holds every asked-for program, nothing is built).
 #
 # The build is keyed by the release tarball's hash and the options (backend, compiler, CPU
 # features), so that a second run with the same options only checks that the build is up to
@@ -55,6 +57,17 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ ${#targets[@]} -gt 0 ] || targets=(test-backend-ops test-llama-archs llama-bench ggml-rpc-server)
+if [ -n "${LLAMA_TOOLS_DIR:-}" ] && [ $print_source = 0 ]; then
+    missing=
+    for t in "${targets[@]}"; do [ -x "$LLAMA_TOOLS_DIR/$t" ] || missing="$missing $t"; done
+    if [ -z "$missing" ]; then
+        [ -e "$LLAMA_TOOLS_DIR/libggml-base.so" ] || ln -s libggml-base.so.0 "$LLAMA_TOOLS_DIR/libggml-base.so"
+        echo "build-llama-tools: using the programs in LLAMA_TOOLS_DIR=$LLAMA_TOOLS_DIR" >&2
+        cd "$LLAMA_TOOLS_DIR" && pwd
+        exit 0
+    fi
+    echo "build-llama-tools: LLAMA_TOOLS_DIR=$LLAMA_TOOLS_DIR lacks$missing; building" >&2
+fi
 
 log() { echo "build-llama-tools: $*" >&2; }
 die() { log "$*"; exit 1; }
