@@ -1,7 +1,7 @@
 # The pinned ggml release: prebuilt libraries from npm, headers extracted into the build tree.
 set(GGML_DEPS_CACHE "${PROJECT_SOURCE_DIR}/.deps" CACHE PATH "where the npm tarballs are kept")
 set(GGML_ROOT "${CMAKE_BINARY_DIR}/ggml-v0.5.0")
-if(NOT EXISTS "${GGML_ROOT}/.done")
+if(NOT EXISTS "${GGML_ROOT}/.done-2") # the marker names the header set (scripts/fetch-ggml.sh)
     message(STATUS "Fetching ggml v0.5.0 (npm) into ${GGML_ROOT}")
     execute_process(
         COMMAND bash "${PROJECT_SOURCE_DIR}/scripts/fetch-ggml.sh" "${GGML_DEPS_CACHE}" "${GGML_ROOT}"

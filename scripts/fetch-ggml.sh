@@ -18,7 +18,9 @@ fetch() { # $1 package spec, $2 expected tarball name
 fetch "$libpkg" node-llama-cpp-linux-x64-3.22.1.tgz
 fetch "$srcpkg" node-llama-cpp-3.22.1.tgz
 
-if [ ! -f "$dest/.done" ]; then
+# .done-<n>: the header set; a new one (ggml-impl.h added for the graph's use counts) re-extracts
+marker="$dest/.done-2"
+if [ ! -f "$marker" ]; then
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     tar xzf "$cache/node-llama-cpp-linux-x64-3.22.1.tgz" -C "$tmp" package/bins/linux-x64
@@ -27,8 +29,9 @@ if [ ! -f "$dest/.done" ]; then
     tar xzf "$cache/node-llama-cpp-3.22.1.tgz" -C "$tmp" package/llama/gitRelease.bundle
     git init -q "$tmp/src"
     git -C "$tmp/src" fetch -q "$tmp/package/llama/gitRelease.bundle" HEAD
-    git -C "$tmp/src" archive FETCH_HEAD ggml/include ggml/src/ggml-backend-impl.h include/llama.h \
-        | tar x -C "$tmp/src"
-    cp "$tmp"/src/ggml/include/*.h "$tmp/src/ggml/src/ggml-backend-impl.h" "$tmp/src/include/llama.h" "$dest/include/"
-    touch "$dest/.done"
+    git -C "$tmp/src" archive FETCH_HEAD ggml/include ggml/src/ggml-backend-impl.h ggml/src/ggml-impl.h \
+        include/llama.h | tar x -C "$tmp/src"
+    cp "$tmp"/src/ggml/include/*.h "$tmp/src/ggml/src/ggml-backend-impl.h" "$tmp/src/ggml/src/ggml-impl.h" \
+        "$tmp/src/include/llama.h" "$dest/include/"
+    touch "$marker"
 fi

@@ -7,15 +7,15 @@
 #include "op_checks.h"
 #include "tensor_validate.h"
 
+#include "ggml-impl.h" /* the graph's hash set, use counts and id */
+
 #include <stdlib.h>
 #include <string.h>
 
 void decoded_graph_free(struct decoded_graph *g)
 {
     index_guard_free(&g->indices);
-    if (g->parts_ctx)
-        ggml_free(g->parts_ctx);
-    free(g->parts_mem);
+    free(g->part_graphs);
     free(g->parts);
     free(g->part_start);
     free(g->scratch_tensors);
@@ -130,40 +130,42 @@ static uint32_t check_node(struct node_rebuild *rb, struct ggml_tensor *node, gg
     return APIR_BACKEND_OK;
 }
 
-/* one graph per stretch between index cuts, built once per decoded graph */
+/* one graph per stretch between index cuts, built once per decoded graph: views of the whole
+ * graph, so they share its use counts (fusions never reach across a cut: a view ends there) */
 static uint32_t build_parts(struct decoded_graph *g)
 {
     const struct index_guard *ig = &g->indices;
     int n_nodes = ggml_graph_n_nodes(g->graph);
     uint32_t max_parts = ig->n_cuts + 1;
-    size_t size = 256 + (size_t)max_parts * ggml_graph_overhead_custom(1, false);
+    g->part_graphs = calloc(max_parts, sizeof *g->part_graphs);
+    g->parts = calloc(max_parts, sizeof *g->parts);
+    g->part_start = calloc(max_parts, sizeof *g->part_start);
+    if (!g->part_graphs || !g->parts || !g->part_start)
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
     int prev = 0;
     for (uint32_t i = 0; i <= ig->n_cuts; i++) {
         int end = i < ig->n_cuts ? ig->cuts[i] : n_nodes;
-        size += ggml_graph_overhead_custom(end - prev > 0 ? (size_t)(end - prev) : 1, false);
-        prev = end;
-    }
-    g->parts_mem = malloc(size);
-    g->parts = calloc(max_parts, sizeof *g->parts);
-    g->part_start = calloc(max_parts, sizeof *g->part_start);
-    if (!g->parts_mem || !g->parts || !g->part_start)
-        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
-    struct ggml_init_params params = {.mem_size = size, .mem_buffer = g->parts_mem, .no_alloc = true};
-    if (!(g->parts_ctx = ggml_init(params)))
-        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
-    prev = 0;
-    for (uint32_t i = 0; i <= ig->n_cuts; i++) {
-        int end = i < ig->n_cuts ? ig->cuts[i] : n_nodes;
         if (end > prev) {
-            struct ggml_cgraph *part = ggml_new_graph_custom(g->parts_ctx, end - prev, false);
-            for (int k = prev; k < end; k++)
-                ggml_graph_add_node(part, ggml_graph_node(g->graph, k));
+            struct ggml_cgraph *part = &g->part_graphs[g->n_parts];
+            *part = ggml_graph_view(g->graph, prev, end);
+            part->uid = ggml_graph_next_uid();
             g->part_start[g->n_parts] = prev;
             g->parts[g->n_parts++] = part;
         }
         prev = end;
     }
     return APIR_BACKEND_OK;
+}
+
+/* ggml's backends fuse a node into its consumer only when it has as many uses as they replace
+ * (ggml_node_has_n_uses: CUDA's RMS_NORM+MUL, ROPE+SET_ROWS...), counted in the graph's hash
+ * set, which ggml_graph_add_node leaves empty. The counts are the guest's: uses in the whole
+ * graph its scheduler split this one from, which only it knows. A wrong count can only make
+ * the backend skip writing one of the guest's own intermediate tensors, inside its buffer. */
+static void set_use_count(struct ggml_cgraph *graph, struct ggml_tensor *node, uint32_t uses)
+{
+    size_t pos = ggml_hash_find_or_insert(&graph->visited_hash_set, node);
+    graph->use_counts[pos] = uses > INT32_MAX ? INT32_MAX : (int32_t)uses;
 }
 
 uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bufs, ggml_backend_dev_t dev,
@@ -182,7 +184,7 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
     size_t tensors_bytes = (size_t)n_tensors * APIR_WIRE_TENSOR_SIZE;
     apir_decoder_init(&peek, dec->buf + dec->pos + tensors_bytes, 4);
     uint32_t n_nodes = apir_get_u32(&peek);
-    if (n_nodes == 0 || n_nodes > n_tensors || left != tensors_bytes + 4 + (size_t)n_nodes * 4)
+    if (n_nodes == 0 || n_nodes > n_tensors || left != tensors_bytes + 4 + (size_t)n_nodes * 8)
         return APIR_BACKEND_ERR_DECODE;
 
     uint64_t t0 = backend_stats_on() ? backend_stats_now() : 0, t1 = 0;
@@ -200,12 +202,17 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
     if (st == APIR_BACKEND_OK) {
         (void)apir_get_u32(dec); /* n_nodes, read ahead above */
         out->graph = ggml_new_graph_custom(out->ctx, n_nodes, false);
+        /* a new id: the backend's per-graph state (CUDA graphs) is checked against it */
+        out->graph->uid = ggml_graph_next_uid();
         for (uint32_t i = 0; i < n_nodes && st == APIR_BACKEND_OK; i++) {
             uint32_t idx = apir_get_u32(dec);
+            uint32_t uses = apir_get_u32(dec);
             if (dec->error || idx >= n_tensors)
                 st = APIR_BACKEND_ERR_DECODE;
-            else if ((st = check_node(&out->rebuild, tensors[idx], dev)) == APIR_BACKEND_OK)
+            else if ((st = check_node(&out->rebuild, tensors[idx], dev)) == APIR_BACKEND_OK) {
                 ggml_graph_add_node(out->graph, tensors[idx]);
+                set_use_count(out->graph, tensors[idx], uses);
+            }
         }
         out->last = tensors[n_tensors - 1];
     }

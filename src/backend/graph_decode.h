@@ -30,8 +30,7 @@ struct decoded_graph {
     struct index_guard indices;   /* graphs only: row indices to check before each compute */
     /* graphs whose nodes read indices other nodes compute: the graph cut before each such
      * node (index_guard.h), parts[i] starting at node part_start[i]; n_parts 0 otherwise */
-    void *parts_mem;
-    struct ggml_context *parts_ctx;
+    struct ggml_cgraph *part_graphs; /* views of graph (ggml_graph_view) */
     struct ggml_cgraph **parts;
     int *part_start;
     uint32_t n_parts;
@@ -45,7 +44,7 @@ struct decoded_graph {
 };
 
 /* GRAPH_COMPUTE arguments after the backend handle: u32 n_tensors, tensors, u32 n_nodes,
- * node indices; the message must end there. Every tensor needs a buffer. When dev is not
+ * n_nodes (u32 tensor index, u32 use count); the message must end there. Every tensor needs a buffer. When dev is not
  * NULL, every buffer must be usable by it and every node supported by it. Returns an
  * apir_backend_status; on success *out owns the graph (decoded_graph_free). */
 uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bufs, ggml_backend_dev_t dev,

@@ -7,6 +7,8 @@
 #include "vgpu_outputs.h"
 #include "vgpu_stats.h"
 
+#include <ggml-impl.h> /* ggml_cgraph.uid */
+
 #include <stdlib.h>
 
 static struct vgpu_backend *ctx_of(ggml_backend_t backend) { return backend->context; }
@@ -34,25 +36,43 @@ struct run_info {
     uint64_t encode_ns;
 };
 
+/* encodes cgraph into be->enc; GGML_STATUS_SUCCESS with *empty set when there is nothing to
+ * compute */
+static enum ggml_status encode(struct vgpu_backend *be, struct ggml_cgraph *cgraph, bool *empty)
+{
+    enum vgpu_graph_result r = vgpu_graph_encode(&be->enc, cgraph, vgpu_buffer_locate, NULL);
+    *empty = r == VGPU_GRAPH_EMPTY;
+    if (r == VGPU_GRAPH_OK || r == VGPU_GRAPH_EMPTY)
+        return GGML_STATUS_SUCCESS;
+    const struct ggml_tensor *t = be->enc.bad_tensor;
+    GUEST_LOG_ERROR("%s: cannot send the graph: %s%s%s%s\n", be->dev->name, vgpu_graph_result_str(r),
+                    t ? " (tensor '" : "", t ? t->name : "", t ? "')" : "");
+    return r == VGPU_GRAPH_NO_MEMORY ? GGML_STATUS_ALLOC_FAILED : GGML_STATUS_FAILED;
+}
+
 /* runs one graph; caller holds be->lock */
 static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph, struct run_info *ri)
 {
     struct apir_client *c = be->dev->client;
     uint64_t t0 = vgpu_stats_on() ? vgpu_stats_now() : 0;
-    enum vgpu_graph_result r = vgpu_graph_encode(&be->enc, cgraph, vgpu_buffer_locate, NULL);
-    if (r == VGPU_GRAPH_EMPTY) {
-        ri->kind = VGPU_STATS_GRAPH_EMPTY;
-        return GGML_STATUS_SUCCESS;
-    }
-    if (r != VGPU_GRAPH_OK) {
-        const struct ggml_tensor *t = be->enc.bad_tensor;
-        GUEST_LOG_ERROR("%s: cannot send the graph: %s%s%s%s\n", be->dev->name, vgpu_graph_result_str(r),
-                        t ? " (tensor '" : "", t ? t->name : "", t ? "')" : "");
-        return r == VGPU_GRAPH_NO_MEMORY ? GGML_STATUS_ALLOC_FAILED : GGML_STATUS_FAILED;
+    enum ggml_status est;
+    bool empty = false;
+    /* the graph the host holds, known by ggml's id: no encoding (llama.cpp's token loop) */
+    bool encoded = false, same = vgpu_graph_cache_matches_uid(&be->last, cgraph->uid);
+    if (!same) {
+        if ((est = encode(be, cgraph, &empty)) != GGML_STATUS_SUCCESS)
+            return est;
+        if (empty) {
+            ri->kind = VGPU_STATS_GRAPH_EMPTY;
+            return GGML_STATUS_SUCCESS;
+        }
+        encoded = true;
+        same = vgpu_graph_cache_matches(&be->last, be->enc.bytes, be->enc.len);
+        if (same)
+            be->last.uid = cgraph->uid; /* a new id for the same bytes (the scheduler split again) */
     }
     int32_t status = GGML_STATUS_FAILED;
     int rc;
-    bool same = vgpu_graph_cache_matches(&be->last, be->enc.bytes, be->enc.len);
     if (t0)
         ri->encode_ns = vgpu_stats_now() - t0;
     if (same) {
@@ -72,6 +92,8 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
         GUEST_LOG_DEBUG("%s: GRAPH_RECOMPUTE failed (%s), sending the graph\n", be->dev->name,
                         vgpu_rpc_status_str(rc));
         ri->kind = VGPU_STATS_GRAPH_FALLBACK;
+        if (!encoded && ((est = encode(be, cgraph, &empty)) != GGML_STATUS_SUCCESS || empty))
+            return est; /* (empty cannot be: the same id was not empty before) */
     }
     vgpu_graph_cache_invalidate(&be->last);
     rc = vgpu_rpc_graph_compute(c, be->handle, be->enc.bytes, be->enc.len, &status);
@@ -84,6 +106,7 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
     if (ri->kind != VGPU_STATS_GRAPH_FALLBACK)
         ri->kind = VGPU_STATS_GRAPH_SENT;
     vgpu_graph_cache_store(&be->last, be->enc.bytes, be->enc.len);
+    be->last.uid = cgraph->uid;
     return (enum ggml_status)status;
 }
 

@@ -5,6 +5,7 @@
 #include "apir_wire_tensor.h"
 #include "vgpu_wire.h"
 
+#include <ggml-impl.h> /* struct ggml_cgraph's use counts */
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,8 +107,8 @@ static enum vgpu_graph_result visit(struct vgpu_graph_encoder *ge, const struct 
     return r;
 }
 
-/* Views compute nothing and ggml's backends skip them: a view node is sent only as the
- * source of a node that computes. Sent as a node of its own, it would also drag in its
+/* Views compute nothing and ggml's backends skip them: a view is visited only as the source
+ * of a node that computes. Visited from a node of its own, it would also drag in its
  * view_src, which ggml's scheduler may have left in another backend's buffer (llama's
  * recurrent-state index views: "a tensor has no VirtGPU buffer"). */
 static bool computes(const struct ggml_tensor *t)
@@ -124,10 +125,22 @@ static bool computes(const struct ggml_tensor *t)
     }
 }
 
-static enum vgpu_graph_result write_bytes(struct vgpu_graph_encoder *ge, struct ggml_cgraph *g, int n_graph,
-                                          uint32_t n_nodes, vgpu_locate_fn locate, void *user)
+/* the graph's nodes the host gets, in the graph's order: those that compute, and the view
+ * nodes some computing node reaches (so encoded anyway). Sending those views keeps the node
+ * sequence the host's backend sees the same as natively, which its fusions look for (CUDA:
+ * ROPE, VIEW, SET_ROWS); idx: their positions in the tensor list */
+static bool sent_node(struct vgpu_graph_encoder *ge, const struct ggml_tensor *t, uint32_t *idx)
 {
-    size_t need = 4 + ge->n_order * (size_t)APIR_WIRE_TENSOR_SIZE + 4 + 4 * (size_t)n_nodes;
+    return vgpu_ptrmap_get(&ge->index, t, idx) && *idx != VISITING;
+}
+
+static enum vgpu_graph_result write_bytes(struct vgpu_graph_encoder *ge, struct ggml_cgraph *g, int n_graph,
+                                          vgpu_locate_fn locate, void *user)
+{
+    uint32_t n_nodes = 0, idx;
+    for (int i = 0; i < n_graph; i++)
+        n_nodes += sent_node(ge, ggml_graph_node(g, i), &idx);
+    size_t need = 4 + ge->n_order * (size_t)APIR_WIRE_TENSOR_SIZE + 4 + 8 * (size_t)n_nodes;
     if (!reserve((void **)&ge->bytes, &ge->cap, need, 1))
         return VGPU_GRAPH_NO_MEMORY;
     uint8_t *p = ge->bytes;
@@ -148,13 +161,15 @@ static enum vgpu_graph_result write_bytes(struct vgpu_graph_encoder *ge, struct 
     memcpy(p, &n_nodes, 4);
     p += 4;
     for (int i = 0; i < n_graph; i++) {
-        const struct ggml_tensor *t = ggml_graph_node(g, i);
-        if (!computes(t))
+        if (!sent_node(ge, ggml_graph_node(g, i), &idx))
             continue;
-        uint32_t idx = 0; /* every computing node was placed by visit() */
-        vgpu_ptrmap_get(&ge->index, t, &idx);
+        /* uses in the whole graph the scheduler split this one from (a split is a view of
+         * it): a node read by a later split must not be fused away here */
+        int32_t uses = g->visited_hash_set.size ? ggml_node_get_use_count(g, i) : 0;
+        uint32_t u = uses > 0 ? (uint32_t)uses : 0;
         memcpy(p, &idx, 4);
-        p += 4;
+        memcpy(p + 4, &u, 4);
+        p += 8;
     }
     ge->len = (size_t)(p - ge->bytes);
     return VGPU_GRAPH_OK;
@@ -171,13 +186,13 @@ enum vgpu_graph_result vgpu_graph_encode(struct vgpu_graph_encoder *ge, struct g
     int n_graph = ggml_graph_n_nodes(g);
     if ((size_t)n_graph > APIR_MAX_GRAPH_TENSORS)
         return VGPU_GRAPH_TOO_LARGE;
-    uint32_t n_nodes = 0;
+    uint32_t n_computing = 0;
     for (int i = 0; i < n_graph; i++) {
         if (!vgpu_ptrmap_put(&ge->is_node, ggml_graph_node(g, i), 1))
             return VGPU_GRAPH_NO_MEMORY;
-        n_nodes += computes(ggml_graph_node(g, i));
+        n_computing += computes(ggml_graph_node(g, i));
     }
-    if (n_nodes == 0)
+    if (n_computing == 0)
         return VGPU_GRAPH_EMPTY; /* nothing to compute (views only) */
     for (int i = 0; i < n_graph; i++) {
         const struct ggml_tensor *t = ggml_graph_node(g, i);
@@ -187,7 +202,7 @@ enum vgpu_graph_result vgpu_graph_encode(struct vgpu_graph_encoder *ge, struct g
         if (r != VGPU_GRAPH_OK)
             return r;
     }
-    return write_bytes(ge, g, n_graph, n_nodes, locate, user);
+    return write_bytes(ge, g, n_graph, locate, user);
 }
 
 void vgpu_graph_encoder_free(struct vgpu_graph_encoder *ge)
@@ -205,9 +220,15 @@ bool vgpu_graph_cache_matches(const struct vgpu_graph_cache *gc, const uint8_t *
     return gc->valid && gc->len == len && memcmp(gc->bytes, bytes, len) == 0;
 }
 
+bool vgpu_graph_cache_matches_uid(const struct vgpu_graph_cache *gc, uint64_t uid)
+{
+    return gc->valid && uid != 0 && gc->uid == uid;
+}
+
 void vgpu_graph_cache_store(struct vgpu_graph_cache *gc, const uint8_t *bytes, size_t len)
 {
     gc->valid = false;
+    gc->uid = 0;
     if (!reserve((void **)&gc->bytes, &gc->cap, len ? len : 1, 1))
         return;
     memcpy(gc->bytes, bytes, len);
@@ -215,7 +236,11 @@ void vgpu_graph_cache_store(struct vgpu_graph_cache *gc, const uint8_t *bytes, s
     gc->valid = true;
 }
 
-void vgpu_graph_cache_invalidate(struct vgpu_graph_cache *gc) { gc->valid = false; }
+void vgpu_graph_cache_invalidate(struct vgpu_graph_cache *gc)
+{
+    gc->valid = false;
+    gc->uid = 0;
+}
 
 void vgpu_graph_cache_free(struct vgpu_graph_cache *gc)
 {

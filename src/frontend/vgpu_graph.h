@@ -57,10 +57,16 @@ struct vgpu_graph_cache {
     uint8_t *bytes;
     size_t len, cap;
     bool valid;
+    /* ggml's id of the graph these bytes encode (ggml_cgraph.uid: the scheduler gives each
+     * split graph a new one whenever it splits or allocates again), 0 if none */
+    uint64_t uid;
 };
 
 /* true if [bytes, len) equals what the host already holds, so RECOMPUTE suffices */
 bool vgpu_graph_cache_matches(const struct vgpu_graph_cache *gc, const uint8_t *bytes, size_t len);
+/* true if graph uid (not 0) is the one whose encoding the host holds: the graph need not be
+ * encoded to know (ggml-rpc skips sending on the same rule) */
+bool vgpu_graph_cache_matches_uid(const struct vgpu_graph_cache *gc, uint64_t uid);
 /* remember what was just sent (on failure to copy, the cache is invalidated) */
 void vgpu_graph_cache_store(struct vgpu_graph_cache *gc, const uint8_t *bytes, size_t len);
 void vgpu_graph_cache_invalidate(struct vgpu_graph_cache *gc);

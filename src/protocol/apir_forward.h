@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define APIR_FORWARD_PROTOCOL_VERSION 2
+#define APIR_FORWARD_PROTOCOL_VERSION 3
 
 /* A message size (apir_forward_table.h): exactly `bytes`, or `bytes` then a variable part. */
 struct apir_forward_size {
@@ -48,7 +48,9 @@ const char *apir_forward_cmd_name(uint32_t cmd);
 
 /* Graph encoding (GRAPH_COMPUTE):
  *   u32 n_tensors (1..APIR_MAX_GRAPH_TENSORS), n_tensors tensors,
- *   u32 n_nodes (1..n_tensors), n_nodes u32 tensor indices.
+ *   u32 n_nodes (1..n_tensors), n_nodes times (u32 tensor index, u32 use count).
+ * The use count is ggml's (ggml_node_get_use_count) in the graph the guest's scheduler split
+ * this one from; the host's backend fuses on it (protocol 3).
  * A tensor's src/view_src fields name earlier tensors only (index + 1, 0 = none), so the
  * host decodes in one forward pass with no recursion. One exception, because ggml builds it:
  * a src may name the tensor itself (ggml_cast/ggml_cpy set the result's src[1] to the

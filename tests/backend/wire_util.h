@@ -48,7 +48,7 @@ static inline void wt_mul_mat(struct apir_wire_tensor t[3], uint32_t buffer)
     t[2].flags = GGML_TENSOR_FLAG_COMPUTE; /* ggml's CPU backend skips nodes without it */
 }
 
-/* graph message: u32 n_tensors, tensors, u32 n_nodes, node indices */
+/* graph message: u32 n_tensors, tensors, u32 n_nodes, (node index, use count 1) each */
 static inline void wt_put_graph(struct apir_encoder *enc, const struct apir_wire_tensor *t, uint32_t n,
                                 const uint32_t *nodes, uint32_t n_nodes)
 {
@@ -56,8 +56,10 @@ static inline void wt_put_graph(struct apir_encoder *enc, const struct apir_wire
     for (uint32_t i = 0; i < n; i++)
         apir_wire_tensor_encode(enc, &t[i]);
     apir_put_u32(enc, n_nodes);
-    for (uint32_t i = 0; i < n_nodes; i++)
+    for (uint32_t i = 0; i < n_nodes; i++) {
         apir_put_u32(enc, nodes[i]);
+        apir_put_u32(enc, 1);
+    }
 }
 
 #endif

@@ -226,7 +226,7 @@ static bool fake_locate(void *user, const struct ggml_tensor *t, uint32_t *buffe
 struct decoded_graph {
     uint32_t n_tensors, n_nodes;
     struct apir_wire_tensor *t;
-    uint32_t *nodes;
+    uint32_t *nodes, *uses;
 };
 
 static void decode_graph(const uint8_t *bytes, size_t len, struct decoded_graph *g)
@@ -247,8 +247,10 @@ static void decode_graph(const uint8_t *bytes, size_t len, struct decoded_graph 
     g->n_nodes = apir_get_u32(&dec);
     assert_true(g->n_nodes >= 1 && g->n_nodes <= g->n_tensors);
     g->nodes = calloc(g->n_nodes, sizeof *g->nodes);
+    g->uses = calloc(g->n_nodes, sizeof *g->uses);
     for (uint32_t i = 0; i < g->n_nodes; i++) {
         g->nodes[i] = apir_get_u32(&dec);
+        g->uses[i] = apir_get_u32(&dec);
         assert_true(g->nodes[i] < g->n_tensors);
     }
     assert_true(apir_decoder_done(&dec));
@@ -258,6 +260,7 @@ static void free_decoded(struct decoded_graph *g)
 {
     free(g->t);
     free(g->nodes);
+    free(g->uses);
 }
 
 static void graph_encodes_sources_before_users(void **state)
@@ -280,9 +283,15 @@ static void graph_encodes_sources_before_users(void **state)
     decode_graph(ge.bytes, ge.len, &g);
     /* a, b, mm, big, view, out; the view's source is encoded although it is not a node */
     assert_int_equal(g.n_tensors, 6);
-    /* the view node is sent as out's source only: the nodes sent are those that compute */
+    /* every node, in the graph's order: the view too, since out reaches it (the host's
+     * backend then sees the node sequence it would natively); each with ggml's use count */
     assert_int_equal(ggml_graph_n_nodes(gf), 3);
-    assert_int_equal(g.n_nodes, 2);
+    assert_int_equal(g.n_nodes, 3);
+    assert_int_equal(g.t[g.nodes[0]].op, GGML_OP_MUL_MAT);
+    assert_int_equal(g.t[g.nodes[1]].op, GGML_OP_VIEW);
+    assert_int_equal(g.uses[0], 1); /* mm: read by out */
+    assert_int_equal(g.uses[1], 1); /* the view: read by out */
+    assert_int_equal(g.uses[2], 0); /* out: read by nobody */
     const struct apir_wire_tensor *last = &g.t[g.nodes[g.n_nodes - 1]];
     assert_int_equal(last->op, GGML_OP_ADD);
     assert_string_equal(last->name, "out");
