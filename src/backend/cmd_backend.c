@@ -127,8 +127,8 @@ static uint32_t compute_parts(struct backend_stream *s, uint64_t *t, enum ggml_s
     return APIR_BACKEND_OK;
 }
 
-/* reused: GRAPH_RECOMPUTE of the cached decoded graph */
-static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reused)
+/* reused: GRAPH_RECOMPUTE of the cached decoded graph, which may read outputs back (NULL: none) */
+static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reused, const struct cmd_outputs *outs)
 {
     /* t[]: VIRGL_APIR_STATS's BS_* times and counts of this compute, added to the context's
      * only when it ran (a refused graph is counted as its command's time alone) */
@@ -137,6 +137,8 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reuse
     uint32_t st = compute_parts(s, t, &gs);
     if (st != APIR_BACKEND_OK)
         return st;
+    if (outs && gs == GGML_STATUS_SUCCESS)
+        cmd_outputs_copy(outs);
     if (backend_stats_on()) {
         struct backend_stats *bs = &c->ctx->stats;
         t[BS_GRAPHS] = 1;
@@ -168,18 +170,22 @@ uint32_t cmd_graph_compute(struct cmd_call *c)
         c->ctx->stats.total.g[BS_DECODE_NS] += g.decode_ns;
         c->ctx->stats.total.g[BS_VALIDATE_NS] += g.validate_ns;
     }
-    return compute(c, s, false);
+    return compute(c, s, false, NULL);
 }
 
 uint32_t cmd_graph_recompute(struct cmd_call *c)
 {
     struct backend_stream *s = backend_ctx_stream(c->ctx, apir_get_u32(&c->dec));
+    struct cmd_outputs outs;
+    uint32_t st = cmd_outputs_decode(c, &outs);
+    if (st != APIR_BACKEND_OK)
+        return st;
     ARGS_DONE(c);
     if (!s)
         return APIR_BACKEND_ERR_HANDLE;
     if (!s->graph.graph)
         return APIR_BACKEND_ERR_NO_GRAPH;
-    return compute(c, s, true);
+    return compute(c, s, true, &outs);
 }
 
 uint32_t cmd_backend_synchronize(struct cmd_call *c)

@@ -212,3 +212,46 @@ uint32_t cmd_buffer_copy(struct cmd_call *c)
     apir_put_u8(&c->enc, 1);
     return APIR_BACKEND_OK;
 }
+
+/* GRAPH_RECOMPUTE's output reads: every range checked before anything runs */
+uint32_t cmd_outputs_decode(struct cmd_call *c, struct cmd_outputs *o)
+{
+    o->n = apir_get_u32(&c->dec);
+    o->shm = NULL;
+    if (c->dec.error || o->n > APIR_MAX_RECOMPUTE_OUTPUTS)
+        return APIR_BACKEND_ERR_DECODE;
+    if (o->n == 0)
+        return APIR_BACKEND_OK;
+    uint32_t res_id = apir_get_u32(&c->dec);
+    uint64_t at = 0;
+    for (uint32_t i = 0; i < o->n; i++) {
+        uint32_t h = apir_get_u32(&c->dec);
+        o->r[i].offset = apir_get_u64(&c->dec);
+        o->r[i].size = apir_get_u64(&c->dec);
+        if (c->dec.error)
+            return APIR_BACKEND_ERR_DECODE;
+        uint32_t st = buffer_range(c, h, o->r[i].offset, o->r[i].size, &o->r[i].buf);
+        if (st != APIR_BACKEND_OK)
+            return st;
+        o->r[i].at = at;
+        if (__builtin_add_overflow(at, o->r[i].size, &at))
+            return APIR_BACKEND_ERR_BOUNDS;
+    }
+    uint32_t ctx_id = c->ctx->id;
+    o->shm = c->cbs && c->cbs->get_shmem_ptr ? c->cbs->get_shmem_ptr(ctx_id, res_id) : NULL;
+    if (!o->shm)
+        return APIR_BACKEND_ERR_HANDLE;
+    uint64_t shm_size = c->cbs->get_shmem_size ? c->cbs->get_shmem_size(ctx_id, res_id) : 0;
+    return range_ok(0, at, shm_size) ? APIR_BACKEND_OK : APIR_BACKEND_ERR_BOUNDS;
+}
+
+void cmd_outputs_copy(const struct cmd_outputs *o)
+{
+    for (uint32_t i = 0; i < o->n; i++) {
+        if (!o->r[i].size)
+            continue;
+        struct ggml_tensor t;
+        byte_view(&t, o->r[i].buf, o->r[i].offset, o->r[i].size);
+        ggml_backend_tensor_get(&t, o->shm + o->r[i].at, 0, (size_t)o->r[i].size);
+    }
+}

@@ -4,6 +4,7 @@
 #define APIR_COMMANDS_H
 
 #include "apir_codec.h"
+#include "apir_forward.h"
 #include "apir_protocol.h"
 #include "backend_context.h"
 
@@ -22,6 +23,19 @@ typedef uint32_t (*cmd_handler)(struct cmd_call *c);
         if (!apir_decoder_done(&(c)->dec))     \
             return APIR_BACKEND_ERR_DECODE;    \
     } while (0)
+
+/* GRAPH_RECOMPUTE's output reads (cmd_buffer.c): decoded and checked (buffers, ranges, the
+ * shared resource) before the compute, copied into the shared resource after it */
+struct cmd_outputs {
+    uint32_t n;
+    char *shm;
+    struct {
+        ggml_backend_buffer_t buf;
+        uint64_t offset, size, at; /* at: where in the shared resource */
+    } r[APIR_MAX_RECOMPUTE_OUTPUTS];
+};
+uint32_t cmd_outputs_decode(struct cmd_call *c, struct cmd_outputs *o);
+void cmd_outputs_copy(const struct cmd_outputs *o);
 
 /* one handler per FORWARD command, cmd_<stem> of apir_forward_table.h */
 #define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) uint32_t cmd_##stem(struct cmd_call *c);

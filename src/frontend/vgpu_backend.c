@@ -34,7 +34,52 @@ static void backend_free(ggml_backend_t backend)
 struct run_info {
     enum vgpu_stats_graph_kind kind;
     uint64_t encode_ns;
+    bool outputs_read; /* GRAPH_RECOMPUTE brought the outputs back */
 };
+
+/* The graph's outputs (GGML_TENSOR_FLAG_OUTPUT: llama.cpp's logits and embeddings) are read
+ * as part of the compute, so that a host lost before the read-back fails the compute (which
+ * the application sees) instead of a get_tensor (which cannot fail); vgpu_outputs.h. A
+ * GRAPH_RECOMPUTE brings up to APIR_MAX_RECOMPUTE_OUTPUTS of them back in its own round trip. */
+struct outputs {
+    uint32_t n;
+    struct vgpu_rpc_output o[APIR_MAX_RECOMPUTE_OUTPUTS];
+};
+
+static bool output_wanted(const struct ggml_tensor *t, uint32_t *buf, uint64_t *off)
+{
+    return (t->flags & GGML_TENSOR_FLAG_OUTPUT) && ggml_is_contiguous(t) && ggml_nbytes(t) &&
+           vgpu_buffer_locate(NULL, t, buf, off) && vgpu_outputs_wanted(*buf, *off, ggml_nbytes(t));
+}
+
+static bool in_outputs(const struct outputs *l, uint32_t buf, uint64_t off, uint64_t size)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        if (l->o[i].buffer == buf && l->o[i].offset == off && l->o[i].size == size)
+            return true;
+    return false;
+}
+
+/* the outputs one GRAPH_RECOMPUTE can bring back (the rest: fetch_outputs) */
+static void collect_outputs(struct ggml_cgraph *cgraph, struct outputs *l)
+{
+    l->n = 0;
+    size_t total = 0;
+    int n = ggml_graph_n_nodes(cgraph);
+    for (int i = 0; i < n && l->n < APIR_MAX_RECOMPUTE_OUTPUTS; i++) {
+        const struct ggml_tensor *t = ggml_graph_node(cgraph, i);
+        uint32_t buf;
+        uint64_t off;
+        if (!output_wanted(t, &buf, &off) || total + ggml_nbytes(t) > APIR_CLIENT_DATA_PAGE_SIZE ||
+            in_outputs(l, buf, off, ggml_nbytes(t)))
+            continue;
+        void *dst = malloc(ggml_nbytes(t));
+        if (!dst)
+            continue;
+        l->o[l->n++] = (struct vgpu_rpc_output){buf, off, ggml_nbytes(t), dst};
+        total += ggml_nbytes(t);
+    }
+}
 
 /* encodes cgraph into be->enc; GGML_STATUS_SUCCESS with *empty set when there is nothing to
  * compute */
@@ -51,7 +96,8 @@ static enum ggml_status encode(struct vgpu_backend *be, struct ggml_cgraph *cgra
 }
 
 /* runs one graph; caller holds be->lock */
-static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph, struct run_info *ri)
+static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph, const struct outputs *outs,
+                                   struct run_info *ri)
 {
     struct apir_client *c = be->dev->client;
     uint64_t t0 = vgpu_stats_on() ? vgpu_stats_now() : 0;
@@ -76,10 +122,11 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
     if (t0)
         ri->encode_ns = vgpu_stats_now() - t0;
     if (same) {
-        rc = vgpu_rpc_graph_recompute(c, be->handle, &status);
+        rc = vgpu_rpc_graph_recompute(c, be->handle, outs->o, outs->n, &status);
         if (rc == APIR_BACKEND_OK) {
             be->n_recompute++;
             ri->kind = VGPU_STATS_GRAPH_RECOMPUTE;
+            ri->outputs_read = status == GGML_STATUS_SUCCESS;
             return (enum ggml_status)status;
         }
         if (rc != APIR_BACKEND_ERR_NO_GRAPH) {
@@ -110,20 +157,16 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
     return (enum ggml_status)status;
 }
 
-/* Reads the graph's outputs (GGML_TENSOR_FLAG_OUTPUT: llama.cpp's logits and embeddings) as
- * part of the compute, so that a host lost before the read-back fails the compute (which the
- * application sees) instead of a get_tensor (which cannot fail). vgpu_outputs.h. */
-static enum ggml_status fetch_outputs(struct vgpu_backend *be, struct ggml_cgraph *cgraph)
+/* reads the outputs GRAPH_RECOMPUTE did not bring back (done: those it did) */
+static enum ggml_status fetch_outputs(struct vgpu_backend *be, struct ggml_cgraph *cgraph, const struct outputs *done)
 {
     int n = ggml_graph_n_nodes(cgraph);
     for (int i = 0; i < n; i++) {
         struct ggml_tensor *t = ggml_graph_node(cgraph, i);
         uint32_t buf;
         uint64_t off;
-        if (!(t->flags & GGML_TENSOR_FLAG_OUTPUT) || !ggml_is_contiguous(t) || !vgpu_buffer_locate(NULL, t, &buf, &off))
-            continue;
         size_t size = ggml_nbytes(t);
-        if (size == 0 || !vgpu_outputs_wanted(buf, off, size))
+        if (!output_wanted(t, &buf, &off) || in_outputs(done, buf, off, size))
             continue;
         void *bytes = malloc(size);
         if (!bytes)
@@ -144,10 +187,20 @@ static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgra
 {
     vgpu_outputs_reset(); /* a compute may change any buffer */
     uint64_t t0 = vgpu_stats_on() ? vgpu_stats_now() : 0;
-    struct run_info ri = {VGPU_STATS_GRAPH_FAILED, 0};
-    enum ggml_status st = run_locked(be, cgraph, &ri);
+    struct run_info ri = {VGPU_STATS_GRAPH_FAILED, 0, false};
+    struct outputs outs;
+    collect_outputs(cgraph, &outs);
+    enum ggml_status st = run_locked(be, cgraph, &outs, &ri);
+    for (uint32_t i = 0; i < outs.n; i++) {
+        if (st == GGML_STATUS_SUCCESS && ri.outputs_read)
+            vgpu_outputs_put(outs.o[i].buffer, outs.o[i].offset, outs.o[i].dst, outs.o[i].size); /* owns dst */
+        else
+            free(outs.o[i].dst);
+    }
+    if (!ri.outputs_read)
+        outs.n = 0;
     if (st == GGML_STATUS_SUCCESS)
-        st = fetch_outputs(be, cgraph);
+        st = fetch_outputs(be, cgraph, &outs);
     if (t0)
         vgpu_stats_graph(st == GGML_STATUS_SUCCESS ? ri.kind : VGPU_STATS_GRAPH_FAILED, ri.encode_ns,
                          vgpu_stats_now() - t0);

@@ -284,10 +284,45 @@ int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *
     return call(c, get_status, status);
 }
 
-int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, int32_t *status)
+struct recompute_reply {
+    int32_t *status;
+    const struct vgpu_rpc_output *outs;
+    uint32_t n;
+    const uint8_t *page;
+};
+static void get_recompute(struct apir_decoder *d, void *out)
 {
-    apir_put_u32(apir_client_begin(c, APIR_FWD_GRAPH_RECOMPUTE, 0), backend);
-    return call(c, get_status, status);
+    struct recompute_reply *r = out;
+    *r->status = (int32_t)apir_get_u32(d);
+    if (d->error || *r->status != 0) /* GGML_STATUS_SUCCESS: the host copied the outputs */
+        return;
+    for (uint32_t i = 0, at = 0; i < r->n; at += (uint32_t)r->outs[i].size, i++)
+        memcpy(r->outs[i].dst, r->page + at, r->outs[i].size);
+}
+
+int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, const struct vgpu_rpc_output *outs, uint32_t n,
+                             int32_t *status)
+{
+    struct apir_encoder *e = apir_client_begin(c, APIR_FWD_GRAPH_RECOMPUTE, 4 + (size_t)n * 20);
+    const struct apir_shmem *page = apir_client_data_page(c);
+    if (n && !page) /* not connected (device lost): nothing is sent, the call says why */
+        return call(c, NULL, NULL);
+    apir_put_u32(e, backend);
+    apir_put_u32(e, n);
+    size_t total = 0;
+    if (n) {
+        apir_put_u32(e, page->res_id);
+        for (uint32_t i = 0; i < n; i++) {
+            apir_put_u32(e, outs[i].buffer);
+            apir_put_u64(e, outs[i].offset);
+            apir_put_u64(e, outs[i].size);
+            total += outs[i].size;
+        }
+    }
+    if (vgpu_stats_on())
+        vgpu_stats_data(APIR_FWD_GRAPH_RECOMPUTE, total);
+    struct recompute_reply r = {status, outs, n, page ? page->ptr : NULL};
+    return call(c, get_recompute, &r);
 }
 
 /* pending_only: skip the round trip when no fire-and-forget command is pending */

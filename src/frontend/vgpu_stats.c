@@ -63,7 +63,7 @@ void vgpu_stats_data(uint32_t cmd, size_t bytes)
 {
     if (cmd == APIR_FWD_BUFFER_SET)
         add(&live_cmd[cmd][C_SENT], bytes);
-    else if (cmd == APIR_FWD_BUFFER_GET)
+    else if (cmd == APIR_FWD_BUFFER_GET || cmd == APIR_FWD_GRAPH_RECOMPUTE)
         add(&live_cmd[cmd][C_RECEIVED], bytes);
 }
 

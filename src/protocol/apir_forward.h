@@ -58,6 +58,9 @@ const char *apir_forward_cmd_name(uint32_t cmd);
 #define APIR_MAX_GRAPH_TENSORS (1u << 20)
 #define APIR_MAX_OP_TENSORS 11 /* GGML_MAX_SRC sources + the op */
 
+/* Most output ranges one GRAPH_RECOMPUTE copies back (llama.cpp reads one or two) */
+#define APIR_MAX_RECOMPUTE_OUTPUTS 16
+
 /* Largest BUFFER_SET_INLINE payload; larger writes use BUFFER_SET through a data page. */
 #define APIR_MAX_INLINE_SET (64u * 1024u)
 

@@ -88,6 +88,15 @@ static uint32_t call_u32(uint32_t ctx, uint32_t cmd, uint32_t arg)
     return call(ctx, cmd);
 }
 
+/* GRAPH_RECOMPUTE reading no outputs back */
+static uint32_t recompute(uint32_t ctx, uint32_t be)
+{
+    begin();
+    apir_put_u32(&a, be);
+    apir_put_u32(&a, 0);
+    return call(ctx, APIR_FWD_GRAPH_RECOMPUTE);
+}
+
 static char log_path[256];
 static int log_has(const char *needle)
 {
@@ -226,7 +235,7 @@ static void test_set_inline(uint32_t buf, uint32_t buft, uint32_t be)
     /* none of those touched the data */
     CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 3000, 64, RES_ID, 2048), APIR_BACKEND_OK);
     CHECK(!memcmp(shm + 2048, pat, 64));
-    CHECK_EQ(on_backend(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK);
+    CHECK_EQ(recompute(1, be), APIR_BACKEND_OK);
 
     /* fire-and-forget: a success leaves nothing behind and the data is there */
     for (int i = 0; i < 64; i++)
@@ -241,9 +250,9 @@ static void test_set_inline(uint32_t buf, uint32_t buft, uint32_t be)
     CHECK_EQ(set_inline(1, buf, 4090, 16, pat, 16, true), APIR_BACKEND_ERR_BOUNDS);
     begin();
     CHECK_EQ(call(1, APIR_FWD_GET_INFO), APIR_BACKEND_OK);
-    CHECK_EQ(on_backend(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(recompute(1, be), APIR_BACKEND_ERR_HANDLE);
     CHECK(log_has("GRAPH_RECOMPUTE not run: returning the deferred error 4"));
-    CHECK_EQ(on_backend(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK); /* cleared */
+    CHECK_EQ(recompute(1, be), APIR_BACKEND_OK); /* cleared */
     CHECK_EQ(apir_get_u32(&r), 0);
     /* ... and at BUFFER_GET, BACKEND_SYNCHRONIZE, GRAPH_COMPUTE */
     CHECK_EQ(set_inline(1, buf, 3000, APIR_MAX_INLINE_SET + 1, pat, 16, true), APIR_BACKEND_ERR_BOUNDS);
@@ -352,7 +361,7 @@ static void test_session(const char *cpu)
     CHECK_EQ(call_u32(1, APIR_FWD_BACKEND_INIT, 0), APIR_BACKEND_OK);
     uint32_t be = apir_get_u32(&r);
     CHECK(be != 0);
-    CHECK_EQ(call_u32(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_NO_GRAPH);
+    CHECK_EQ(recompute(1, be), APIR_BACKEND_ERR_NO_GRAPH);
 
     struct apir_wire_tensor t[3];
     uint32_t node = 2;
@@ -371,7 +380,7 @@ static void test_session(const char *cpu)
         B[i] = (float)i * 0.25f;
     memcpy(shm + 256, B, sizeof B);
     CHECK_EQ(transfer(1, APIR_FWD_BUFFER_SET, buf, 64, sizeof B, RES_ID, 256), APIR_BACKEND_OK);
-    CHECK_EQ(call_u32(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_OK);
+    CHECK_EQ(recompute(1, be), APIR_BACKEND_OK);
     CHECK_EQ(apir_get_u32(&r), 0);
     check_mul_mat(1, buf, A, B);
     CHECK_EQ(call_u32(1, APIR_FWD_BACKEND_SYNCHRONIZE, be), APIR_BACKEND_OK);
@@ -398,7 +407,7 @@ static void test_session(const char *cpu)
         for (int i = 0; i < 3; i++) {
             memcpy(shm + 512, bad[i], sizeof bad[i]);
             CHECK_EQ(transfer(1, APIR_FWD_BUFFER_SET, buf, 1024, 8, RES_ID, 512), APIR_BACKEND_OK);
-            CHECK_EQ(call_u32(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_BOUNDS);
+            CHECK_EQ(recompute(1, be), APIR_BACKEND_ERR_BOUNDS);
         }
         /* back to the mul_mat graph */
         begin_graph(be, t, 3, &node, 1);
@@ -459,7 +468,7 @@ static void test_session(const char *cpu)
     /* a second context: its own handles; ours do not resolve there */
     CHECK_EQ(apir_backend_initialize(2, &cbs), APIR_BACKEND_INIT_SUCCESS);
     CHECK_EQ(transfer(2, APIR_FWD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);
-    CHECK_EQ(call_u32(2, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_HANDLE);
+    CHECK_EQ(recompute(2, be), APIR_BACKEND_ERR_HANDLE);
     CHECK_EQ(call_u32(2, APIR_FWD_BUFFER_FREE, buf), APIR_BACKEND_ERR_HANDLE);
     CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_OK);
     uint32_t buf2 = alloc_buffer(2, buft, 1024);
@@ -468,7 +477,7 @@ static void test_session(const char *cpu)
     /* freeing a buffer drops the cached graph (it points into it); the handle goes stale */
     CHECK_EQ(call_u32(1, APIR_FWD_BUFFER_FREE, buf), APIR_BACKEND_OK);
     CHECK_EQ(call(1, APIR_FWD_BUFFER_FREE), APIR_BACKEND_ERR_HANDLE);
-    CHECK_EQ(call_u32(1, APIR_FWD_GRAPH_RECOMPUTE, be), APIR_BACKEND_ERR_NO_GRAPH);
+    CHECK_EQ(recompute(1, be), APIR_BACKEND_ERR_NO_GRAPH);
     uint32_t buf3 = alloc_buffer(1, buft, 4096);
     CHECK(buf3 != 0 && buf3 != buf);
     CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 0, 16, RES_ID, 0), APIR_BACKEND_ERR_HANDLE);

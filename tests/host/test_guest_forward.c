@@ -108,7 +108,7 @@ static void test_every_forward_command(void **state)
     uint32_t backend;
     int32_t st;
     assert_int_equal(vgpu_rpc_backend_init(c, 0, &backend), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, &st), APIR_BACKEND_ERR_NO_GRAPH);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, NULL, 0, &st), APIR_BACKEND_ERR_NO_GRAPH);
     assert_int_equal(guest_graph_compute(c, backend, &gg, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
     assert_int_equal(vgpu_rpc_backend_synchronize(c, backend, &st), APIR_BACKEND_OK);
@@ -121,11 +121,37 @@ static void test_every_forward_command(void **state)
     for (int i = 0; i < K * M; i++)
         a[i] = (float)(K * M - i);
     assert_int_equal(vgpu_rpc_buffer_set(c, buf, OFF_A, a, sizeof a), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, &st), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, NULL, 0, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
     assert_int_equal(vgpu_rpc_buffer_get(c, buf, OFF_C, got, sizeof got), APIR_BACKEND_OK);
     expected(a, b, want);
     assert_floats(got, want, M * N);
+
+    /* RECOMPUTE reading outputs back in the same round trip: the product, and the product's
+     * second half again (ranges are copied one after the other) */
+    for (int i = 0; i < K * M; i++)
+        a[i] = (float)(i % 5) - 2.0f;
+    assert_int_equal(vgpu_rpc_buffer_set(c, buf, OFF_A, a, sizeof a), APIR_BACKEND_OK);
+    float half[M * N / 2];
+    memset(got, 0, sizeof got);
+    struct vgpu_rpc_output outs[2] = {
+        {buf, OFF_C, sizeof got, got},
+        {buf, OFF_C + sizeof half, sizeof half, half},
+    };
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, outs, 2, &st), APIR_BACKEND_OK);
+    assert_int_equal(st, GGML_STATUS_SUCCESS);
+    expected(a, b, want);
+    assert_floats(got, want, M * N);
+    assert_floats(half, want + M * N / 2, M * N / 2);
+    /* an output outside its buffer, or too many: refused before computing */
+    outs[1].offset = BUF_SIZE - 4;
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, outs, 2, &st), APIR_BACKEND_ERR_BOUNDS);
+    outs[1].offset = OFF_C;
+    struct vgpu_rpc_output many[APIR_MAX_RECOMPUTE_OUTPUTS + 1];
+    for (int i = 0; i <= (int)APIR_MAX_RECOMPUTE_OUTPUTS; i++)
+        many[i] = outs[0];
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, many, APIR_MAX_RECOMPUTE_OUTPUTS + 1, &st),
+                     APIR_BACKEND_ERR_DECODE);
 
     /* COPY the product into the second buffer */
     bool done = false;
@@ -171,7 +197,7 @@ static void test_every_forward_command(void **state)
     assert_int_equal(vgpu_rpc_buffer_clear(c, buf2, 0), APIR_BACKEND_ERR_HANDLE);
     assert_int_equal(vgpu_rpc_buffer_free(c, buf), APIR_BACKEND_OK);
     assert_int_equal(vgpu_rpc_backend_free(c, backend), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, &st), APIR_BACKEND_ERR_HANDLE);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, NULL, 0, &st), APIR_BACKEND_ERR_HANDLE);
     guest_graph_free(&gg);
     apir_client_close(c);
 }
