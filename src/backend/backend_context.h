@@ -8,6 +8,7 @@
 #include "ggml-backend.h"
 #include "graph_decode.h"
 #include "handle_table.h"
+#include "queued_writes.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -50,6 +51,7 @@ struct backend_ctx {
     /* per-guest limits (apir.limit.buffer_bytes, apir.limit.handles; 0: none) and usage */
     uint64_t buffer_bytes_limit, buffer_bytes;
     struct backend_stats stats; /* VIRGL_APIR_STATS; under call_lock */
+    struct queued_writes writes; /* BUFFER_SET_INLINE queued on a stream; under call_lock */
     /* registry bookkeeping */
     unsigned users; /* dispatch calls running */
     pthread_cond_t idle;

@@ -83,6 +83,7 @@ uint32_t cmd_backend_free(struct cmd_call *c)
     struct backend_stream *s = handle_table_remove(&c->ctx->handles, h, HANDLE_BACKEND);
     if (!s)
         return APIR_BACKEND_ERR_HANDLE;
+    queued_writes_forget(&c->ctx->writes, s);
     backend_stream_free(s);
     return APIR_BACKEND_OK;
 }
@@ -134,7 +135,13 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reuse
      * only when it ran (a refused graph is counted as its command's time alone) */
     uint64_t t[BS_FIELDS] = {0};
     enum ggml_status gs = GGML_STATUS_SUCCESS;
+    struct queued_writes *q = &c->ctx->writes;
+    queued_writes_before_compute(q, s);
+    /* the index checks read indices back on another CUDA stream than the queued writes */
+    if (q->stream && s->graph.indices.n)
+        queued_writes_settle(q);
     uint32_t st = compute_parts(s, t, &gs);
+    queued_writes_after_compute(q, s);
     if (st != APIR_BACKEND_OK)
         return st;
     if (outs && gs == GGML_STATUS_SUCCESS)

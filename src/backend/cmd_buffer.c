@@ -180,6 +180,8 @@ uint32_t cmd_buffer_set_inline(struct cmd_call *c)
     uint32_t st = buffer_range(c, h, offset, size, &buf);
     if (st != APIR_BACKEND_OK || size == 0)
         return st;
+    if (queued_writes_try(&c->ctx->writes, buf, offset, data, size))
+        return APIR_BACKEND_OK;
     struct ggml_tensor t;
     byte_view(&t, buf, offset, size);
     ggml_backend_tensor_set(&t, data, 0, size);

@@ -102,6 +102,11 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
         st = APIR_BACKEND_ERR_REPLY_TOO_SMALL;
     } else {
         pthread_mutex_lock(&ctx->call_lock);
+        /* queued inline writes stay queued only for more of them and for computes, which
+         * order themselves on the stream (queued_writes.h) */
+        if (cmd_index != APIR_FWD_BUFFER_SET_INLINE && cmd_index != APIR_FWD_GRAPH_COMPUTE &&
+            cmd_index != APIR_FWD_GRAPH_RECOMPUTE)
+            queued_writes_settle(&ctx->writes);
         if (e->waits && ctx->deferred_error != APIR_BACKEND_OK) {
             /* the guest waits here: tell it what an earlier fire-and-forget command hit */
             st = ctx->deferred_error;

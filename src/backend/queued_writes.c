@@ -1,0 +1,109 @@
+#include "queued_writes.h"
+
+#include "backend_context.h"
+#include "ggml-backend-impl.h"
+
+#include <string.h>
+
+/* 1 MiB: sixteen of the largest inline writes, far more than a token's inputs */
+#define STAGE_BYTES (1u << 20)
+#define STAGE_ALIGN 64u
+
+void queued_writes_settle(struct queued_writes *q)
+{
+    if (q->stream)
+        ggml_backend_synchronize(q->stream->backend);
+    q->stream = NULL;
+    q->len = 0;
+}
+
+/* the stage lives as long as the target's device: made at the first queued write */
+static bool ensure_stage(struct queued_writes *q)
+{
+    if (q->stage)
+        return true;
+    ggml_backend_dev_t dev = ggml_backend_get_device(q->target->backend);
+    ggml_backend_buffer_type_t host = dev ? ggml_backend_dev_host_buffer_type(dev) : NULL;
+    if (!host)
+        return false; /* no pinned memory: an asynchronous copy from pageable memory gains little */
+    q->stage = ggml_backend_buft_alloc_buffer(host, STAGE_BYTES);
+    if (!q->stage)
+        return false;
+    q->stage_base = ggml_backend_buffer_get_base(q->stage);
+    return true;
+}
+
+bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint64_t offset, const void *data,
+                       size_t size)
+{
+    struct backend_stream *s = q->target;
+    /* only where ggml's set_tensor_async accepts the buffer (CUDA asserts on another type) */
+    if (!s || !s->backend->iface.set_tensor_async ||
+        ggml_backend_buffer_get_type(buf) != ggml_backend_get_default_buffer_type(s->backend) || size > STAGE_BYTES ||
+        !ensure_stage(q))
+        return false;
+    if (q->stream && q->stream != s)
+        queued_writes_settle(q);
+    if (q->len + size > STAGE_BYTES)
+        queued_writes_settle(q); /* the stage's bytes may still be in flight: wait, then reuse */
+    uint8_t *src = q->stage_base + q->len;
+    memcpy(src, data, size);
+    struct ggml_tensor t;
+    memset(&t, 0, sizeof t);
+    t.type = GGML_TYPE_I8;
+    t.ne[0] = (int64_t)size;
+    t.ne[1] = t.ne[2] = t.ne[3] = 1;
+    t.nb[0] = 1;
+    t.nb[1] = t.nb[2] = t.nb[3] = size;
+    t.buffer = buf;
+    t.data = (char *)ggml_backend_buffer_get_base(buf) + offset;
+    ggml_backend_tensor_set_async(s->backend, &t, src, 0, size);
+    q->stream = s;
+    q->len += (size + STAGE_ALIGN - 1) & ~(size_t)(STAGE_ALIGN - 1);
+    return true;
+}
+
+void queued_writes_before_compute(struct queued_writes *q, struct backend_stream *s)
+{
+    if (q->stream && q->stream != s)
+        queued_writes_settle(q);
+}
+
+void queued_writes_after_compute(struct queued_writes *q, struct backend_stream *s)
+{
+    /* the compute synchronized s when it ran; when it stopped early (an index refused) the
+     * writes may still be in flight: one synchronize, a no-op on an idle stream, settles both */
+    if (q->stream == s)
+        queued_writes_settle(q);
+    if (q->target != s) {
+        queued_writes_settle(q);
+        /* the stage belongs to the old target's device */
+        if (q->stage && (!q->target || ggml_backend_get_device(q->target->backend) != ggml_backend_get_device(s->backend))) {
+            ggml_backend_buffer_free(q->stage);
+            q->stage = NULL;
+            q->stage_base = NULL;
+        }
+        q->target = s;
+    }
+}
+
+void queued_writes_forget(struct queued_writes *q, struct backend_stream *s)
+{
+    if (q->stream == s || q->target == s)
+        queued_writes_settle(q);
+    if (q->target == s) {
+        if (q->stage)
+            ggml_backend_buffer_free(q->stage);
+        q->stage = NULL;
+        q->stage_base = NULL;
+        q->target = NULL;
+    }
+}
+
+void queued_writes_fini(struct queued_writes *q)
+{
+    queued_writes_settle(q);
+    if (q->stage)
+        ggml_backend_buffer_free(q->stage);
+    memset(q, 0, sizeof *q);
+}
