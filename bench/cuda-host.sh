@@ -13,6 +13,8 @@
 #   breakdown  one llama-bench generation run through VirtGPU0 (F16) with GGML_VIRTGPU_STATS and
 #              VIRGL_APIR_STATS, the host's ggml log at debug level (the CUDA backend says there
 #              whether it reused its CUDA graphs), and bench-ops' tiny-graph round trip
+#   cpubench   bench/llama-bench.sh on the CPU backend (BENCH_BACKEND=cpu): native CPU, VirtGPU0 and
+#              RPC0 on this host's cores
 #   tools      the llama.cpp programs and libraries built here, xz-compressed in parts of 15 MB
 #              (llama-tools.tar.xz.*), to carry to the next run as LLAMA_TOOLS_DIR
 # LLAMA_TOOLS_DIR: such a folder, unpacked: nothing is built (scripts/build-llama-tools.sh).
@@ -49,6 +51,10 @@ step_bench() {
     BENCH_OUT="$work/bench" bash bench/llama-bench.sh "$build" >"$res/bench.txt" 2>&1
     log "bench:"; tee -a "$res/summary.txt" <"$res/bench.txt"
     cp "$work/bench/llama-bench.csv" "$res/" 2>/dev/null
+}
+step_cpubench() {
+    BENCH_BACKEND=cpu BENCH_OUT="$work/bench-cpu" bash bench/llama-bench.sh "$build" >"$res/bench-cpu.txt" 2>&1
+    log "bench, CPU backend:"; tee -a "$res/summary.txt" <"$res/bench-cpu.txt"
 }
 step_ops() {
     local left=$((deadline - SECONDS))

@@ -19,7 +19,8 @@
 # the CPU), BENCH_THREADS (CPU threads of llama-bench and ggml-rpc-server; on the CPU host
 # the default is one per core, as apir-server's CPU backend uses), BENCH_EXTRA (more
 # llama-bench options),
-# BENCH_OUT (folder for models, logs and the CSV; default BUILD_DIR/bench-llama).
+# BENCH_OUT (folder for models, logs and the CSV; default BUILD_DIR/bench-llama),
+# BENCH_BACKEND=cpu (the CPU backend and CPU-sized models even where CUDA was built).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
@@ -30,7 +31,7 @@ out=${BENCH_OUT:-$build/bench-llama}
 mkdir -p "$out"
 
 tools=$(bash "$root/scripts/build-llama-tools.sh" llama-bench ggml-rpc-server | tail -n1)
-if [ -e "$tools/libggml-cuda.so" ]; then
+if [ -e "$tools/libggml-cuda.so" ] && [ "${BENCH_BACKEND:-}" != cpu ]; then
     kind=cuda; host_lib="$tools/libggml-cuda.so"; native=CUDA0; native_label=CUDA0
     model_args=(--embd 2048 --layers 16 --ff 5632 --heads 16 --heads-kv 16 --vocab 32000)
     p=${BENCH_P:-512}; n=${BENCH_N:-128}; reps=${BENCH_REPS:-5}

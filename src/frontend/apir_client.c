@@ -179,9 +179,10 @@ int apir_client_send(struct apir_client *c)
         return c->begin_error;
     if (c->enc.error)
         return APIR_CLIENT_ERR_ENCODE;
-    /* the transport copies the bytes out (socket write / execbuffer), so the caller's memory
-     * and cmd_buf are free again when this returns */
-    if (apir_transport_submit(c->transport, c->enc.buf, c->enc.pos) != 0) {
+    /* the transport copies the bytes out (socket write / execbuffer, or its queue of commands
+     * that go with the next submit), so the caller's memory and cmd_buf are free again when
+     * this returns */
+    if (apir_transport_submit_later(c->transport, c->enc.buf, c->enc.pos) != 0) {
         apir_client_lose_locked(c, APIR_CLIENT_ERR_TRANSPORT, NULL);
         return APIR_CLIENT_ERR_TRANSPORT;
     }

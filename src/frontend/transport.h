@@ -28,6 +28,9 @@ struct apir_transport_ops {
     void (*destroy_blob)(struct apir_transport *t, struct apir_shmem *shm);
     /* submit one command buffer to the APIR context; 0 or -errno */
     int (*submit)(struct apir_transport *t, const void *cmd, size_t size);
+    /* a command nobody waits for: copied now, it may travel with the next submit (in order
+     * with every later command); NULL: submit at once */
+    int (*submit_later)(struct apir_transport *t, const void *cmd, size_t size);
     /* false once the host side is known to be gone (socket closed, device lost) */
     bool (*alive)(struct apir_transport *t);
     /* Connected (HANDSHAKE answered): from now on a submit or a host answer may take up to
@@ -61,6 +64,10 @@ static inline void apir_transport_destroy_blob(struct apir_transport *t, struct 
 static inline int apir_transport_submit(struct apir_transport *t, const void *cmd, size_t size)
 {
     return t->ops->submit(t, cmd, size);
+}
+static inline int apir_transport_submit_later(struct apir_transport *t, const void *cmd, size_t size)
+{
+    return t->ops->submit_later ? t->ops->submit_later(t, cmd, size) : t->ops->submit(t, cmd, size);
 }
 static inline bool apir_transport_alive(struct apir_transport *t) { return t->ops->alive(t); }
 static inline void apir_transport_set_timeout(struct apir_transport *t, uint64_t timeout_ns)

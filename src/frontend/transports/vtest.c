@@ -22,6 +22,19 @@
 
 #define VTEST_MAX_CAPSET_WORDS 1024
 
+/* Commands submitted without a reply (vtest_submit_later) wait here, copied, and travel with
+ * the next submit as earlier batches of its SUBMIT_CMD2 (the server runs a message's batches
+ * in order): a generated token's inputs and its compute cost one socket write and one host
+ * wake-up instead of one each. */
+#define LATER_MAX_BATCHES 64
+#define LATER_MAX_WORDS (1u << 18) /* 1 MiB */
+struct later {
+    uint32_t *words; /* the commands, each padded to whole words, one after the other */
+    size_t n_words, cap_words;
+    uint32_t n;
+    uint32_t cmd_words[LATER_MAX_BATCHES], pad[LATER_MAX_BATCHES];
+};
+
 struct vtest_transport {
     struct apir_transport base;
     int fd;
@@ -32,7 +45,10 @@ struct vtest_transport {
      * timeout (vtest_set_timeout), each read gets that instead. */
     struct timespec read_deadline;
     bool connected;
+    struct later later;
 };
+
+static int write_batches(struct vtest_transport *v, const void *cmd, size_t size);
 
 /* SO_RCVTIMEO set to what is left of the connect bound; -ETIMEDOUT once it is spent */
 static int arm_read(struct vtest_transport *v)
@@ -150,7 +166,9 @@ static int vtest_create_blob(struct apir_transport *t, size_t size, struct apir_
     pthread_mutex_lock(&v->lock);
     uint32_t res_id = 0;
     int fd = -1;
-    int rc = send_cmd(v, VTEST_CMD_RESOURCE_CREATE_BLOB, VTEST_BLOB_WORDS, req, sizeof req);
+    int rc = write_batches(v, NULL, 0);
+    if (!rc)
+        rc = send_cmd(v, VTEST_CMD_RESOURCE_CREATE_BLOB, VTEST_BLOB_WORDS, req, sizeof req);
     if (!rc)
         rc = read_reply(v, VTEST_CMD_RESOURCE_CREATE_BLOB, 1, &res_id);
     if (!rc && res_id == 0)
@@ -182,6 +200,7 @@ static void vtest_destroy_blob(struct apir_transport *t, struct apir_shmem *shm)
         munmap(shm->ptr, shm->size);
     if (!t->lost) { /* a gone or hung host frees it when the connection closes */
         pthread_mutex_lock(&v->lock);
+        write_batches(v, NULL, 0);
         send_cmd(v, VTEST_CMD_RESOURCE_UNREF, VTEST_RESOURCE_UNREF_WORDS, &shm->res_id, sizeof shm->res_id);
         pthread_mutex_unlock(&v->lock);
     }
@@ -189,27 +208,93 @@ static void vtest_destroy_blob(struct apir_transport *t, struct apir_shmem *shm)
     shm->size = 0;
 }
 
-/* one SUBMIT_CMD2 batch; the command is padded to whole words and the pad announced */
+/* One SUBMIT_CMD2: the waiting later commands, then cmd (NULL: none), one batch each; every
+ * command padded to whole words and its pad announced. Under v->lock. */
+static int write_batches(struct vtest_transport *v, const void *cmd, size_t size)
+{
+    struct later *l = &v->later;
+    uint32_t count = l->n + (cmd ? 1 : 0);
+    if (count == 0)
+        return 0;
+    uint32_t pad = (uint32_t)((4 - size % 4) % 4);
+    size_t words = cmd ? (size + pad) / 4 : 0;
+    size_t head_words = 1 + (size_t)count * VTEST_SUBMIT_BATCH_WORDS;
+    size_t total = head_words + l->n_words + words;
+    if (total > (64u << 20) / 4)
+        return -E2BIG;
+    uint32_t head[1 + (LATER_MAX_BATCHES + 1) * VTEST_SUBMIT_BATCH_WORDS];
+    head[0] = count;
+    size_t at = head_words;
+    for (uint32_t i = 0; i < count; i++) {
+        bool last = cmd && i == l->n;
+        struct vtest_submit_batch b = {
+            .flags = (last ? pad : l->pad[i]) << VTEST_SUBMIT_FLAG_APIR_PAD_SHIFT,
+            .cmd_offset = (uint32_t)at,
+            .cmd_size = last ? (uint32_t)words : l->cmd_words[i],
+        };
+        memcpy(&head[1 + (size_t)i * VTEST_SUBMIT_BATCH_WORDS], &b, sizeof b);
+        at += b.cmd_size;
+    }
+    uint32_t hdr[VTEST_WIRE_HDR_WORDS] = {(uint32_t)total, VTEST_CMD_SUBMIT_CMD2};
+    static const char zeros[4];
+    struct iovec iov[5];
+    int n = 0;
+    iov[n++] = (struct iovec){hdr, sizeof hdr};
+    iov[n++] = (struct iovec){head, head_words * 4};
+    if (l->n_words)
+        iov[n++] = (struct iovec){l->words, l->n_words * 4};
+    if (cmd) {
+        iov[n++] = (struct iovec){(void *)cmd, size};
+        if (pad)
+            iov[n++] = (struct iovec){(void *)zeros, pad};
+    }
+    int rc = write_iov(v->fd, iov, n);
+    l->n = 0;
+    l->n_words = 0;
+    return rc;
+}
+
 static int vtest_submit(struct apir_transport *t, const void *cmd, size_t size)
 {
     struct vtest_transport *v = (struct vtest_transport *)t;
+    pthread_mutex_lock(&v->lock);
+    int rc = write_batches(v, cmd, size);
+    pthread_mutex_unlock(&v->lock);
+    return rc;
+}
+
+static int vtest_submit_later(struct apir_transport *t, const void *cmd, size_t size)
+{
+    struct vtest_transport *v = (struct vtest_transport *)t;
+    struct later *l = &v->later;
     uint32_t pad = (uint32_t)((4 - size % 4) % 4);
     size_t words = (size + pad) / 4;
-    size_t total = 1 + VTEST_SUBMIT_BATCH_WORDS + words;
-    if (total > (64u << 20) / 4)
-        return -E2BIG;
-    uint32_t head[1 + VTEST_SUBMIT_BATCH_WORDS] = {1};
-    struct vtest_submit_batch b = {
-        .flags = pad << VTEST_SUBMIT_FLAG_APIR_PAD_SHIFT,
-        .cmd_offset = 1 + VTEST_SUBMIT_BATCH_WORDS,
-        .cmd_size = (uint32_t)words,
-    };
-    memcpy(&head[1], &b, sizeof b);
-    uint32_t hdr[VTEST_WIRE_HDR_WORDS] = {(uint32_t)total, VTEST_CMD_SUBMIT_CMD2};
-    static const char zeros[4];
-    struct iovec iov[4] = {{hdr, sizeof hdr}, {head, sizeof head}, {(void *)cmd, size}, {(void *)zeros, pad}};
+    if (words > LATER_MAX_WORDS)
+        return vtest_submit(t, cmd, size);
     pthread_mutex_lock(&v->lock);
-    int rc = write_iov(v->fd, iov, pad ? 4 : 3);
+    int rc = 0;
+    if (l->n == LATER_MAX_BATCHES || l->n_words + words > LATER_MAX_WORDS)
+        rc = write_batches(v, NULL, 0);
+    if (!rc && l->n_words + words > l->cap_words) {
+        uint32_t *w = realloc(l->words, LATER_MAX_WORDS * sizeof *w);
+        if (w) {
+            l->words = w;
+            l->cap_words = LATER_MAX_WORDS;
+        } else {
+            rc = write_batches(v, cmd, size); /* no room to wait: send it now */
+            pthread_mutex_unlock(&v->lock);
+            return rc;
+        }
+    }
+    if (!rc) {
+        if (words)
+            l->words[l->n_words + words - 1] = 0; /* the pad bytes */
+        memcpy(l->words + l->n_words, cmd, size);
+        l->cmd_words[l->n] = (uint32_t)words;
+        l->pad[l->n] = pad;
+        l->n++;
+        l->n_words += words;
+    }
     pthread_mutex_unlock(&v->lock);
     return rc;
 }
@@ -240,6 +325,9 @@ static void vtest_set_timeout(struct apir_transport *t, uint64_t timeout_ns)
 static void vtest_destroy(struct apir_transport *t)
 {
     struct vtest_transport *v = (struct vtest_transport *)t;
+    if (!t->lost) /* the last writes of a closing guest still reach its buffers */
+        write_batches(v, NULL, 0);
+    free(v->later.words);
     close(v->fd);
     pthread_mutex_destroy(&v->lock);
     free(v);
@@ -249,6 +337,7 @@ static const struct apir_transport_ops vtest_ops = {
     .create_blob = vtest_create_blob,
     .destroy_blob = vtest_destroy_blob,
     .submit = vtest_submit,
+    .submit_later = vtest_submit_later,
     .alive = vtest_alive,
     .set_timeout = vtest_set_timeout,
     .destroy = vtest_destroy,
