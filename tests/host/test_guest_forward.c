@@ -223,6 +223,29 @@ static void test_handles_are_per_context(void **state)
     apir_client_close(b.c);
 }
 
+/* Writes sent without a reply wait in the transport and travel with the next submit (vtest:
+ * batches of one SUBMIT_CMD2): more of them than one message holds, odd sizes (padded), then
+ * one read sees every byte in order, the later write of a range winning. */
+static void test_many_writes_without_reply(void **state)
+{
+    struct guest_session s;
+    open_session(&s);
+    uint8_t want[BUF_SIZE], got[BUF_SIZE];
+    memset(want, 0, sizeof want);
+    assert_int_equal(vgpu_rpc_buffer_clear(s.c, s.buffer, 0), APIR_BACKEND_OK);
+    for (int i = 0; i < 300; i++) {
+        uint8_t bytes[13];
+        size_t off = ((size_t)i * 37) % (BUF_SIZE - sizeof bytes), n = 1 + (size_t)i % sizeof bytes;
+        for (size_t k = 0; k < n; k++)
+            bytes[k] = (uint8_t)(i + k * 3);
+        assert_int_equal(vgpu_rpc_buffer_set(s.c, s.buffer, off, bytes, n), APIR_BACKEND_OK);
+        memcpy(want + off, bytes, n);
+    }
+    assert_int_equal(vgpu_rpc_buffer_get(s.c, s.buffer, 0, got, sizeof got), APIR_BACKEND_OK);
+    assert_memory_equal(got, want, sizeof want);
+    apir_client_close(s.c);
+}
+
 static void test_disconnect_mid_session(void **state)
 {
     pid_t pid = fork();
@@ -259,6 +282,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_forward_command),
         cmocka_unit_test(test_handles_are_per_context),
+        cmocka_unit_test(test_many_writes_without_reply),
         cmocka_unit_test(test_disconnect_mid_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
