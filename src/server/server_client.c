@@ -7,7 +7,6 @@
 #include "apir_protocol.h"
 #include "vtest_wire.h"
 
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,42 +275,10 @@ static int read_message(struct client *c, const struct command *cmd, uint32_t le
     return 0;
 }
 
-/* VIRGL_APIR_SPIN_US: how long a worker polls its socket for the guest's next message
- * before blocking in recv (docs/configuration.md). A guest generating text sends its next
- * token's message tens of microseconds after a reply: polling catches it without the
- * scheduler's wake-up, at the price of that much CPU per message. Off by default: on a
- * host with few cores the poll takes a core the guest or the backend needs. */
-static uint64_t spin_ns(void)
-{
-    static uint64_t ns = UINT64_MAX;
-    if (ns == UINT64_MAX) {
-        const char *e = getenv("VIRGL_APIR_SPIN_US");
-        char *end;
-        unsigned long long us = e && *e ? strtoull(e, &end, 10) : 0;
-        ns = e && *e && !*end && us <= 1000000 ? us * 1000 : 0;
-    }
-    return ns;
-}
-
-static void poll_for_message(int fd)
-{
-    uint64_t limit = spin_ns();
-    if (!limit)
-        return;
-    uint64_t end = apir_monotonic_ns() + limit;
-    char b;
-    do {
-        ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            return; /* data, the end, or an error: the blocking read sees which */
-    } while (apir_monotonic_ns() < end);
-}
-
 static void serve(struct client *c)
 {
     for (;;) {
         uint32_t hdr[VTEST_WIRE_HDR_WORDS];
-        poll_for_message(c->fd);
         int rc = io_read_full(c->fd, hdr, sizeof hdr);
         if (c->activity) /* for the listener's idle limit */
             atomic_store_explicit(&c->activity->last_active_ns, apir_monotonic_ns(), memory_order_relaxed);

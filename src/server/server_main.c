@@ -45,8 +45,6 @@ static void usage(FILE *f)
             "  APIR_LLAMA_CPP_LOG_TO_FILE        log the GGML backend library to this file\n"
             "  VIRGL_APIR_STATS                  1: log each context's command and compute times at\n"
             "                                    its end; N: also every N graph computes\n"
-            "  VIRGL_APIR_SPIN_US                poll a guest's socket this long before blocking\n"
-            "                                    (default 0; for GPU hosts with idle cores)\n"
             "\n"
             "Each guest connection is served by a worker process of its own, sandboxed once its\n"
             "libraries are loaded. Per-guest limits (0: none; docs/configuration.md):\n"
