@@ -50,7 +50,7 @@ step_support() {
 step_bench() {
     BENCH_OUT="$work/bench" bash bench/llama-bench.sh "$build" >"$res/bench.txt" 2>&1
     log "bench:"; tee -a "$res/summary.txt" <"$res/bench.txt"
-    cp "$work/bench/llama-bench.csv" "$res/" 2>/dev/null
+    cp "$work/bench/llama-bench.jsonl" "$res/" 2>/dev/null
 }
 step_cpubench() {
     BENCH_BACKEND=cpu BENCH_OUT="$work/bench-cpu" bash bench/llama-bench.sh "$build" >"$res/bench-cpu.txt" 2>&1

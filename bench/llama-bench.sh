@@ -11,7 +11,8 @@
 # 3. starts apir-server and ggml-rpc-server, both running the backend library of step 1
 #    (libggml-cuda.so or libggml-cpu.so),
 # 4. runs llama-bench -dev NATIVE,VirtGPU0,RPC0 (NATIVE: CUDA0, or the CPU with "none"),
-# 5. prints a table of tokens/s and the ratios to native, and the raw CSV's path.
+# 5. prints a table of tokens/s (medians of the repetitions) and the ratios to native, and the
+#    raw JSONL's path.
 #
 # Environment: BENCH_TYPES (default "f16 q4_0"), BENCH_MODEL_ARGS (make-tiny-llama shape
 # options instead of the default), BENCH_P / BENCH_N (prompt and generated tokens; default
@@ -19,7 +20,7 @@
 # the CPU), BENCH_THREADS (CPU threads of llama-bench and ggml-rpc-server; on the CPU host
 # the default is one per core, as apir-server's CPU backend uses), BENCH_EXTRA (more
 # llama-bench options),
-# BENCH_OUT (folder for models, logs and the CSV; default BUILD_DIR/bench-llama),
+# BENCH_OUT (folder for models, logs and the JSONL; default BUILD_DIR/bench-llama),
 # BENCH_BACKEND=cpu (the CPU backend and CPU-sized models even where CUDA was built).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,26 +78,35 @@ done
 
 echo "llama-bench: $native_label vs VirtGPU0 (apir-server) vs RPC0 (ggml-rpc-server), both servers on $host_lib"
 echo "models: ${model_args[*]}; types: ${BENCH_TYPES:-f16 q4_0}; -p $p -n $n -r $reps"
-csv="$out/llama-bench.csv"
+res="$out/llama-bench.jsonl"
 # shellcheck disable=SC2086 # BENCH_EXTRA is a list of options
 GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" bash "$root/tests/lib/with-server.sh" "$build" -- \
     "$tools/llama-bench" "${models[@]}" --rpc "127.0.0.1:$port" -dev "$native,VirtGPU0,RPC0" -ngl 99 \
-    -p "$p" -n "$n" -r "$reps" "${threads[@]}" ${BENCH_EXTRA:-} -o csv >"$csv" 2>"$out/llama-bench.log" \
+    -p "$p" -n "$n" -r "$reps" "${threads[@]}" ${BENCH_EXTRA:-} -o jsonl >"$res" 2>"$out/llama-bench.log" \
     || { tail -n 40 "$out/llama-bench.log" >&2; echo "llama-bench.sh: llama-bench failed (log: $out/llama-bench.log)" >&2; exit 1; }
 
-# table: one row per model and test, tokens/s per device and the ratios
-awk -F'","' -v native="$native_label" '
-    function strip(s) { gsub(/^"|"$/, "", s); return s }
-    NR == 1 { nh = split($0, h, ","); for (i = 1; i <= nh; i++) col[strip(h[i])] = i; next }   # the header is not quoted
-    {
-        for (i = 1; i <= NF; i++) $i = strip($i)
-        d = $col["devices"]; if (d == "auto" || d == "none" || d == "") d = native
-        test = ($col["n_prompt"] > 0 ? "pp" $col["n_prompt"] : "tg" $col["n_gen"])
-        row = $col["model_type"] SUBSEP test
-        if (!(row in seen)) { seen[row] = 1; order[nr++] = row }
-        ts[row, d] = $col["avg_ts"]; sd[row, d] = $col["stddev_ts"]
+# table: one row per model and test, the median tokens/s of the repetitions per device (the
+# prompt figures of one repetition vary by ±20% on a GPU: medians, not means), and the ratios
+awk -v native="$native_label" '
+    function field(k,   m) {   # a string or number value of "k" on this JSON line
+        if (!match($0, "\"" k "\": (\"[^\"]*\"|[-0-9.e+]+)")) return ""
+        m = substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 4); gsub(/"/, "", m); return m
     }
-    function cell(r, d) { return (r, d) in ts ? sprintf("%.1f ± %.1f", ts[r, d], sd[r, d]) : "-" }
+    function median(list,   a, n, i, j, t) {
+        n = split(list, a, /, */)
+        for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    /^\{/ {
+        d = field("devices"); if (d == "auto" || d == "none" || d == "") d = native
+        test = (field("n_prompt") > 0 ? "pp" field("n_prompt") : "tg" field("n_gen"))
+        row = field("model_type") SUBSEP test
+        if (!(row in seen)) { seen[row] = 1; order[nr++] = row }
+        match($0, /"samples_ts": \[[^]]*\]/); s = substr($0, RSTART + 15, RLENGTH - 16)
+        ts[row, d] = median(s); n_s = split(s, tmp, /, */); lo[row, d] = tmp[1]; hi[row, d] = tmp[1]
+        for (i = 2; i <= n_s; i++) { if (tmp[i] + 0 < lo[row, d] + 0) lo[row, d] = tmp[i]; if (tmp[i] + 0 > hi[row, d] + 0) hi[row, d] = tmp[i] }
+    }
+    function cell(r, d) { return (r, d) in ts ? sprintf("%.1f (%.0f-%.0f)", ts[r, d], lo[r, d], hi[r, d]) : "-" }
     function ratio(r, a, b) { return ((r, a) in ts && (r, b) in ts && ts[r, b] > 0) ? sprintf("%.2fx", ts[r, a] / ts[r, b]) : "-" }
     END {
         printf "| model | test | %s t/s | VirtGPU0 t/s | RPC0 t/s | VirtGPU0 / %s | RPC0 / %s | VirtGPU0 / RPC0 |\n", native, native, native
@@ -107,5 +117,6 @@ awk -F'","' -v native="$native_label" '
                 cell(order[i], "VirtGPU0"), cell(order[i], "RPC0"), ratio(order[i], "VirtGPU0", native),
                 ratio(order[i], "RPC0", native), ratio(order[i], "VirtGPU0", "RPC0")
         }
-    }' "$csv"
-echo "raw results: $csv"
+        print "t/s: the median of the repetitions (lowest-highest)"
+    }' "$res"
+echo "raw results: $res"
