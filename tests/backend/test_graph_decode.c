@@ -11,6 +11,8 @@
 #include "tensor_validate.h"
 #include "wire_util.h"
 
+#include "ggml-impl.h" /* the decoded graph's use counts */
+
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -105,6 +107,39 @@ static void test_framing(void **state)
     assert_int_equal(graph_decode(&dec, &resolver, NULL, &g), APIR_BACKEND_ERR_DECODE);
     apir_decoder_init(&dec, msg, 2);
     assert_int_equal(graph_decode(&dec, &resolver, NULL, &g), APIR_BACKEND_ERR_DECODE);
+}
+
+/* Use counts are the guest's word (ggml fuses on them): any value, a node listed twice, are
+ * taken without harm; a count past INT32_MAX is clamped. */
+static void test_hostile_use_counts(void **state)
+{
+    struct apir_wire_tensor t[3];
+    mul_mat_graph(t);
+    static const uint32_t uses[] = {0, 1, 7, 0x7fffffffu, 0x80000000u, 0xffffffffu};
+    for (size_t u = 0; u < sizeof uses / sizeof uses[0]; u++) {
+        for (uint32_t twice = 0; twice < 2; twice++) {
+            uint8_t msg[1024];
+            struct apir_encoder enc;
+            apir_encoder_init(&enc, msg, sizeof msg);
+            apir_put_u32(&enc, 3);
+            for (int i = 0; i < 3; i++)
+                apir_wire_tensor_encode(&enc, &t[i]);
+            apir_put_u32(&enc, 1 + twice);
+            for (uint32_t k = 0; k <= twice; k++) {
+                apir_put_u32(&enc, 2);
+                apir_put_u32(&enc, uses[u]);
+            }
+            assert_false(enc.error);
+            struct apir_decoder dec;
+            apir_decoder_init(&dec, msg, enc.pos);
+            struct decoded_graph g;
+            assert_int_equal(graph_decode(&dec, &resolver, NULL, &g), APIR_BACKEND_OK);
+            int32_t want = uses[u] > 0x7fffffffu ? INT32_MAX : (int32_t)uses[u];
+            assert_int_equal(ggml_node_get_use_count(g.graph, 0), want);
+            assert_true(g.graph->uid != 0); /* a fresh ggml graph id */
+            decoded_graph_free(&g);
+        }
+    }
 }
 
 static void expect_tensor_error(void (*mutate)(struct apir_wire_tensor *t), uint32_t want)
@@ -368,6 +403,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_graph),
         cmocka_unit_test(test_framing),
+        cmocka_unit_test(test_hostile_use_counts),
         cmocka_unit_test(test_hostile_tensors),
         cmocka_unit_test(test_extent),
         cmocka_unit_test(test_index_aliasing),

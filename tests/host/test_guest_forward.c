@@ -152,6 +152,14 @@ static void test_every_forward_command(void **state)
         many[i] = outs[0];
     assert_int_equal(vgpu_rpc_graph_recompute(c, backend, many, APIR_MAX_RECOMPUTE_OUTPUTS + 1, &st),
                      APIR_BACKEND_ERR_DECODE);
+    /* outputs adding up to more than the data page: refused before computing */
+    uint32_t big_out;
+    size_t big_out_size = APIR_CLIENT_DATA_PAGE_SIZE / 8 + 64;
+    assert_int_equal(guest_alloc(c, dev.buft, big_out_size, &big_out), APIR_BACKEND_OK);
+    for (int i = 0; i < (int)APIR_MAX_RECOMPUTE_OUTPUTS; i++)
+        many[i] = (struct vgpu_rpc_output){big_out, 0, big_out_size, NULL}; /* never copied */
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, many, 8, &st), APIR_BACKEND_ERR_BOUNDS);
+    assert_int_equal(vgpu_rpc_buffer_free(c, big_out), APIR_BACKEND_OK);
 
     /* COPY the product into the second buffer */
     bool done = false;
