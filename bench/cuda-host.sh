@@ -12,7 +12,7 @@
 # CUDA_HOST_STEPS (default "support bench ops") picks and orders the steps; more steps:
 #   breakdown  one llama-bench generation run through VirtGPU0 (F16) with GGML_VIRTGPU_STATS and
 #              VIRGL_APIR_STATS, the host's ggml log at debug level (the CUDA backend says there
-#              whether it reused its CUDA graphs), and bench-ops' tiny-graph round trip
+#              whether it reused its CUDA graphs), and bench-roundtrip's no-op round trip
 #   cpubench   bench/llama-bench.sh on the CPU backend (BENCH_BACKEND=cpu): native CPU, VirtGPU0 and
 #              RPC0 on this host's cores
 #   tools      the llama.cpp programs and libraries built here, xz-compressed in parts of 15 MB
@@ -78,10 +78,9 @@ step_breakdown() {
     grep -B1 -A12 'stats of context .*released' "$host_log" | tee -a "$res/summary.txt"
     log "host ggml debug lines on CUDA graphs: $(grep -c 'CUDA Graph id .* reused' "$host_log") uid reuses, $(grep -c 'warmup complete' "$host_log") warmups, $(grep -c 'warmup reset' "$host_log") resets"
     grep -E 'tg128|model' "$res/breakdown-guest.txt" | tail -n 3 | tee -a "$res/summary.txt"
-    GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" LD_LIBRARY_PATH="$tools" \
-        bash tests/lib/with-server.sh "$build" -- "$build/bin/bench-ops" --device VirtGPU0 --filter tiny \
-        >"$res/breakdown-bench-ops.txt" 2>&1
-    log "bench-ops tiny (exit $?):"; tail -n 6 "$res/breakdown-bench-ops.txt" | tee -a "$res/summary.txt"
+    LD_LIBRARY_PATH="$tools" bash tests/lib/with-server.sh "$build" -- "$build/bin/bench-roundtrip" \
+        >"$res/breakdown-roundtrip.txt" 2>&1
+    log "bench-roundtrip (exit $?): $(tail -n 1 "$res/breakdown-roundtrip.txt")"
 }
 step_tools() {
     tar cf - -C "$tools" --exclude='*.a' . | xz -T0 -6 | split -b 15M -d - "$res/llama-tools.tar.xz."

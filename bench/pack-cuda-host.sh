@@ -10,7 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "$1" && pwd); out=$2
 rm -rf "$out"; mkdir -p "$out/tree" "$out/build/bin" "$out/build/host"
 git -C "$root" ls-files -co --exclude-standard | tar cf - -C "$root" -T - | tar xf - -C "$out/tree"
-cp "$build"/bin/{apir-server,libggml-virtgpu.so,make-tiny-llama,bench-ops} "$out/build/bin/"
+cp "$build"/bin/{apir-server,libggml-virtgpu.so,make-tiny-llama,bench-ops,bench-roundtrip} "$out/build/bin/"
 cp "$build/host/libggml-virtgpu-backend.so" "$out/build/host/"
 src=$(bash "$root/scripts/build-llama-tools.sh" --print-source | tail -n1)
 tar czf "$out/llama-src.tgz" -C "$src" --exclude=./models --exclude=./docs --exclude=./media \
