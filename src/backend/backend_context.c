@@ -29,7 +29,8 @@ void backend_ctx_drop_graphs(struct backend_ctx *ctx)
     uint32_t pos = 0;
     struct backend_stream *s;
     while ((s = handle_table_next(&ctx->handles, &pos, HANDLE_BACKEND, NULL)))
-        decoded_graph_free(&s->graph);
+        for (int i = 0; i < APIR_GRAPH_SLOTS; i++)
+            decoded_graph_free(&s->graphs[i]);
 }
 
 static ggml_backend_buffer_t resolve_buffer(void *user, uint32_t h) { return backend_ctx_buffer(user, h); }
@@ -41,7 +42,8 @@ struct buffer_resolver backend_ctx_resolver(struct backend_ctx *ctx)
 
 void backend_stream_free(struct backend_stream *s)
 {
-    decoded_graph_free(&s->graph);
+    for (int i = 0; i < APIR_GRAPH_SLOTS; i++)
+        decoded_graph_free(&s->graphs[i]);
     ggml_backend_free(s->backend);
     if (s->threadpool && s->threadpool_pid == getpid())
         s->threadpool_free(s->threadpool);

@@ -3,6 +3,7 @@
 #ifndef APIR_BACKEND_CONTEXT_H
 #define APIR_BACKEND_CONTEXT_H
 
+#include "apir_forward.h"
 #include "apir_protocol.h"
 #include "backend_stats.h"
 #include "ggml-backend.h"
@@ -24,7 +25,10 @@ struct backend_device {
 struct backend_stream {
     ggml_backend_t backend;
     uint32_t device;            /* index into backend_ctx.devices */
-    struct decoded_graph graph; /* last graph computed, for GRAPH_RECOMPUTE (graph NULL = none) */
+    /* the last graphs computed, for GRAPH_RECOMPUTE (graph NULL = empty slot); a new one takes
+     * an empty slot or the least recently computed */
+    struct decoded_graph graphs[APIR_GRAPH_SLOTS];
+    uint64_t graph_used[APIR_GRAPH_SLOTS], graph_tick;
     /* the CPU backend's own threads, kept between computes; made at the first compute by the
      * process that computes (a forked child has none of its parent's threads) */
     void *threadpool;

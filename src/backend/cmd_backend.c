@@ -100,9 +100,9 @@ uint32_t cmd_backend_free(struct cmd_call *c)
 /* The indices may have changed since the last compute (BUFFER_SET): check them each time.
  * Indices the graph computes are checked when they exist: the compute runs up to the node
  * that reads them, they are checked, and it goes on. */
-static uint32_t compute_parts(struct backend_stream *s, uint64_t *t, enum ggml_status *gs)
+static uint32_t compute_parts(struct backend_stream *s, const struct decoded_graph *dg, uint64_t *t,
+                              enum ggml_status *gs)
 {
-    const struct decoded_graph *dg = &s->graph;
     const struct index_guard *ig = &dg->indices;
     uint32_t st;
     TIMED(BS_SYNC_NS, st = index_guard_check_static(ig));
@@ -128,9 +128,12 @@ static uint32_t compute_parts(struct backend_stream *s, uint64_t *t, enum ggml_s
     return APIR_BACKEND_OK;
 }
 
-/* reused: GRAPH_RECOMPUTE of the cached decoded graph, which may read outputs back (NULL: none) */
-static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reused, const struct cmd_outputs *outs)
+/* computes the graph of slot; reused: GRAPH_RECOMPUTE, which may read outputs back (NULL: none) */
+static uint32_t compute(struct cmd_call *c, struct backend_stream *s, uint32_t slot, bool reused,
+                        const struct cmd_outputs *outs)
 {
+    const struct decoded_graph *dg = &s->graphs[slot];
+    s->graph_used[slot] = ++s->graph_tick;
     /* t[]: VIRGL_APIR_STATS's BS_* times and counts of this compute, added to the context's
      * only when it ran (a refused graph is counted as its command's time alone) */
     uint64_t t[BS_FIELDS] = {0};
@@ -138,9 +141,9 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reuse
     struct queued_writes *q = &c->ctx->writes;
     queued_writes_before_compute(q, s);
     /* the index checks read indices back on another CUDA stream than the queued writes */
-    if (q->stream && s->graph.indices.n)
+    if (q->stream && dg->indices.n)
         queued_writes_settle(q);
-    uint32_t st = compute_parts(s, t, &gs);
+    uint32_t st = compute_parts(s, dg, t, &gs);
     queued_writes_after_compute(q, s);
     if (st != APIR_BACKEND_OK)
         return st;
@@ -158,6 +161,19 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reuse
     return APIR_BACKEND_OK;
 }
 
+/* an empty slot, else the least recently computed */
+static uint32_t free_slot(const struct backend_stream *s)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 0; i < APIR_GRAPH_SLOTS; i++) {
+        if (!s->graphs[i].graph)
+            return i;
+        if (s->graph_used[i] < s->graph_used[best])
+            best = i;
+    }
+    return best;
+}
+
 uint32_t cmd_graph_compute(struct cmd_call *c)
 {
     struct backend_stream *s = backend_ctx_stream(c->ctx, apir_get_u32(&c->dec));
@@ -170,29 +186,35 @@ uint32_t cmd_graph_compute(struct cmd_call *c)
     uint32_t st = graph_decode(&c->dec, &r, c->ctx->devices[s->device].dev, &g);
     if (st != APIR_BACKEND_OK)
         return st;
-    /* the new graph replaces the cached one, whatever the compute status */
-    decoded_graph_free(&s->graph);
-    s->graph = g;
+    /* the new graph replaces the slot's, whatever the compute status */
+    uint32_t slot = free_slot(s);
+    decoded_graph_free(&s->graphs[slot]);
+    s->graphs[slot] = g;
     if (backend_stats_on()) {
         c->ctx->stats.total.g[BS_DECODE_NS] += g.decode_ns;
         c->ctx->stats.total.g[BS_VALIDATE_NS] += g.validate_ns;
     }
-    return compute(c, s, false, NULL);
+    st = compute(c, s, slot, false, NULL);
+    apir_put_u32(&c->enc, slot);
+    return st;
 }
 
 uint32_t cmd_graph_recompute(struct cmd_call *c)
 {
     struct backend_stream *s = backend_ctx_stream(c->ctx, apir_get_u32(&c->dec));
+    uint32_t slot = apir_get_u32(&c->dec);
     struct cmd_outputs outs;
     uint32_t st = cmd_outputs_decode(c, &outs);
     if (st != APIR_BACKEND_OK)
         return st;
     ARGS_DONE(c);
+    if (slot >= APIR_GRAPH_SLOTS)
+        return APIR_BACKEND_ERR_DECODE;
     if (!s)
         return APIR_BACKEND_ERR_HANDLE;
-    if (!s->graph.graph)
+    if (!s->graphs[slot].graph)
         return APIR_BACKEND_ERR_NO_GRAPH;
-    return compute(c, s, true, &outs);
+    return compute(c, s, slot, true, &outs);
 }
 
 uint32_t cmd_backend_synchronize(struct cmd_call *c)

@@ -1,6 +1,7 @@
-/* ggml backend (stream) interface. graph_compute encodes the graph and sends it, unless it is
- * byte-identical to the last one this backend sent: then GRAPH_RECOMPUTE reuses the host's
- * copy (llama.cpp recomputes an identical graph for every generated token). Buffer handles and
+/* ggml backend (stream) interface. graph_compute encodes the graph and sends it, unless the
+ * host holds it already (one of its APIR_GRAPH_SLOTS recent graphs: the same ggml graph id,
+ * or byte-identical): then GRAPH_RECOMPUTE reuses the host's copy (llama.cpp recomputes an
+ * identical graph for every generated token). Buffer handles and
  * data offsets are part of the bytes, so a moved tensor never reuses a stale graph. */
 #include "guest_log.h"
 #include "vgpu_internal.h"
@@ -24,7 +25,8 @@ static void backend_free(ggml_backend_t backend)
     GUEST_LOG_DEBUG("%s: %llu graphs sent, %llu recomputed\n", be->dev->name, (unsigned long long)be->n_compute,
                     (unsigned long long)be->n_recompute);
     vgpu_graph_encoder_free(&be->enc);
-    vgpu_graph_cache_free(&be->last);
+    for (int i = 0; i < APIR_GRAPH_SLOTS; i++)
+        vgpu_graph_cache_free(&be->held[i]);
     pthread_mutex_destroy(&be->lock);
     free(be);
     free(backend);
@@ -103,8 +105,11 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
     uint64_t t0 = vgpu_stats_on() ? vgpu_stats_now() : 0;
     enum ggml_status est;
     bool empty = false;
-    /* the graph the host holds, known by ggml's id: no encoding (llama.cpp's token loop) */
-    bool encoded = false, same = vgpu_graph_cache_matches_uid(&be->last, cgraph->uid);
+    /* a graph the host holds, known by ggml's id: no encoding (llama.cpp's token loop) */
+    uint32_t slot = 0;
+    bool encoded = false, same = false;
+    for (; slot < APIR_GRAPH_SLOTS && !same; slot += !same)
+        same = vgpu_graph_cache_matches_uid(&be->held[slot], cgraph->uid);
     if (!same) {
         if ((est = encode(be, cgraph, &empty)) != GGML_STATUS_SUCCESS)
             return est;
@@ -113,16 +118,17 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
             return GGML_STATUS_SUCCESS;
         }
         encoded = true;
-        same = vgpu_graph_cache_matches(&be->last, be->enc.bytes, be->enc.len);
+        for (slot = 0; slot < APIR_GRAPH_SLOTS && !same; slot += !same)
+            same = vgpu_graph_cache_matches(&be->held[slot], be->enc.bytes, be->enc.len);
         if (same)
-            be->last.uid = cgraph->uid; /* a new id for the same bytes (the scheduler split again) */
+            be->held[slot].uid = cgraph->uid; /* a new id for the same bytes (the scheduler split again) */
     }
     int32_t status = GGML_STATUS_FAILED;
     int rc;
     if (t0)
         ri->encode_ns = vgpu_stats_now() - t0;
     if (same) {
-        rc = vgpu_rpc_graph_recompute(c, be->handle, outs->o, outs->n, &status);
+        rc = vgpu_rpc_graph_recompute(c, be->handle, slot, outs->o, outs->n, &status);
         if (rc == APIR_BACKEND_OK) {
             be->n_recompute++;
             ri->kind = VGPU_STATS_GRAPH_RECOMPUTE;
@@ -139,12 +145,15 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
         GUEST_LOG_DEBUG("%s: GRAPH_RECOMPUTE failed (%s), sending the graph\n", be->dev->name,
                         vgpu_rpc_status_str(rc));
         ri->kind = VGPU_STATS_GRAPH_FALLBACK;
+        vgpu_graph_cache_invalidate(&be->held[slot]);
         if (!encoded && ((est = encode(be, cgraph, &empty)) != GGML_STATUS_SUCCESS || empty))
             return est; /* (empty cannot be: the same id was not empty before) */
     }
-    vgpu_graph_cache_invalidate(&be->last);
-    rc = vgpu_rpc_graph_compute(c, be->handle, be->enc.bytes, be->enc.len, &status);
+    rc = vgpu_rpc_graph_compute(c, be->handle, be->enc.bytes, be->enc.len, &status, &slot);
     if (rc) {
+        /* the host may have put the graph in a slot it did not tell: trust none */
+        for (int i = 0; i < APIR_GRAPH_SLOTS; i++)
+            vgpu_graph_cache_invalidate(&be->held[i]);
         GUEST_LOG_FAILURE(rc, "%s: GRAPH_COMPUTE of %d nodes failed: %s\n", be->dev->name,
                           ggml_graph_n_nodes(cgraph), vgpu_rpc_status_str(rc));
         return GGML_STATUS_FAILED;
@@ -152,8 +161,9 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
     be->n_compute++;
     if (ri->kind != VGPU_STATS_GRAPH_FALLBACK)
         ri->kind = VGPU_STATS_GRAPH_SENT;
-    vgpu_graph_cache_store(&be->last, be->enc.bytes, be->enc.len);
-    be->last.uid = cgraph->uid;
+    /* the host put it in slot, in place of whatever that slot held */
+    vgpu_graph_cache_store(&be->held[slot], be->enc.bytes, be->enc.len);
+    be->held[slot].uid = cgraph->uid;
     return (enum ggml_status)status;
 }
 

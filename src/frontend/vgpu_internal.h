@@ -55,7 +55,7 @@ struct vgpu_backend {
     uint32_t handle;
     pthread_mutex_t lock; /* guards the encoder and the graph cache */
     struct vgpu_graph_encoder enc;
-    struct vgpu_graph_cache last;
+    struct vgpu_graph_cache held[APIR_GRAPH_SLOTS]; /* what the host keeps in each slot */
     uint64_t n_compute, n_recompute; /* statistics, logged at free */
 };
 

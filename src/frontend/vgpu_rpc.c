@@ -276,12 +276,21 @@ int vgpu_rpc_backend_free(struct apir_client *c, uint32_t backend)
     return call(c, NULL, NULL);
 }
 
-int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status)
+int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status,
+                           uint32_t *slot)
 {
     struct apir_encoder *e = apir_client_begin(c, APIR_FWD_GRAPH_COMPUTE, len);
     apir_put_u32(e, backend);
     apir_put_bytes(e, graph, len);
-    return call(c, get_status, status);
+    uint32_t v[2];
+    int rc = call(c, get_u32_pair, v);
+    if (rc == APIR_BACKEND_OK) {
+        *status = (int32_t)v[0];
+        if (v[1] >= APIR_GRAPH_SLOTS)
+            return VGPU_RPC_ERR_REPLY; /* a host of another protocol */
+        *slot = v[1];
+    }
+    return rc;
 }
 
 struct recompute_reply {
@@ -300,14 +309,15 @@ static void get_recompute(struct apir_decoder *d, void *out)
         memcpy(r->outs[i].dst, r->page + at, r->outs[i].size);
 }
 
-int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, const struct vgpu_rpc_output *outs, uint32_t n,
-                             int32_t *status)
+int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, uint32_t slot, const struct vgpu_rpc_output *outs,
+                             uint32_t n, int32_t *status)
 {
     struct apir_encoder *e = apir_client_begin(c, APIR_FWD_GRAPH_RECOMPUTE, 4 + (size_t)n * 20);
     const struct apir_shmem *page = apir_client_data_page(c);
     if (n && !page) /* not connected (device lost): nothing is sent, the call says why */
         return call(c, NULL, NULL);
     apir_put_u32(e, backend);
+    apir_put_u32(e, slot);
     apir_put_u32(e, n);
     size_t total = 0;
     if (n) {

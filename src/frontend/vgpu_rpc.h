@@ -53,19 +53,21 @@ int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, 
                          uint64_t size, bool *done);
 int vgpu_rpc_backend_init(struct apir_client *c, uint32_t dev, uint32_t *backend);
 int vgpu_rpc_backend_free(struct apir_client *c, uint32_t backend);
-/* graph: bytes from vgpu_graph_encode(); *status: enum ggml_status from the host */
-int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status);
+/* graph: bytes from vgpu_graph_encode(); *status: enum ggml_status from the host, *slot:
+ * where the host keeps the graph for GRAPH_RECOMPUTE (0..APIR_GRAPH_SLOTS-1) */
+int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status,
+                           uint32_t *slot);
 /* an output GRAPH_RECOMPUTE reads back: [offset, offset+size) of buffer, copied to dst */
 struct vgpu_rpc_output {
     uint32_t buffer;
     uint64_t offset, size;
     void *dst;
 };
-/* recomputes the host's copy of the graph; when it succeeded (*status GGML_STATUS_SUCCESS)
- * the n outputs (n <= APIR_MAX_RECOMPUTE_OUTPUTS, together at most one data page) come back
- * in the same round trip */
-int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, const struct vgpu_rpc_output *outs, uint32_t n,
-                             int32_t *status);
+/* recomputes the host's copy of the graph in slot; when it succeeded (*status
+ * GGML_STATUS_SUCCESS) the n outputs (n <= APIR_MAX_RECOMPUTE_OUTPUTS, together at most one
+ * data page) come back in the same round trip */
+int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, uint32_t slot, const struct vgpu_rpc_output *outs,
+                             uint32_t n, int32_t *status);
 int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status);
 /* BACKEND_SYNCHRONIZE only if fire-and-forget commands were sent since the last wait; else
  * *status = GGML_STATUS_SUCCESS without a round trip */

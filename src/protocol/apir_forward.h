@@ -58,6 +58,10 @@ const char *apir_forward_cmd_name(uint32_t cmd);
 #define APIR_MAX_GRAPH_TENSORS (1u << 20)
 #define APIR_MAX_OP_TENSORS 11 /* GGML_MAX_SRC sources + the op */
 
+/* Decoded graphs the host keeps per backend for GRAPH_RECOMPUTE (the slots of GRAPH_COMPUTE's
+ * reply): a few graphs that alternate (a server's prompt and generation steps) all stay */
+#define APIR_GRAPH_SLOTS 4
+
 /* Most output ranges one GRAPH_RECOMPUTE copies back (llama.cpp reads one or two) */
 #define APIR_MAX_RECOMPUTE_OUTPUTS 16
 

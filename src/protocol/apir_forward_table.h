@@ -51,13 +51,15 @@ APIR_FORWARD_CMD(BUFFER_COPY, buffer_copy, 12, APIR_FWD_FIXED(32), APIR_FWD_FIXE
 APIR_FORWARD_CMD(BACKEND_INIT, backend_init, 13, APIR_FWD_FIXED(4), APIR_FWD_FIXED(4), APIR_FWD_NO_WAIT)
 /* handle backend -> nothing */
 APIR_FORWARD_CMD(BACKEND_FREE, backend_free, 14, APIR_FWD_FIXED(4), APIR_FWD_FIXED(0), APIR_FWD_NO_WAIT)
-/* handle backend, graph (apir_forward.h) -> u32 enum ggml_status */
-APIR_FORWARD_CMD(GRAPH_COMPUTE, graph_compute, 15, APIR_FWD_VARIABLE(4), APIR_FWD_FIXED(4), APIR_FWD_WAITS)
-/* handle backend, u32 n (0..APIR_MAX_RECOMPUTE_OUTPUTS), when n > 0: u32 shmem res_id, then n
- * times (handle buffer, u64 offset, u64 size) -> u32 enum ggml_status; recomputes the graph
- * last sent to this backend, then, when it succeeded, copies the n ranges one after the other
- * into the shared resource from its start (the graph's outputs, read without a round trip) */
-APIR_FORWARD_CMD(GRAPH_RECOMPUTE, graph_recompute, 16, APIR_FWD_VARIABLE(8), APIR_FWD_FIXED(4), APIR_FWD_WAITS)
+/* handle backend, graph (apir_forward.h) -> u32 enum ggml_status, u32 slot; the decoded graph
+ * is kept in slot (0..APIR_GRAPH_SLOTS-1: an empty one or the least recently computed) */
+APIR_FORWARD_CMD(GRAPH_COMPUTE, graph_compute, 15, APIR_FWD_VARIABLE(4), APIR_FWD_FIXED(8), APIR_FWD_WAITS)
+/* handle backend, u32 slot, u32 n (0..APIR_MAX_RECOMPUTE_OUTPUTS), when n > 0: u32 shmem
+ * res_id, then n times (handle buffer, u64 offset, u64 size) -> u32 enum ggml_status;
+ * recomputes the graph kept in slot (ERR_NO_GRAPH: none), then, when it succeeded, copies the
+ * n ranges one after the other into the shared resource from its start (the graph's outputs,
+ * read without a round trip) */
+APIR_FORWARD_CMD(GRAPH_RECOMPUTE, graph_recompute, 16, APIR_FWD_VARIABLE(12), APIR_FWD_FIXED(4), APIR_FWD_WAITS)
 /* handle backend -> u32 enum ggml_status of the work since the last synchronize */
 APIR_FORWARD_CMD(BACKEND_SYNCHRONIZE, backend_synchronize, 17, APIR_FWD_FIXED(4), APIR_FWD_FIXED(4), APIR_FWD_WAITS)
 /* handle buffer, u64 offset, u32 size (<= APIR_MAX_INLINE_SET), size bytes of data -> nothing

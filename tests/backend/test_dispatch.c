@@ -88,14 +88,18 @@ static uint32_t call_u32(uint32_t ctx, uint32_t cmd, uint32_t arg)
     return call(ctx, cmd);
 }
 
-/* GRAPH_RECOMPUTE reading no outputs back */
-static uint32_t recompute(uint32_t ctx, uint32_t be)
+/* GRAPH_RECOMPUTE of a slot, reading no outputs back */
+static uint32_t recompute_slot(uint32_t ctx, uint32_t be, uint32_t slot)
 {
     begin();
     apir_put_u32(&a, be);
+    apir_put_u32(&a, slot);
     apir_put_u32(&a, 0);
     return call(ctx, APIR_FWD_GRAPH_RECOMPUTE);
 }
+
+/* of slot 0, where the first graph a backend computes is kept */
+static uint32_t recompute(uint32_t ctx, uint32_t be) { return recompute_slot(ctx, be, 0); }
 
 static char log_path[256];
 static int log_has(const char *needle)
@@ -401,14 +405,20 @@ static void test_session(const char *cpu)
         uint32_t gnode = 2;
         begin_graph(be, g, 3, &gnode, 1);
         CHECK_EQ(call(1, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+        CHECK_EQ(apir_get_u32(&r), GGML_STATUS_SUCCESS);
+        uint32_t gslot = apir_get_u32(&r); /* the mul_mat graph keeps slot 0 */
+        CHECK(gslot != 0 && gslot < APIR_GRAPH_SLOTS);
         CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 1088, 32, RES_ID, 600), APIR_BACKEND_OK);
         CHECK(!memcmp(shm + 600, A + 8, 16) && !memcmp(shm + 616, A, 16));
         int32_t bad[3][2] = {{0, 3}, {-1, 0}, {0, 0x7fffffff}};
         for (int i = 0; i < 3; i++) {
             memcpy(shm + 512, bad[i], sizeof bad[i]);
             CHECK_EQ(transfer(1, APIR_FWD_BUFFER_SET, buf, 1024, 8, RES_ID, 512), APIR_BACKEND_OK);
-            CHECK_EQ(recompute(1, be), APIR_BACKEND_ERR_BOUNDS);
+            CHECK_EQ(recompute_slot(1, be, gslot), APIR_BACKEND_ERR_BOUNDS);
         }
+        /* the mul_mat graph is still kept; a slot past the last is malformed */
+        CHECK_EQ(recompute_slot(1, be, 0), APIR_BACKEND_OK);
+        CHECK_EQ(recompute_slot(1, be, APIR_GRAPH_SLOTS), APIR_BACKEND_ERR_DECODE);
         /* back to the mul_mat graph */
         begin_graph(be, t, 3, &node, 1);
         CHECK_EQ(call(1, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);

@@ -215,6 +215,7 @@ int main(void)
     upload(buf, nbuf);
     begin();
     apir_put_u32(&a, be);
+    apir_put_u32(&a, 0); /* slot 0: the only graph sent */
     apir_put_u32(&a, 0); /* no outputs read back */
     if (call(APIR_FWD_GRAPH_RECOMPUTE) != APIR_BACKEND_OK || apir_get_u32(&r) != GGML_STATUS_SUCCESS)
         FAIL("GRAPH_RECOMPUTE failed");

@@ -225,6 +225,54 @@ static bool test_recompute_sees_new_data(ggml_backend_dev_t vdev, ggml_backend_d
     return ok;
 }
 
+/* Graphs that alternate on one backend (a server's prompt and generation steps) are each sent
+ * once: the host keeps several (APIR_GRAPH_SLOTS), so the others are GRAPH_RECOMPUTE, each
+ * computing its own graph with the current data. */
+static bool test_alternating_graphs(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
+{
+    static struct inputs in;
+    static float vo[M * N], vq[MQ * N], co[M * N], cq[MQ * N];
+    make_inputs(&in);
+    if (!run_direct(cdev, &in, 1, co, cq))
+        return false;
+    struct model m;
+    build(&m);
+    /* graph 2 computes q alone, graph 3 out alone */
+    struct ggml_cgraph *g2 = ggml_new_graph_custom(m.ctx, 16, false), *g3 = ggml_new_graph_custom(m.ctx, 16, false);
+    ggml_build_forward_expand(g2, m.q);
+    ggml_build_forward_expand(g3, m.out);
+    ggml_backend_t be = ggml_backend_dev_init(vdev, NULL);
+    CHECK(be != NULL, "init");
+    m.buf = ggml_backend_alloc_ctx_tensors(m.ctx, be);
+    CHECK(m.buf != NULL, "alloc");
+    struct ggml_cgraph *order[] = {m.gf, g2, g3, g2, m.gf, g3, g2, m.gf};
+    bool ok = true;
+    for (size_t i = 0; i < sizeof order / sizeof order[0] && ok; i++) {
+        upload(&m, &in);
+        /* what this graph does not compute must stay as zero: the host ran that graph */
+        static const float zeros[(M > MQ ? M : MQ) * N];
+        ggml_backend_tensor_set(m.out, zeros, 0, sizeof vo);
+        ggml_backend_tensor_set(m.q, zeros, 0, sizeof vq);
+        CHECK(ggml_backend_graph_compute(be, order[i]) == GGML_STATUS_SUCCESS, "compute %zu", i);
+        ggml_backend_tensor_get(m.out, vo, 0, sizeof vo);
+        ggml_backend_tensor_get(m.q, vq, 0, sizeof vq);
+        if (order[i] != g2)
+            ok &= close_enough("alternating graphs: out", vo, co, M * N);
+        else
+            ok &= close_enough("alternating graphs: out not computed", vo, zeros, M * N);
+        if (order[i] != g3)
+            ok &= close_enough("alternating graphs: q", vq, cq, MQ * N);
+        else
+            ok &= close_enough("alternating graphs: q not computed", vq, zeros, MQ * N);
+    }
+    ggml_backend_buffer_free(m.buf);
+    ggml_backend_free(be);
+    ggml_free(m.ctx);
+    CHECK(ok, "alternating graphs computed the wrong graph");
+    CHECK(strstr(last_stats, "3 graphs sent, 5 recomputed") != NULL, "stats: %s", last_stats);
+    return true;
+}
+
 /* The same model through ggml_backend_sched, as llama.cpp runs it: weights in a VirtGPU
  * buffer, the input and the intermediate tensors placed by the scheduler, CPU as fallback. */
 static bool test_sched(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
@@ -466,6 +514,7 @@ int main(int argc, char **argv)
     test_transfers(vdev, cdev);
     test_graph_direct(vdev, cdev);
     test_recompute_sees_new_data(vdev, cdev);
+    test_alternating_graphs(vdev, cdev);
     test_sched(vdev, cdev);
     test_threads(vdev);
     test_cast(vdev, cdev);

@@ -84,6 +84,7 @@ static void session_mul_mat(const char *dir)
     rec_end(APIR_FWD_GRAPH_COMPUTE);
     rec_begin();
     apir_put_u32(&a, H_BACKEND);
+    apir_put_u32(&a, 0); /* slot 0 */
     apir_put_u32(&a, 0); /* no outputs read back */
     rec_end(APIR_FWD_GRAPH_RECOMPUTE);
     rec_begin();
@@ -111,6 +112,7 @@ static void session_mul_mat(const char *dir)
     rec_end(APIR_FWD_BUFFER_FREE);
     rec_begin();
     apir_put_u32(&a, H_BACKEND);
+    apir_put_u32(&a, 0); /* slot 0 */
     apir_put_u32(&a, 0); /* no outputs read back */
     rec_end(APIR_FWD_GRAPH_RECOMPUTE);
     save(dir, "session_mul_mat", out, seed.pos);
@@ -152,6 +154,7 @@ static void block(const char *dir)
     rec_end(APIR_FWD_GRAPH_COMPUTE);
     rec_begin();
     apir_put_u32(&a, H_BACKEND);
+    apir_put_u32(&a, 0); /* slot 0 */
     apir_put_u32(&a, 0); /* no outputs read back */
     rec_end(APIR_FWD_GRAPH_RECOMPUTE);
     save(dir, "session_block", out, seed.pos);

@@ -106,5 +106,5 @@ int guest_graph_compute(struct apir_client *c, uint32_t backend, struct guest_gr
         fprintf(stderr, "guest: cannot encode the graph: %s\n", vgpu_graph_result_str(r));
         return -102;
     }
-    return vgpu_rpc_graph_compute(c, backend, gg->enc.bytes, gg->enc.len, ggml_status);
+    return vgpu_rpc_graph_compute(c, backend, gg->enc.bytes, gg->enc.len, ggml_status, &gg->slot);
 }

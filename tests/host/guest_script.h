@@ -39,6 +39,7 @@ struct guest_graph {
     struct ggml_cgraph *g;
     uint32_t buffer;
     struct vgpu_graph_encoder enc;
+    uint32_t slot; /* where the host keeps it after guest_graph_compute (GRAPH_RECOMPUTE's slot) */
 };
 void guest_graph_init(struct guest_graph *gg, uint32_t buffer);
 void guest_graph_free(struct guest_graph *gg);

@@ -108,7 +108,7 @@ static void test_every_forward_command(void **state)
     uint32_t backend;
     int32_t st;
     assert_int_equal(vgpu_rpc_backend_init(c, 0, &backend), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, NULL, 0, &st), APIR_BACKEND_ERR_NO_GRAPH);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, 0, NULL, 0, &st), APIR_BACKEND_ERR_NO_GRAPH);
     assert_int_equal(guest_graph_compute(c, backend, &gg, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
     assert_int_equal(vgpu_rpc_backend_synchronize(c, backend, &st), APIR_BACKEND_OK);
@@ -121,7 +121,7 @@ static void test_every_forward_command(void **state)
     for (int i = 0; i < K * M; i++)
         a[i] = (float)(K * M - i);
     assert_int_equal(vgpu_rpc_buffer_set(c, buf, OFF_A, a, sizeof a), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, NULL, 0, &st), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, NULL, 0, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
     assert_int_equal(vgpu_rpc_buffer_get(c, buf, OFF_C, got, sizeof got), APIR_BACKEND_OK);
     expected(a, b, want);
@@ -138,19 +138,19 @@ static void test_every_forward_command(void **state)
         {buf, OFF_C, sizeof got, got},
         {buf, OFF_C + sizeof half, sizeof half, half},
     };
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, outs, 2, &st), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, outs, 2, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
     expected(a, b, want);
     assert_floats(got, want, M * N);
     assert_floats(half, want + M * N / 2, M * N / 2);
     /* an output outside its buffer, or too many: refused before computing */
     outs[1].offset = BUF_SIZE - 4;
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, outs, 2, &st), APIR_BACKEND_ERR_BOUNDS);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, outs, 2, &st), APIR_BACKEND_ERR_BOUNDS);
     outs[1].offset = OFF_C;
     struct vgpu_rpc_output many[APIR_MAX_RECOMPUTE_OUTPUTS + 1];
     for (int i = 0; i <= (int)APIR_MAX_RECOMPUTE_OUTPUTS; i++)
         many[i] = outs[0];
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, many, APIR_MAX_RECOMPUTE_OUTPUTS + 1, &st),
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, many, APIR_MAX_RECOMPUTE_OUTPUTS + 1, &st),
                      APIR_BACKEND_ERR_DECODE);
     /* outputs adding up to more than the data page: refused before computing */
     uint32_t big_out;
@@ -158,7 +158,7 @@ static void test_every_forward_command(void **state)
     assert_int_equal(guest_alloc(c, dev.buft, big_out_size, &big_out), APIR_BACKEND_OK);
     for (int i = 0; i < (int)APIR_MAX_RECOMPUTE_OUTPUTS; i++)
         many[i] = (struct vgpu_rpc_output){big_out, 0, big_out_size, NULL}; /* never copied */
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, many, 8, &st), APIR_BACKEND_ERR_BOUNDS);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, many, 8, &st), APIR_BACKEND_ERR_BOUNDS);
     assert_int_equal(vgpu_rpc_buffer_free(c, big_out), APIR_BACKEND_OK);
 
     /* COPY the product into the second buffer */
@@ -205,7 +205,7 @@ static void test_every_forward_command(void **state)
     assert_int_equal(vgpu_rpc_buffer_clear(c, buf2, 0), APIR_BACKEND_ERR_HANDLE);
     assert_int_equal(vgpu_rpc_buffer_free(c, buf), APIR_BACKEND_OK);
     assert_int_equal(vgpu_rpc_backend_free(c, backend), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, NULL, 0, &st), APIR_BACKEND_ERR_HANDLE);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, NULL, 0, &st), APIR_BACKEND_ERR_HANDLE);
     guest_graph_free(&gg);
     apir_client_close(c);
 }
