@@ -8,6 +8,7 @@
 #include "ggml-backend.h"
 #include "graph_decode.h"
 #include "handle_table.h"
+#include "write_shadow.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -50,6 +51,9 @@ struct backend_ctx {
     /* per-guest limits (apir.limit.buffer_bytes, apir.limit.handles; 0: none) and usage */
     uint64_t buffer_bytes_limit, buffer_bytes;
     struct backend_stats stats; /* VIRGL_APIR_STATS; under call_lock */
+    /* bytes written by BUFFER_SET_INLINE into this context's buffers, for index checks
+     * without a read-back; under call_lock */
+    struct write_shadow shadow;
     /* registry bookkeeping */
     unsigned users; /* dispatch calls running */
     pthread_cond_t idle;

@@ -99,12 +99,13 @@ uint32_t cmd_backend_free(struct cmd_call *c)
 /* The indices may have changed since the last compute (BUFFER_SET): check them each time.
  * Indices the graph computes are checked when they exist: the compute runs up to the node
  * that reads them, they are checked, and it goes on. */
-static uint32_t compute_parts(struct backend_stream *s, uint64_t *t, enum ggml_status *gs)
+static uint32_t compute_parts(struct backend_stream *s, const struct write_shadow *ws, uint64_t *t,
+                              enum ggml_status *gs)
 {
     const struct decoded_graph *dg = &s->graph;
     const struct index_guard *ig = &dg->indices;
     uint32_t st;
-    TIMED(BS_SYNC_NS, st = index_guard_check_static(ig));
+    TIMED(BS_SYNC_NS, st = index_guard_check_static(ig, ws, &t[BS_IDX_SHADOW], &t[BS_IDX_READ]));
     if (st != APIR_BACKEND_OK)
         return st;
     ensure_threadpool(s);
@@ -134,7 +135,10 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, bool reuse
      * only when it ran (a refused graph is counted as its command's time alone) */
     uint64_t t[BS_FIELDS] = {0};
     enum ggml_status gs = GGML_STATUS_SUCCESS;
-    uint32_t st = compute_parts(s, t, &gs);
+    uint32_t st = compute_parts(s, &c->ctx->shadow, t, &gs);
+    /* after, not before: a node may overwrite indices after reading them (the check trusted
+     * the record, the next compute must not); and whatever ran, even cut short */
+    write_shadow_invalidate_ranges(&c->ctx->shadow, s->graph.indices.writes, s->graph.indices.n_writes);
     if (st != APIR_BACKEND_OK)
         return st;
     if (backend_stats_on()) {
