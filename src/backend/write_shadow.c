@@ -30,6 +30,18 @@ void write_shadow_invalidate(struct write_shadow *s, const void *buffer, uint64_
 void write_shadow_record(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
                          uint64_t size)
 {
+    /* llama.cpp rewrites the same inputs every token: the record's memory is reused, and it
+     * becomes the newest (records never overlap, so it is the only one the write touches) */
+    for (uint32_t i = 0; i < s->n && size; i++) {
+        struct shadow_record *r = &s->rec[i];
+        if (r->r.buffer == buffer && r->r.start == offset && r->r.end - r->r.start == size) {
+            struct shadow_record keep = *r;
+            memcpy(keep.bytes, data, size);
+            memmove(r, r + 1, (s->n - i - 1) * sizeof *r);
+            s->rec[s->n - 1] = keep;
+            return;
+        }
+    }
     write_shadow_invalidate(s, buffer, offset, size);
     if (!size || size > WRITE_SHADOW_MAX_RECORD)
         return;

@@ -99,6 +99,11 @@ static void test_bounded(void **state)
     assert_null(write_shadow_find(&s, &buf_a, 36, 40));
     assert_non_null(write_shadow_find(&s, &buf_a, 40, 44));
     assert_non_null(write_shadow_find(&s, &buf_a, (WRITE_SHADOW_MAX_RECORDS + 9) * 4, (WRITE_SHADOW_MAX_RECORDS + 10) * 4));
+    /* a rewrite of the same range makes its record the newest */
+    write_shadow_record(&s, &buf_a, 40, v, 4);
+    write_shadow_record(&s, &buf_a, 2000000, v, 4);
+    assert_non_null(write_shadow_find(&s, &buf_a, 40, 44));
+    assert_null(write_shadow_find(&s, &buf_a, 44, 48));
     write_shadow_free(&s);
     uint8_t *big = calloc(1, WRITE_SHADOW_MAX_RECORD);
     assert_non_null(big);
