@@ -63,6 +63,7 @@ static void free_ctx(struct backend_ctx *ctx)
     while ((b = handle_table_next(&ctx->handles, &pos, HANDLE_BUFFER, NULL)))
         ggml_backend_buffer_free(b);
     handle_table_fini(&ctx->handles);
+    write_shadow_free(&ctx->shadow);
     free(ctx->devices);
     pthread_cond_destroy(&ctx->idle);
     pthread_mutex_destroy(&ctx->call_lock);

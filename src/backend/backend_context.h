@@ -10,6 +10,7 @@
 #include "graph_decode.h"
 #include "handle_table.h"
 #include "queued_writes.h"
+#include "write_shadow.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -56,6 +57,9 @@ struct backend_ctx {
     uint64_t buffer_bytes_limit, buffer_bytes;
     struct backend_stats stats; /* VIRGL_APIR_STATS; under call_lock */
     struct queued_writes writes; /* BUFFER_SET_INLINE queued on a stream; under call_lock */
+    /* bytes written by BUFFER_SET_INLINE into this context's buffers, for index checks
+     * without a read-back; under call_lock */
+    struct write_shadow shadow;
     /* registry bookkeeping */
     unsigned users; /* dispatch calls running */
     pthread_cond_t idle;

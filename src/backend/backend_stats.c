@@ -48,6 +48,8 @@ static void report(uint32_t ctx_id, const char *title, const struct backend_stat
            us_per(g[BS_SYNC_NS], g[BS_GRAPHS]), us_per(g[BS_COMPUTE_NS], g[BS_GRAPHS]),
            g[BS_GRAPHS] ? (double)g[BS_COMPUTE_CALLS] / (double)g[BS_GRAPHS] : 0.0,
            g[BS_GRAPHS] ? (double)(g[BS_COMPUTE_CALLS] - g[BS_GRAPHS]) / (double)g[BS_GRAPHS] : 0.0);
+    APPEND("  index tensors checked before computes: %llu from the write shadow, %llu read from their buffer\n",
+           (unsigned long long)g[BS_IDX_SHADOW], (unsigned long long)g[BS_IDX_READ]);
     APPEND("  totals: decode_ms %.3f validate_ms %.3f sync_ms %.3f compute_ms %.3f compute_calls %llu\n",
            (double)g[BS_DECODE_NS] / 1e6, (double)g[BS_VALIDATE_NS] / 1e6, (double)g[BS_SYNC_NS] / 1e6,
            (double)g[BS_COMPUTE_NS] / 1e6, (unsigned long long)g[BS_COMPUTE_CALLS]);

@@ -3,7 +3,8 @@
  * handler time; per graph compute the time spent decoding the guest's graph, validating it
  * (node checks, index-guard analysis), reading indices back to check them (a synchronizing
  * read on a GPU), and in ggml_backend_graph_compute, the number of compute calls (index cuts
- * add one each), and whether the compute reused the cached decoded graph (GRAPH_RECOMPUTE:
+ * add one each), how many index tensors were checked from the bytes the host itself wrote
+ * (write_shadow.h) and how many were read from their buffer, and whether the compute reused the cached decoded graph (GRAPH_RECOMPUTE:
  * the same ggml_cgraph handed to the backend again). Printed through backend_log when the
  * context is released, and every N graph computes with VIRGL_APIR_STATS=N. Off, each hook is
  * one predictable branch and no clock call. Counters are under the context's call_lock. */
@@ -24,6 +25,8 @@ enum {
     BS_SYNC_NS,     /* index checks: reading indices before the compute and at cuts */
     BS_COMPUTE_NS,  /* ggml_backend_graph_compute */
     BS_COMPUTE_CALLS,
+    BS_IDX_SHADOW,  /* index tensors checked before a compute from the write shadow ... */
+    BS_IDX_READ,    /* ... and read from their buffer (on a GPU, a device-to-host copy each) */
     BS_FIELDS
 };
 

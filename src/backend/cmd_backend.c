@@ -97,15 +97,19 @@ uint32_t cmd_backend_free(struct cmd_call *c)
             t[field] += backend_stats_now() - t0_;                                                 \
     } while (0)
 
+static void settle_writes(void *q) { queued_writes_settle(q); }
+
 /* The indices may have changed since the last compute (BUFFER_SET): check them each time.
  * Indices the graph computes are checked when they exist: the compute runs up to the node
  * that reads them, they are checked, and it goes on. */
-static uint32_t compute_parts(struct backend_stream *s, const struct decoded_graph *dg, uint64_t *t,
-                              enum ggml_status *gs)
+static uint32_t compute_parts(struct backend_stream *s, const struct decoded_graph *dg, struct backend_ctx *ctx,
+                              uint64_t *t, enum ggml_status *gs)
 {
     const struct index_guard *ig = &dg->indices;
     uint32_t st;
-    TIMED(BS_SYNC_NS, st = index_guard_check_static(ig));
+    /* a read-back runs on another CUDA stream than the queued inline writes: settle them first */
+    struct index_read_hook hook = {settle_writes, &ctx->writes};
+    TIMED(BS_SYNC_NS, st = index_guard_check_static(ig, &ctx->shadow, &hook, &t[BS_IDX_SHADOW], &t[BS_IDX_READ]));
     if (st != APIR_BACKEND_OK)
         return st;
     ensure_threadpool(s);
@@ -140,11 +144,11 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, uint32_t s
     enum ggml_status gs = GGML_STATUS_SUCCESS;
     struct queued_writes *q = &c->ctx->writes;
     queued_writes_before_compute(q, s);
-    /* the index checks read indices back on another CUDA stream than the queued writes */
-    if (q->stream && dg->indices.n)
-        queued_writes_settle(q);
-    uint32_t st = compute_parts(s, dg, t, &gs);
+    uint32_t st = compute_parts(s, dg, c->ctx, t, &gs);
     queued_writes_after_compute(q, s);
+    /* after, not before: a node may overwrite indices after reading them (the check trusted
+     * the record, the next compute must not); and whatever ran, even cut short */
+    write_shadow_invalidate_ranges(&c->ctx->shadow, dg->indices.writes, dg->indices.n_writes);
     if (st != APIR_BACKEND_OK)
         return st;
     if (outs && gs == GGML_STATUS_SUCCESS)

@@ -1,6 +1,8 @@
 /* Buffers: allocation, transfers through shared resources, memset/clear/copy. Every range
  * is checked against the buffer and the shared resource before ggml sees it, because ggml
- * asserts (aborts) on out-of-range transfers. */
+ * asserts (aborts) on out-of-range transfers. Every command that changes a buffer's bytes
+ * tells the context's write shadow (write_shadow.h): SET_INLINE records them, the others
+ * drop the records they overlap. */
 #include "apir_forward.h"
 #include "backend_log.h"
 #include "commands.h"
@@ -90,6 +92,7 @@ uint32_t cmd_buffer_free(struct cmd_call *c)
         return APIR_BACKEND_ERR_HANDLE;
     /* cached graphs may point into this buffer */
     backend_ctx_drop_graphs(c->ctx);
+    write_shadow_invalidate(&c->ctx->shadow, buf, 0, UINT64_MAX); /* a new buffer may get its address */
     c->ctx->buffer_bytes -= ggml_backend_buffer_get_size(buf);
     ggml_backend_buffer_free(buf);
     return APIR_BACKEND_OK;
@@ -103,6 +106,7 @@ uint32_t cmd_buffer_clear(struct cmd_call *c)
     ggml_backend_buffer_t buf = backend_ctx_buffer(c->ctx, h);
     if (!buf)
         return APIR_BACKEND_ERR_HANDLE;
+    write_shadow_invalidate(&c->ctx->shadow, buf, 0, UINT64_MAX);
     ggml_backend_buffer_clear(buf, value);
     return APIR_BACKEND_OK;
 }
@@ -122,6 +126,7 @@ uint32_t cmd_buffer_memset(struct cmd_call *c)
     if (!buf->iface.memset_tensor)
         return APIR_BACKEND_ERR_UNSUPPORTED;
     struct ggml_tensor t;
+    write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
     byte_view(&t, buf, offset, size);
     ggml_backend_tensor_memset(&t, value, 0, (size_t)size);
     return APIR_BACKEND_OK;
@@ -152,6 +157,9 @@ static uint32_t transfer(struct cmd_call *c, bool to_buffer)
         return APIR_BACKEND_OK;
     struct ggml_tensor t;
     byte_view(&t, buf, offset, size);
+    /* not recorded: the guest can change the shared resource while ggml copies from it */
+    if (to_buffer)
+        write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
     if (to_buffer)
         ggml_backend_tensor_set(&t, shm + shm_offset, 0, (size_t)size);
     else
@@ -180,6 +188,9 @@ uint32_t cmd_buffer_set_inline(struct cmd_call *c)
     uint32_t st = buffer_range(c, h, offset, size, &buf);
     if (st != APIR_BACKEND_OK || size == 0)
         return st;
+    /* data is this host's private copy of the message: what the buffer holds once the write
+     * is done (queued: before any compute on its stream, and before anything else runs) */
+    write_shadow_record(&c->ctx->shadow, buf, offset, data, size);
     if (queued_writes_try(&c->ctx->writes, buf, offset, data, size))
         return APIR_BACKEND_OK;
     struct ggml_tensor t;
@@ -209,6 +220,7 @@ uint32_t cmd_buffer_copy(struct cmd_call *c)
         struct ggml_tensor ts, td;
         byte_view(&ts, src, src_off, size);
         byte_view(&td, dst, dst_off, size);
+        write_shadow_invalidate(&c->ctx->shadow, dst, dst_off, size);
         ggml_backend_tensor_copy(&ts, &td);
     }
     apir_put_u8(&c->enc, 1);

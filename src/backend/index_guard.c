@@ -179,9 +179,76 @@ static bool written_between(struct ggml_cgraph *graph, int from, int to, const s
     return false;
 }
 
+/* the bytes t's kernel may write: its extent, or what the buffer type allocates for it when
+ * more (a GPU pads quantized rows), within its buffer */
+static struct write_range written_by(const struct ggml_tensor *t)
+{
+    uint64_t start = (uint64_t)((const char *)t->data - (const char *)ggml_backend_buffer_get_base(t->buffer));
+    uint64_t size = ggml_nbytes(t), alloc = ggml_backend_buffer_get_alloc_size(t->buffer, t);
+    uint64_t buf_size = ggml_backend_buffer_get_size(t->buffer);
+    if (alloc > size)
+        size = alloc;
+    /* decoding checked that start + ggml_nbytes fits in the buffer */
+    uint64_t end = size > buf_size - start ? buf_size : start + size;
+    return (struct write_range){t->buffer, start, end};
+}
+
+static int cmp_range(const void *pa, const void *pb)
+{
+    const struct write_range *a = pa, *b = pb;
+    if (a->buffer != b->buffer)
+        return (uintptr_t)a->buffer < (uintptr_t)b->buffer ? -1 : 1;
+    return a->start < b->start ? -1 : a->start > b->start;
+}
+
+/* g->writes: each node's output (views write nothing), and the sources the optimizer steps
+ * update in place; sorted and merged */
+static uint32_t collect_writes(struct ggml_cgraph *graph, struct index_guard *g)
+{
+    int n_nodes = ggml_graph_n_nodes(graph);
+    size_t cap = (size_t)n_nodes;
+    for (int i = 0; i < n_nodes; i++) {
+        enum ggml_op op = ggml_graph_node(graph, i)->op;
+        if (op == GGML_OP_OPT_STEP_ADAMW || op == GGML_OP_OPT_STEP_SGD)
+            cap += GGML_MAX_SRC;
+    }
+    if (!cap)
+        return APIR_BACKEND_OK;
+    struct write_range *w = malloc(cap * sizeof *w);
+    if (!w)
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    uint32_t n = 0;
+    for (int i = 0; i < n_nodes; i++) {
+        const struct ggml_tensor *t = ggml_graph_node(graph, i);
+        if (node_is_view_op(t->op))
+            continue;
+        w[n++] = written_by(t);
+        if (t->op == GGML_OP_OPT_STEP_ADAMW || t->op == GGML_OP_OPT_STEP_SGD)
+            for (int j = 0; j < GGML_MAX_SRC; j++)
+                if (t->src[j] && t->src[j]->buffer)
+                    w[n++] = written_by(t->src[j]);
+    }
+    qsort(w, n, sizeof *w, cmp_range);
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (m && w[m - 1].buffer == w[i].buffer && w[i].start <= w[m - 1].end) {
+            if (w[i].end > w[m - 1].end)
+                w[m - 1].end = w[i].end;
+        } else {
+            w[m++] = w[i];
+        }
+    }
+    g->writes = w;
+    g->n_writes = m;
+    return APIR_BACKEND_OK;
+}
+
 uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
 {
     memset(out, 0, sizeof *out);
+    uint32_t st = collect_writes(graph, out);
+    if (st != APIR_BACKEND_OK)
+        return st;
     int n_nodes = ggml_graph_n_nodes(graph);
     uint32_t n = 0;
     const struct ggml_tensor *idx;
@@ -195,7 +262,6 @@ uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
     bool *dynamic = calloc(n, sizeof *dynamic);
     out->reads = malloc((size_t)n * sizeof *out->reads);
     out->cuts = malloc((size_t)n * sizeof *out->cuts);
-    uint32_t st = APIR_BACKEND_OK;
     if (!all || !dynamic || !out->reads || !out->cuts) {
         st = APIR_BACKEND_ERR_OUT_OF_MEMORY;
         goto done;
@@ -261,13 +327,25 @@ static bool in_range(const struct ggml_tensor *idx, const char *base, int64_t bo
     return true;
 }
 
-static uint32_t check_one(const struct index_read *r, int64_t bound)
+/* shadow: the context's write shadow, or NULL (indices the graph computes are never there) */
+static uint32_t check_one(const struct index_read *r, int64_t bound, const struct write_shadow *shadow,
+                          const struct index_read_hook *hook, uint64_t *from_shadow, uint64_t *read_back)
 {
     const struct ggml_tensor *idx = r->idx;
     if (idx->type != GGML_TYPE_I32 && idx->type != GGML_TYPE_I64)
         return APIR_BACKEND_ERR_INVALID_TENSOR;
     bool ok;
-    if (ggml_backend_buffer_is_host(idx->buffer)) {
+    const uint8_t *recorded = NULL;
+    if (shadow) {
+        uint64_t start = (uint64_t)((const char *)idx->data - (const char *)ggml_backend_buffer_get_base(idx->buffer));
+        recorded = write_shadow_find(shadow, idx->buffer, start, start + ggml_nbytes(idx));
+        ++*(recorded ? from_shadow : read_back);
+    }
+    if (!recorded && hook)
+        hook->before_read(hook->user);
+    if (recorded) {
+        ok = in_range(idx, (const char *)recorded, bound);
+    } else if (ggml_backend_buffer_is_host(idx->buffer)) {
         ok = in_range(idx, idx->data, bound);
     } else {
         void *copy = malloc(ggml_nbytes(idx));
@@ -285,7 +363,8 @@ static uint32_t check_one(const struct index_read *r, int64_t bound)
     return APIR_BACKEND_OK;
 }
 
-uint32_t index_guard_check_static(const struct index_guard *g)
+uint32_t index_guard_check_static(const struct index_guard *g, const struct write_shadow *shadow,
+                                  const struct index_read_hook *hook, uint64_t *from_shadow, uint64_t *read_back)
 {
     for (uint32_t i = 0; i < g->n_static;) {
         int64_t bound = g->reads[i].bound;
@@ -295,7 +374,7 @@ uint32_t index_guard_check_static(const struct index_guard *g)
                 bound = g->reads[end].bound;
                 tightest = end;
             }
-        uint32_t st = check_one(&g->reads[tightest], bound);
+        uint32_t st = check_one(&g->reads[tightest], bound, shadow, hook, from_shadow, read_back);
         if (st != APIR_BACKEND_OK)
             return st;
         i = end;
@@ -308,7 +387,7 @@ uint32_t index_guard_check_cut(const struct index_guard *g, uint32_t cut)
     for (uint32_t i = g->n_static; i < g->n; i++) {
         if (g->reads[i].check_at != g->cuts[cut])
             continue;
-        uint32_t st = check_one(&g->reads[i], g->reads[i].bound);
+        uint32_t st = check_one(&g->reads[i], g->reads[i].bound, NULL, NULL, NULL, NULL);
         if (st != APIR_BACKEND_OK)
             return st;
     }
@@ -319,5 +398,6 @@ void index_guard_free(struct index_guard *g)
 {
     free(g->reads);
     free(g->cuts);
+    free(g->writes);
     memset(g, 0, sizeof *g);
 }

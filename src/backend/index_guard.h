@@ -12,6 +12,7 @@
 #define APIR_INDEX_GUARD_H
 
 #include "ggml.h"
+#include "write_shadow.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,13 +30,28 @@ struct index_guard {
     uint32_t n, n_static;
     int *cuts; /* positions where the compute stops for dynamic reads, ascending */
     uint32_t n_cuts;
+    /* every byte range the graph's nodes write, sorted by buffer and start, merged: what a
+     * compute of it invalidates in the context's write shadow */
+    struct write_range *writes;
+    uint32_t n_writes;
 };
 
-/* Collects the index reads of graph; refuses (apir status) a node whose output overlaps the
+/* Collects the index reads and the written ranges of graph; refuses (apir status) a node whose output overlaps the
  * indices it reads. */
 uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out);
-/* APIR_BACKEND_OK when every index no node computes is in range right now */
-uint32_t index_guard_check_static(const struct index_guard *g);
+/* before a read-back: makes every earlier write visible to it (queued_writes_settle) */
+struct index_read_hook {
+    void (*before_read)(void *user);
+    void *user;
+};
+
+/* APIR_BACKEND_OK when every index no node computes is in range right now. Each distinct
+ * index tensor is checked from shadow when one record there covers it (counted in
+ * *from_shadow), else read from its buffer (counted in *read_back: on a GPU, a synchronizing
+ * device-to-host copy, preceded by hook's before_read when hook is not NULL). shadow may be
+ * NULL. */
+uint32_t index_guard_check_static(const struct index_guard *g, const struct write_shadow *shadow,
+                                  const struct index_read_hook *hook, uint64_t *from_shadow, uint64_t *read_back);
 /* APIR_BACKEND_OK when every index checked at cut position g->cuts[cut] is in range (call
  * after the nodes before that position ran) */
 uint32_t index_guard_check_cut(const struct index_guard *g, uint32_t cut);

@@ -67,6 +67,12 @@ echo "host:  graphs=$h_graphs GRAPH_COMPUTE=$h_gc GRAPH_RECOMPUTE=$h_gr commands
 [ "${g_waits:-0}" -gt 0 ] && [ "$g_waits" -le "$g_calls" ] || fail "guest waits $g_waits of $g_calls commands"
 [ "${g_sent_b:-0}" -gt 0 ] && [ "${g_recv_b:-0}" -gt 0 ] || fail "guest bytes: sent ${g_sent_b:-?}, received ${g_recv_b:-?}"
 awk -v v="$h_compute_ms" 'BEGIN { exit !(v > 0) }' || fail "host compute time is $h_compute_ms ms"
+# llama.cpp writes its index inputs (token ids, KV slot lists) with BUFFER_SET_INLINE before
+# every compute: the host checks them from its write shadow, never reading them back
+read -r h_shadow h_read <<<"$(sed -n 's/.*checked before computes: \([0-9]*\) from the write shadow, \([0-9]*\) read.*/\1 \2/p' \
+    <<<"$host" | awk '{ s += $1; r += $2 } END { print s + 0, r + 0 }')"
+echo "host:  index tensors checked from the write shadow=$h_shadow read from their buffer=$h_read"
+[ "$h_shadow" -gt 0 ] && [ "$h_read" -eq 0 ] || fail "index checks: $h_shadow from the write shadow, $h_read read back (want all from the shadow)"
 # the periodic reports (every $every graph computes)
 grep -q "ggml-virtgpu: stats, graph computes 1 to $every:" "$tmp/err" || fail "no periodic guest report"
 grep -q "stats of context [0-9]*, graph computes 1 to $every:" "$tmp/host.log" || fail "no periodic host report"

@@ -1,0 +1,48 @@
+/* The bytes this host itself wrote into a context's buffers (BUFFER_SET_INLINE), kept so
+ * that indices a graph reads from its inputs (llama's token ids, KV-slot lists, written by
+ * the guest before each token) can be checked without reading them back from the device: on
+ * a GPU each read-back is a synchronizing device-to-host copy, which native llama.cpp does
+ * not make. A record is trusted only while nothing else can have changed its bytes: every
+ * other way a buffer's bytes change (SET through a shared resource, COPY, CLEAR, MEMSET,
+ * FREE, and the nodes of every graph computed) drops the records it overlaps. Memory is
+ * bounded per context; the oldest records go first. */
+#ifndef APIR_WRITE_SHADOW_H
+#define APIR_WRITE_SHADOW_H
+
+#include <stdint.h>
+
+#define WRITE_SHADOW_MAX_RECORDS 256u
+#define WRITE_SHADOW_MAX_BYTES ((uint64_t)2 << 20)
+#define WRITE_SHADOW_MAX_RECORD ((uint64_t)64 << 10) /* larger writes only invalidate */
+
+/* [start, end) bytes of a buffer (ggml_backend_buffer_t, compared as a pointer) */
+struct write_range {
+    const void *buffer;
+    uint64_t start, end;
+};
+
+struct shadow_record {
+    struct write_range r;
+    uint8_t *bytes; /* end - start bytes */
+};
+
+struct write_shadow {
+    struct shadow_record rec[WRITE_SHADOW_MAX_RECORDS]; /* oldest first */
+    uint32_t n;
+    uint64_t bytes;
+};
+
+/* data was written at [offset, offset+size) of buffer: records it (or, when too large or out
+ * of memory, only drops what it overlaps) */
+void write_shadow_record(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
+                         uint64_t size);
+/* bytes [offset, offset+size) of buffer changed in a way not recorded (size UINT64_MAX: to
+ * the end of the buffer) */
+void write_shadow_invalidate(struct write_shadow *s, const void *buffer, uint64_t offset, uint64_t size);
+/* every range of w (sorted by buffer then start, not overlapping: index_guard's writes) */
+void write_shadow_invalidate_ranges(struct write_shadow *s, const struct write_range *w, uint32_t n);
+/* the recorded bytes of [start, end) of buffer, when one record covers them; else NULL */
+const uint8_t *write_shadow_find(const struct write_shadow *s, const void *buffer, uint64_t start, uint64_t end);
+void write_shadow_free(struct write_shadow *s);
+
+#endif
