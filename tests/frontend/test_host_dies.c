@@ -15,6 +15,7 @@
 #include <ggml.h>
 
 #include "log_check.h"
+#include "sqr_graph.h"
 
 #include <math.h>
 #include <signal.h>
@@ -290,29 +291,23 @@ static int mode_lazy(const char *lib)
     ggml_backend_t be = ggml_backend_dev_init(dev, NULL);
     CHECK(be != NULL, "backend after a lazy connection");
     CHECK(server_log_count("created (capset") == 2 && server_log_count("destroyed") == 1, "no second context");
-    struct ggml_init_params p = {ggml_tensor_overhead() * 4 + ggml_graph_overhead() + 1024, NULL, true};
-    struct ggml_context *ctx = ggml_init(p);
-    struct ggml_tensor *a = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, N);
-    struct ggml_tensor *b = ggml_sqr(ctx, a);
-    ggml_set_output(b);
-    struct ggml_cgraph *gf = ggml_new_graph(ctx);
-    ggml_build_forward_expand(gf, b);
-    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
+    struct sqr_graph g = sqr_graph_new(N);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(g.ctx, be);
     CHECK(buf != NULL, "buffer");
     float x[N], y[N];
     for (int i = 0; i < N; i++)
         x[i] = (float)(i % 7) - 3.0f;
     for (int round = 0; round < 3; round++) { /* the output is read, then recomputed */
-        ggml_backend_tensor_set(a, x, 0, sizeof x);
-        CHECK(ggml_backend_graph_compute(be, gf) == GGML_STATUS_SUCCESS, "compute %d", round);
-        ggml_backend_tensor_get(b, y, 0, sizeof y);
+        ggml_backend_tensor_set(g.x, x, 0, sizeof x);
+        CHECK(ggml_backend_graph_compute(be, g.gf) == GGML_STATUS_SUCCESS, "compute %d", round);
+        ggml_backend_tensor_get(g.y, y, 0, sizeof y);
         for (int i = 0; i < N; i++)
             CHECK(y[i] == x[i] * x[i], "round %d: y[%d] = %g", round, i, (double)y[i]);
         x[round] += 1.0f;
     }
     ggml_backend_buffer_free(buf);
     ggml_backend_free(be);
-    ggml_free(ctx);
+    ggml_free(g.ctx);
     ggml_backend_unload(reg);
     CHECK(log_count("[E]") == 0 && log_count("[W]") == 0, "no error or warning expected");
     printf("lazy: loaded and listed in %.3f s holding no host context; first backend connected\n", load_s);
