@@ -1,9 +1,10 @@
-/* FORWARD-level attacks on the host's node validation, one per class of the host-isolation
- * issue (memory safety): each graph goes through GRAPH_COMPUTE (or DEVICE_SUPPORTS_OP) of the
- * real backend library on the real CPU backend, in a child process as a guest's worker
- * would run it. A case passes when the host refuses it with a status — or, where the issue
- * allows it, when a ggml assertion ends the worker (SIGABRT). Any other signal, a sanitizer
- * report (exit status 1 under ASan/UBSan) or a graph computed that must not be fails.
+/* FORWARD-level attacks on the host's node validation, one per memory-safety class (listed in
+ * docs/protocol.md, "Validation rules"): each graph goes through GRAPH_COMPUTE (or
+ * DEVICE_SUPPORTS_OP) of the real backend library on the real CPU backend, in a child process
+ * as a guest's worker would run it. A case passes when the host refuses it with a status — or,
+ * where docs/protocol.md ("Limits of host-side validation") allows it, when a ggml assertion
+ * ends the worker (SIGABRT). Any other signal, a sanitizer report (exit status 1 under
+ * ASan/UBSan) or a graph computed that must not be fails.
  * The tensors an attack would read past sit at the end of the guest's buffer, so that an
  * out-of-bounds access leaves the allocation and the sanitizer build sees it. */
 #include "apir_codec.h"
