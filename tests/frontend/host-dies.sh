@@ -12,7 +12,7 @@ export APIR_LLAMA_CPP_GGML_LIBRARY_PATH VIRGL_ROUTE_VENUS_TO_APIR=1 VIRGL_APIR_L
 export APIR_SERVER_LOG="$tmp/apir.log"
 export GGML_VIRTGPU_DEVICE_CACHE="$tmp/device-cache" # not the user's
 sock="$tmp/sock" log="$tmp/apir.log"
-# shellcheck source=../lib/host-control.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/host-control.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/host-control.sh"
 cleanup() { host_stop; rm -rf "$tmp"; }
 trap cleanup EXIT

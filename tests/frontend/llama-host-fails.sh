@@ -36,7 +36,7 @@ n=${LLAMA_FAILS_TOKENS:-48}
 args=(-m "$model" -p "Once upon a time" -n "$n" --seed 42 --temp 0.8 -no-cnv --no-warmup)
 
 log="$tmp/apir.log"
-# shellcheck source=../lib/host-control.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/host-control.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/host-control.sh"
 cleanup() { host_stop; rm -rf "$tmp"; }
 trap cleanup EXIT

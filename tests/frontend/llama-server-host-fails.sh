@@ -33,7 +33,7 @@ export GGML_VIRTGPU_TIMEOUT=3 GGML_VIRTGPU_DEVICE_CACHE="$tmp/device-cache"
 npred=${LLAMA_SERVER_TOKENS:-160}
 
 log="$tmp/apir.log"
-# shellcheck source=../lib/host-control.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/host-control.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/host-control.sh"
 lpid=
 port=
