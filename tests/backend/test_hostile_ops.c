@@ -142,27 +142,30 @@ static void op(struct apir_wire_tensor *t, enum ggml_op o, uint32_t s0, uint32_t
     t->src[2] = s2;
 }
 
+/* t[2] = OP(t[0], t[1]) as the only node, computed (the three tensors stay in t for cases
+ * that change one of them) */
+static void binary_case(const char *name, enum expect want, struct apir_wire_tensor *t, enum ggml_op o,
+                        struct apir_wire_tensor src0, struct apir_wire_tensor src1, struct apir_wire_tensor dst)
+{
+    t[0] = src0;
+    t[1] = src1;
+    t[2] = dst;
+    op(&t[2], o, 1, 2, 0);
+    graph_case(name, want, t, 3, NULL, 0);
+}
+
 /* types with no CPU kernel as row types: a kernel would call a NULL decoder */
 static void no_kernel_types(void)
 {
     struct apir_wire_tensor t[4];
-    t[0] = at(GGML_TYPE_Q8_1, 64, 4, 1, 1, 0);
-    t[1] = at(GGML_TYPE_I32, 2, 1, 1, 1, 4096);
-    t[2] = at(GGML_TYPE_F32, 64, 2, 1, 1, 8192);
-    op(&t[2], GGML_OP_GET_ROWS, 1, 2, 0);
-    graph_case("GET_ROWS of Q8_1 rows", REFUSED, t, 3, NULL, 0);
+    binary_case("GET_ROWS of Q8_1 rows", REFUSED, t, GGML_OP_GET_ROWS, at(GGML_TYPE_Q8_1, 64, 4, 1, 1, 0),
+                at(GGML_TYPE_I32, 2, 1, 1, 1, 4096), at(GGML_TYPE_F32, 64, 2, 1, 1, 8192));
 
-    t[0] = at(GGML_TYPE_Q8_K, 256, 4, 1, 1, 0);
-    t[1] = at(GGML_TYPE_F32, 256, 2, 1, 1, 4096);
-    t[2] = at(GGML_TYPE_F32, 4, 2, 1, 1, 16384);
-    op(&t[2], GGML_OP_MUL_MAT, 1, 2, 0);
-    graph_case("MUL_MAT of Q8_K weights", REFUSED, t, 3, NULL, 0);
+    binary_case("MUL_MAT of Q8_K weights", REFUSED, t, GGML_OP_MUL_MAT, at(GGML_TYPE_Q8_K, 256, 4, 1, 1, 0),
+                at(GGML_TYPE_F32, 256, 2, 1, 1, 4096), at(GGML_TYPE_F32, 4, 2, 1, 1, 16384));
 
-    t[0] = at(GGML_TYPE_I32, 64, 4, 1, 1, 0);
-    t[1] = at(GGML_TYPE_F32, 64, 2, 1, 1, 4096);
-    t[2] = at(GGML_TYPE_F32, 4, 2, 1, 1, 16384);
-    op(&t[2], GGML_OP_MUL_MAT, 1, 2, 0);
-    graph_case("MUL_MAT of I32 weights", REFUSED, t, 3, NULL, 0);
+    binary_case("MUL_MAT of I32 weights", REFUSED, t, GGML_OP_MUL_MAT, at(GGML_TYPE_I32, 64, 4, 1, 1, 0),
+                at(GGML_TYPE_F32, 64, 2, 1, 1, 4096), at(GGML_TYPE_F32, 4, 2, 1, 1, 16384));
 
     t[0] = at(GGML_TYPE_Q8_1, 64, 2, 1, 1, 0);
     t[1] = at(GGML_TYPE_F32, 64, 2, 1, 1, 4096);
@@ -319,11 +322,8 @@ static void assertions(void)
     t[2].op_params[14] = 4;
     graph_case("ROPE only the fourth m-rope section", SAFE, t, 3, NULL, 0);
 
-    t[0] = at(GGML_TYPE_F16, 16, 2, 1, 1, 0);
-    t[1] = at(GGML_TYPE_F16, 16, 2, 1, 1, 4096);
-    t[2] = at(GGML_TYPE_F32, 16, 2, 1, 1, 8192);
-    op(&t[2], GGML_OP_ADD, 1, 2, 0);
-    graph_case("ADD f16 + f16 -> f32", SAFE, t, 3, NULL, 0);
+    binary_case("ADD f16 + f16 -> f32", SAFE, t, GGML_OP_ADD, at(GGML_TYPE_F16, 16, 2, 1, 1, 0),
+                at(GGML_TYPE_F16, 16, 2, 1, 1, 4096), at(GGML_TYPE_F32, 16, 2, 1, 1, 8192));
 
     t[0] = at(GGML_TYPE_BF16, 16, 2, 1, 1, 0);
     t[1] = at(GGML_TYPE_BF16, 16, 2, 1, 1, 4096);
@@ -451,11 +451,8 @@ static void supports_op_overflow(void)
 static void empty_divisors(void)
 {
     struct apir_wire_tensor t[3];
-    t[0] = at(GGML_TYPE_F32, 16, 2, 0, 1, 0);
-    t[1] = at(GGML_TYPE_F32, 16, 2, 1, 1, 4096);
-    t[2] = at(GGML_TYPE_F32, 2, 2, 1, 1, 8192);
-    op(&t[2], GGML_OP_MUL_MAT, 1, 2, 0);
-    graph_case("MUL_MAT of a weight with ne[2] = 0", REFUSED, t, 3, NULL, 0);
+    binary_case("MUL_MAT of a weight with ne[2] = 0", REFUSED, t, GGML_OP_MUL_MAT, at(GGML_TYPE_F32, 16, 2, 0, 1, 0),
+                at(GGML_TYPE_F32, 16, 2, 1, 1, 4096), at(GGML_TYPE_F32, 2, 2, 1, 1, 8192));
     t[0].ne[2] = 1;
     t[0].ne[3] = 0;
     graph_case("MUL_MAT of a weight with ne[3] = 0", REFUSED, t, 3, NULL, 0);
