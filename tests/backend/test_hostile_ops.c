@@ -338,6 +338,20 @@ static void assertions(void)
     graph_case("SWIGLU_OAI f16", SAFE, t, 2, NULL, 0);
 }
 
+/* t[0..n) with the index bytes at 8192 set to bad (refused with ERR_BOUNDS), then to good
+ * (computed) */
+static void bad_then_good(const char *what, struct apir_wire_tensor *t, uint32_t n, const int32_t bad[4],
+                          const int32_t good[4])
+{
+    char name[128];
+    set_bytes(8192, bad, 4 * sizeof bad[0]);
+    snprintf(name, sizeof name, "%s out of range", what);
+    graph_case(name, BOUNDS, t, n, NULL, 0);
+    set_bytes(8192, good, 4 * sizeof good[0]);
+    snprintf(name, sizeof name, "%s in range", what);
+    graph_case(name, COMPUTED, t, n, NULL, 0);
+}
+
 /* indices read from tensor data, checked before the kernel that reads them */
 static void indices(void)
 {
@@ -350,10 +364,7 @@ static void indices(void)
     t[2] = at(GGML_TYPE_I32, 2, 2, 1, 1, 8192);  /* ids: [n_used, n_tokens] */
     t[3] = at(GGML_TYPE_F32, 4, 2, 2, 1, 12288);
     op(&t[3], GGML_OP_MUL_MAT_ID, 1, 2, 3);
-    set_bytes(8192, bad, sizeof bad);
-    graph_case("MUL_MAT_ID expert id out of range", BOUNDS, t, 4, NULL, 0);
-    set_bytes(8192, good, sizeof good);
-    graph_case("MUL_MAT_ID ids in range", COMPUTED, t, 4, NULL, 0);
+    bad_then_good("MUL_MAT_ID expert ids", t, 4, bad, good);
 
     /* ADD_ID: rows of b picked by ids */
     t[0] = at(GGML_TYPE_F32, 16, 2, 2, 1, 0);
@@ -371,10 +382,7 @@ static void indices(void)
     t[1].nb[1] = t[1].nb[2] = t[1].nb[3] = 16;
     t[2] = at(GGML_TYPE_F32, 16, 2, 1, 1, 12288);
     op(&t[2], GGML_OP_GET_ROWS, 1, 2, 0);
-    set_bytes(8192, bad, sizeof bad);
-    graph_case("GET_ROWS strided index view out of range", BOUNDS, t, 3, NULL, 0);
-    set_bytes(8192, good, sizeof good);
-    graph_case("GET_ROWS strided index view in range", COMPUTED, t, 3, NULL, 0);
+    bad_then_good("GET_ROWS strided index view", t, 3, bad, good);
 
     /* indices the graph computes (a MoE router's ARGSORT): checked when they exist */
     float logits[8] = {0, 5, 1, 4, 2, 3, 7, 6};
