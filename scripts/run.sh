@@ -86,12 +86,9 @@ failed() {
 trap 'stop_server; rm -rf "$run_dir"' EXIT
 trap 'failed' ERR
 
-for _ in $(seq 1 100); do
-    [ -S "$sock" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ ! -S "$sock" ]; then
+# shellcheck source-path=SCRIPTDIR source=../tests/lib/wait-listening.sh
+. "$root/tests/lib/wait-listening.sh"
+if ! wait_listening "$sock" "$server_pid"; then
     echo "apir-server did not start" >&2
     exit 1
 fi

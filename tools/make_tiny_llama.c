@@ -15,6 +15,7 @@
 #include <gguf.h>
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,47 +53,45 @@ static void usage(void)
                     "[--experts N --experts-used K] [--vocab N]\n");
 }
 
+/* the weight type named v (ggml's name of one of the types offered); false if none */
+static bool parse_type(const char *v, enum ggml_type *out)
+{
+    static const enum ggml_type offered[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
+    for (size_t k = 0; k < sizeof offered / sizeof offered[0]; k++) {
+        if (!strcmp(v, ggml_type_name(offered[k]))) {
+            *out = offered[k];
+            return true;
+        }
+    }
+    return false;
+}
+
 static int parse_args(int argc, char **argv, struct params *p)
 {
     *p = (struct params){ NULL, GGML_TYPE_F16, 512, 4, 1408, 8, 4, 2048, 0, 0, 0, 42 };
+    const struct {
+        const char *name;
+        int *value;
+    } ints[] = {{"--embd", &p->embd}, {"--layers", &p->layers}, {"--ff", &p->ff},
+                {"--heads", &p->heads}, {"--heads-kv", &p->heads_kv}, {"--ctx", &p->ctx},
+                {"--experts", &p->experts}, {"--experts-used", &p->experts_used}, {"--vocab", &p->vocab}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             return -1;
         i++;
-        if (!strcmp(a, "-o"))
+        size_t k = 0;
+        while (k < sizeof ints / sizeof ints[0] && strcmp(a, ints[k].name))
+            k++;
+        if (k < sizeof ints / sizeof ints[0])
+            *ints[k].value = atoi(v);
+        else if (!strcmp(a, "-o"))
             p->out = v;
         else if (!strcmp(a, "--type")) {
-            if (!strcmp(v, "f32"))
-                p->wtype = GGML_TYPE_F32;
-            else if (!strcmp(v, "f16"))
-                p->wtype = GGML_TYPE_F16;
-            else if (!strcmp(v, "q8_0"))
-                p->wtype = GGML_TYPE_Q8_0;
-            else if (!strcmp(v, "q4_0"))
-                p->wtype = GGML_TYPE_Q4_0;
-            else
+            if (!parse_type(v, &p->wtype))
                 return -1;
-        } else if (!strcmp(a, "--embd"))
-            p->embd = atoi(v);
-        else if (!strcmp(a, "--layers"))
-            p->layers = atoi(v);
-        else if (!strcmp(a, "--ff"))
-            p->ff = atoi(v);
-        else if (!strcmp(a, "--heads"))
-            p->heads = atoi(v);
-        else if (!strcmp(a, "--heads-kv"))
-            p->heads_kv = atoi(v);
-        else if (!strcmp(a, "--ctx"))
-            p->ctx = atoi(v);
-        else if (!strcmp(a, "--experts"))
-            p->experts = atoi(v);
-        else if (!strcmp(a, "--experts-used"))
-            p->experts_used = atoi(v);
-        else if (!strcmp(a, "--vocab"))
-            p->vocab = atoi(v);
-        else if (!strcmp(a, "--seed"))
+        } else if (!strcmp(a, "--seed"))
             p->seed = strtoull(v, NULL, 0);
         else
             return -1;

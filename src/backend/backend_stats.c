@@ -1,34 +1,21 @@
 #include "backend_stats.h"
 
 #include "apir_protocol.h"
+#include "apir_stats_util.h"
 #include "backend_log.h"
 
 #include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
 
 long backend_stats_every;
 
 void backend_stats_init(void)
 {
-    const char *e = getenv(APIR_ENV_BACKEND_STATS);
-    long v = e && *e ? strtol(e, NULL, 10) : 0;
-    backend_stats_every = v > 0 ? v : 0;
+    backend_stats_every = apir_stats_every_from_env(APIR_ENV_BACKEND_STATS);
 }
 
-uint64_t backend_stats_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+uint64_t backend_stats_now(void) { return apir_stats_now_ns(); }
 
-#define APPEND(...)                                                                                \
-    do {                                                                                           \
-        int n_ = snprintf(buf + len, sizeof buf - len, __VA_ARGS__);                               \
-        if (n_ > 0)                                                                                \
-            len = len + (size_t)n_ < sizeof buf ? len + (size_t)n_ : sizeof buf - 1;               \
-    } while (0)
+#define APPEND(...) apir_stats_appendf(buf, sizeof buf, &len, __VA_ARGS__)
 
 static double us_per(uint64_t ns, uint64_t n) { return n ? (double)ns / (double)n / 1e3 : 0.0; }
 

@@ -9,6 +9,14 @@ static struct backend_device *get_device(struct cmd_call *c, uint32_t index)
     return index < c->ctx->n_devices ? &c->ctx->devices[index] : NULL;
 }
 
+/* the op tensors that end the call's arguments (DEVICE_SUPPORTS_OP, BUFT_GET_ALLOC_SIZE), with
+ * buffers resolved in the guest's context */
+static uint32_t decode_op(struct cmd_call *c, struct decoded_graph *g)
+{
+    struct buffer_resolver r = backend_ctx_resolver(c->ctx);
+    return op_tensors_decode(&c->dec, &r, g);
+}
+
 uint32_t cmd_get_info(struct cmd_call *c)
 {
     ARGS_DONE(c);
@@ -55,9 +63,8 @@ uint32_t cmd_device_supports_op(struct cmd_call *c)
     struct backend_device *d = get_device(c, apir_get_u32(&c->dec));
     if (c->dec.error)
         return APIR_BACKEND_ERR_DECODE;
-    struct buffer_resolver r = backend_ctx_resolver(c->ctx);
     struct decoded_graph g;
-    uint32_t st = op_tensors_decode(&c->dec, &r, &g);
+    uint32_t st = decode_op(c, &g);
     if (st != APIR_BACKEND_OK)
         return st;
     /* the host backend's answer for what passes the graph checks: what the guest is told is
@@ -91,9 +98,8 @@ uint32_t cmd_buft_get_alloc_size(struct cmd_call *c)
         return APIR_BACKEND_ERR_DECODE;
     if (!buft)
         return APIR_BACKEND_ERR_HANDLE;
-    struct buffer_resolver r = backend_ctx_resolver(c->ctx);
     struct decoded_graph g;
-    uint32_t st = op_tensors_decode(&c->dec, &r, &g);
+    uint32_t st = decode_op(c, &g);
     if (st != APIR_BACKEND_OK)
         return st;
     apir_put_u64(&c->enc, ggml_backend_buft_get_alloc_size(buft, g.last));

@@ -8,6 +8,8 @@
  * the same path gets the same, still initialized, library. */
 #include "component_internal.h"
 
+#include "apir_array.h"
+
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,14 +21,10 @@ static size_t libs_count, libs_cap;
 
 static int libs_append(struct apir_library *lib)
 {
-    if (libs_count == libs_cap) {
-        size_t cap = libs_cap ? libs_cap * 2 : 4;
-        struct apir_library **p = realloc(libs, cap * sizeof *p);
-        if (!p)
-            return -1;
-        libs = p;
-        libs_cap = cap;
-    }
+    struct apir_library **p = apir_array_grow(libs, &libs_cap, libs_count, sizeof *p, 4);
+    if (!p)
+        return -1;
+    libs = p;
     libs[libs_count++] = lib;
     return 0;
 }
@@ -93,12 +91,7 @@ void apir_library_release(struct apir_library *lib)
 {
     pthread_mutex_lock(&libs_lock);
     if (--lib->refcount == 0) {
-        for (size_t i = 0; i < libs_count; i++) {
-            if (libs[i] == lib) {
-                libs[i] = libs[--libs_count];
-                break;
-            }
-        }
+        apir_array_remove(libs, &libs_count, sizeof *libs, &lib);
         if (libs_count == 0) {
             free(libs);
             libs = NULL;

@@ -2,6 +2,8 @@
  * ctx_id) find their context's configuration and resources. */
 #include "component_internal.h"
 
+#include "apir_array.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -22,14 +24,10 @@ int apir_registry_add(struct apir_context *ctx)
     int rc = -1;
     pthread_mutex_lock(&registry_lock);
     if (!find_locked(ctx->ctx_id)) {
-        if (contexts_count == contexts_cap) {
-            size_t cap = contexts_cap ? contexts_cap * 2 : 8;
-            struct apir_context **p = realloc(contexts, cap * sizeof *p);
-            if (!p)
-                goto out;
-            contexts = p;
-            contexts_cap = cap;
-        }
+        struct apir_context **p = apir_array_grow(contexts, &contexts_cap, contexts_count, sizeof *p, 8);
+        if (!p)
+            goto out;
+        contexts = p;
         contexts[contexts_count++] = ctx;
         rc = 0;
     }
@@ -41,12 +39,7 @@ out:
 void apir_registry_remove(struct apir_context *ctx)
 {
     pthread_mutex_lock(&registry_lock);
-    for (size_t i = 0; i < contexts_count; i++) {
-        if (contexts[i] == ctx) {
-            contexts[i] = contexts[--contexts_count];
-            break;
-        }
-    }
+    apir_array_remove(contexts, &contexts_count, sizeof *contexts, &ctx);
     if (contexts_count == 0) {
         free(contexts);
         contexts = NULL;

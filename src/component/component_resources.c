@@ -2,6 +2,8 @@
  * handful of resources (reply page, data page, a few buffers). */
 #include "component_internal.h"
 
+#include "apir_array.h"
+
 #include <stdlib.h>
 
 const struct apir_resource *apir_resources_find(const struct apir_resource_table *t, uint32_t res_id)
@@ -16,14 +18,10 @@ int apir_resources_attach(struct apir_resource_table *t, uint32_t res_id, void *
 {
     if (res_id == 0 || !ptr || apir_resources_find(t, res_id))
         return -1;
-    if (t->count == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 8;
-        struct apir_resource *items = realloc(t->items, cap * sizeof *items);
-        if (!items)
-            return -1;
-        t->items = items;
-        t->cap = cap;
-    }
+    struct apir_resource *items = apir_array_grow(t->items, &t->cap, t->count, sizeof *items, 8);
+    if (!items)
+        return -1;
+    t->items = items;
     t->items[t->count++] = (struct apir_resource){res_id, ptr, size};
     t->bytes += size;
     return 0;

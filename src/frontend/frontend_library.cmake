@@ -12,7 +12,7 @@ add_library(ggml_virtgpu_core STATIC
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_sig_cache.c
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_wire.c)
 target_include_directories(ggml_virtgpu_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(ggml_virtgpu_core PUBLIC apir_protocol ggml_base Threads::Threads)
+target_link_libraries(ggml_virtgpu_core PUBLIC apir_protocol ggml_base Threads::Threads PRIVATE apir_common)
 
 add_library(ggml-virtgpu SHARED
     ${CMAKE_CURRENT_LIST_DIR}/vgpu_reg.c

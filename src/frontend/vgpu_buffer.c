@@ -42,34 +42,34 @@ static void buffer_free(ggml_backend_buffer_t buffer)
 
 static void *buffer_get_base(ggml_backend_buffer_t buffer) { return ctx_of(buffer)->base; }
 
-static void buffer_memset_tensor(ggml_backend_buffer_t buffer, struct ggml_tensor *tensor, uint8_t value,
-                                 size_t offset, size_t size)
+/* set_tensor (data) and memset_tensor (fill: size bytes of value): the same checks and the
+ * same invalidation of a cached output, one command each */
+static void write_tensor(ggml_backend_buffer_t buffer, struct ggml_tensor *tensor, bool fill, const void *data,
+                         uint8_t value, size_t offset, size_t size)
 {
     struct vgpu_buffer *b = ctx_of(buffer);
     uint64_t off;
     if (!data_offset(b, tensor, offset, size, &off)) {
-        GUEST_LOG_ERROR("memset_tensor(%s): outside its buffer\n", tensor->name);
+        GUEST_LOG_ERROR("%s(%s): outside its buffer\n", fill ? "memset_tensor" : "set_tensor", tensor->name);
         return;
     }
     vgpu_outputs_invalidate(b->handle, off, size);
-    int rc = vgpu_rpc_buffer_memset(b->client, b->handle, off, size, value);
+    int rc = fill ? vgpu_rpc_buffer_memset(b->client, b->handle, off, size, value)
+                  : vgpu_rpc_buffer_set(b->client, b->handle, off, data, size);
     if (rc)
-        log_failure("BUFFER_MEMSET", tensor, rc);
+        log_failure(fill ? "BUFFER_MEMSET" : "BUFFER_SET", tensor, rc);
+}
+
+static void buffer_memset_tensor(ggml_backend_buffer_t buffer, struct ggml_tensor *tensor, uint8_t value,
+                                 size_t offset, size_t size)
+{
+    write_tensor(buffer, tensor, true, NULL, value, offset, size);
 }
 
 static void buffer_set_tensor(ggml_backend_buffer_t buffer, struct ggml_tensor *tensor, const void *data,
                               size_t offset, size_t size)
 {
-    struct vgpu_buffer *b = ctx_of(buffer);
-    uint64_t off;
-    if (!data_offset(b, tensor, offset, size, &off)) {
-        GUEST_LOG_ERROR("set_tensor(%s): outside its buffer\n", tensor->name);
-        return;
-    }
-    vgpu_outputs_invalidate(b->handle, off, size);
-    int rc = vgpu_rpc_buffer_set(b->client, b->handle, off, data, size);
-    if (rc)
-        log_failure("BUFFER_SET", tensor, rc);
+    write_tensor(buffer, tensor, false, data, 0, offset, size);
 }
 
 /* A read that failed fills the destination with this byte: every f32/f16/bf16 value becomes

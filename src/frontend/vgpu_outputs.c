@@ -1,5 +1,7 @@
 #include "vgpu_outputs.h"
 
+#include "apir_array.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +25,10 @@ static uint64_t held_bytes;
 
 static bool push(struct table *t, struct entry e)
 {
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 8;
-        struct entry *v = realloc(t->v, cap * sizeof *v);
-        if (!v)
-            return false;
-        t->v = v;
-        t->cap = cap;
-    }
+    struct entry *v = apir_array_grow(t->v, &t->cap, t->n, sizeof *v, 8);
+    if (!v)
+        return false;
+    t->v = v;
     t->v[t->n++] = e;
     return true;
 }

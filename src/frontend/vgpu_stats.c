@@ -1,14 +1,13 @@
 #include "vgpu_stats.h"
 
 #include "apir_forward.h"
+#include "apir_stats_util.h"
 #include "guest_log.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 long vgpu_stats_every;
 
@@ -32,17 +31,10 @@ static struct counts mark; /* at the last periodic report */
 
 __attribute__((constructor)) static void vgpu_stats_init(void)
 {
-    const char *e = getenv("GGML_VIRTGPU_STATS");
-    long v = e && *e ? strtol(e, NULL, 10) : 0;
-    vgpu_stats_every = v > 0 ? v : 0;
+    vgpu_stats_every = apir_stats_every_from_env("GGML_VIRTGPU_STATS");
 }
 
-uint64_t vgpu_stats_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+uint64_t vgpu_stats_now(void) { return apir_stats_now_ns(); }
 
 static void add(_Atomic uint64_t *p, uint64_t v) { atomic_fetch_add_explicit(p, v, memory_order_relaxed); }
 
@@ -85,12 +77,7 @@ static void subtract(struct counts *s, const struct counts *base)
         s->graph[f] -= base->graph[f];
 }
 
-#define APPEND(...)                                                                                \
-    do {                                                                                           \
-        int n_ = snprintf(buf + len, sizeof buf - len, __VA_ARGS__);                               \
-        if (n_ > 0)                                                                                \
-            len = len + (size_t)n_ < sizeof buf ? len + (size_t)n_ : sizeof buf - 1;               \
-    } while (0)
+#define APPEND(...) apir_stats_appendf(buf, sizeof buf, &len, __VA_ARGS__)
 
 /* one log call for the whole table, so that lines of other threads do not interleave */
 static void report(const char *title, const struct counts *s)

@@ -116,25 +116,28 @@ EXPORT int virgl_renderer_context_create_fence(uint32_t ctx_id, uint32_t flags, 
     return REAL_OR(-EINVAL, context_create_fence, ctx_id, flags, ring_idx, fence_id);
 }
 
-EXPORT void virgl_renderer_ctx_attach_resource(int ctx_id, int res_handle)
+/* attaching or detaching a resource: an APIR context only sees APIR blobs (routed), and
+ * virglrenderer never sees them (real, when loaded, gets the others) */
+static void resource_use(int ctx_id, int res_handle, void (*routed)(uint32_t, uint32_t), void (*real)(int, int))
 {
-    /* an APIR context only sees APIR blobs; virglrenderer never sees them */
     enum route_state state = routes_context_state((uint32_t)ctx_id);
     bool ours = routes_has_resource((uint32_t)res_handle);
     if (state == ROUTE_APIR || (state == ROUTE_UNDECIDED && ours))
-        routes_attach((uint32_t)ctx_id, (uint32_t)res_handle);
-    else if (!ours)
-        REAL_VOID(ctx_attach_resource, ctx_id, res_handle);
+        routed((uint32_t)ctx_id, (uint32_t)res_handle);
+    else if (!ours && real)
+        real(ctx_id, res_handle);
+}
+
+EXPORT void virgl_renderer_ctx_attach_resource(int ctx_id, int res_handle)
+{
+    const struct virgl_real *r = interposer_real();
+    resource_use(ctx_id, res_handle, routes_attach, r ? r->ctx_attach_resource : NULL);
 }
 
 EXPORT void virgl_renderer_ctx_detach_resource(int ctx_id, int res_handle)
 {
-    enum route_state state = routes_context_state((uint32_t)ctx_id);
-    bool ours = routes_has_resource((uint32_t)res_handle);
-    if (state == ROUTE_APIR || (state == ROUTE_UNDECIDED && ours))
-        routes_detach((uint32_t)ctx_id, (uint32_t)res_handle);
-    else if (!ours)
-        REAL_VOID(ctx_detach_resource, ctx_id, res_handle);
+    const struct virgl_real *r = interposer_real();
+    resource_use(ctx_id, res_handle, routes_detach, r ? r->ctx_detach_resource : NULL);
 }
 
 EXPORT int virgl_renderer_resource_create(struct virgl_renderer_resource_create_args *args, struct iovec *iov,

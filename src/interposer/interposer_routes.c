@@ -11,6 +11,7 @@
  * contention is not a concern, only correctness. */
 #include "interposer.h"
 
+#include "apir_array.h"
 #include "apir_component.h"
 #include "apir_protocol.h"
 
@@ -86,14 +87,10 @@ static unsigned reapers; /* workers being stopped by a reaper thread */
 #define DEFINE_GROW(name, T, array)                                                                          \
     static bool grow_##name(void)                                                                            \
     {                                                                                                        \
-        if (array.count < array.cap)                                                                         \
-            return true;                                                                                     \
-        size_t n = array.cap ? array.cap * 2 : 8;                                                            \
-        T *p = realloc(array.items, n * sizeof *p);                                                          \
+        T *p = apir_array_grow(array.items, &array.cap, array.count, sizeof *p, 8);                          \
         if (!p)                                                                                              \
             return false;                                                                                    \
         array.items = p;                                                                                     \
-        array.cap = n;                                                                                       \
         return true;                                                                                         \
     }
 DEFINE_GROW(ctxs, struct route_ctx, ctxs)
@@ -381,15 +378,12 @@ static int attach(struct route_ctx *c, const struct route_res *r)
         why = "the context has " APIR_KEY_LIMIT_BLOBS " resources attached already";
     else if (c->max_bytes && c->attached_bytes + r->size > c->max_bytes)
         why = "it would pass " APIR_KEY_LIMIT_BLOB_BYTES;
-    if (!why && c->n_attached == c->cap_attached) {
-        size_t n = c->cap_attached ? c->cap_attached * 2 : 8;
-        uint32_t *p = realloc(c->attached, n * sizeof *p);
+    if (!why) {
+        uint32_t *p = apir_array_grow(c->attached, &c->cap_attached, c->n_attached, sizeof *p, 8);
         if (!p)
             why = "out of memory";
-        else {
+        else
             c->attached = p;
-            c->cap_attached = n;
-        }
     }
     if (!why && apir_remote_context_attach_resource(c->worker, r->res_id, r->fd, r->size) != 0) {
         apir_remote_context_poll(c->worker, NULL);

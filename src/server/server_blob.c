@@ -3,6 +3,7 @@
  * maps the same memfd from the descriptor it is sent and cannot resize it. */
 #include "server.h"
 
+#include "apir_array.h"
 #include "apir_component.h"
 
 #include <errno.h>
@@ -13,14 +14,10 @@
 
 static int blobs_reserve(struct client *c)
 {
-    if (c->blobs_count < c->blobs_cap)
-        return 0;
-    size_t cap = c->blobs_cap ? c->blobs_cap * 2 : 8;
-    struct blob *p = realloc(c->blobs, cap * sizeof *p);
+    struct blob *p = apir_array_grow(c->blobs, &c->blobs_cap, c->blobs_count, sizeof *p, 8);
     if (!p)
         return -1;
     c->blobs = p;
-    c->blobs_cap = cap;
     return 0;
 }
 

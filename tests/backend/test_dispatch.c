@@ -172,6 +172,17 @@ static uint32_t transfer(uint32_t ctx, uint32_t cmd, uint32_t buf, uint64_t off,
     return call(ctx, cmd);
 }
 
+/* BUFFER_MEMSET in context 1; its arguments stay in the encoder for a call that adds some */
+static uint32_t buffer_memset(uint32_t buf, uint64_t off, uint64_t size, uint8_t value)
+{
+    begin();
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, off);
+    apir_put_u64(&a, size);
+    apir_put_u8(&a, value);
+    return call(1, APIR_FWD_BUFFER_MEMSET);
+}
+
 static void check_mul_mat(uint32_t ctx, uint32_t buf, const float *A, const float *B)
 {
     float *c = (float *)(shm + 1024);
@@ -452,22 +463,12 @@ static void test_session(const char *cpu)
     apir_put_u64(&a, 8);
     apir_put_u64(&a, 16);
     CHECK_EQ(call(1, APIR_FWD_BUFFER_COPY), APIR_BACKEND_ERR_BOUNDS);
-    begin();
-    apir_put_u32(&a, buf);
-    apir_put_u64(&a, 4000);
-    apir_put_u64(&a, 96);
-    apir_put_u8(&a, 0xab);
-    CHECK_EQ(call(1, APIR_FWD_BUFFER_MEMSET), APIR_BACKEND_OK);
+    CHECK_EQ(buffer_memset(buf, 4000, 96, 0xab), APIR_BACKEND_OK);
     apir_put_u8(&a, 0); /* trailing byte */
     CHECK_EQ(call(1, APIR_FWD_BUFFER_MEMSET), APIR_BACKEND_ERR_DECODE);
     CHECK_EQ(transfer(1, APIR_FWD_BUFFER_GET, buf, 4000, 96, RES_ID, 8192), APIR_BACKEND_OK);
     CHECK(shm[8192] == 0xab && shm[8192 + 95] == 0xab);
-    begin();
-    apir_put_u32(&a, buf);
-    apir_put_u64(&a, 4000);
-    apir_put_u64(&a, 97);
-    apir_put_u8(&a, 0xab);
-    CHECK_EQ(call(1, APIR_FWD_BUFFER_MEMSET), APIR_BACKEND_ERR_BOUNDS);
+    CHECK_EQ(buffer_memset(buf, 4000, 97, 0xab), APIR_BACKEND_ERR_BOUNDS);
     begin();
     apir_put_u32(&a, buf);
     apir_put_u8(&a, 0);

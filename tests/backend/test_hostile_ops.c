@@ -1,9 +1,10 @@
-/* FORWARD-level attacks on the host's node validation, one per class of the host-isolation
- * issue (memory safety): each graph goes through GRAPH_COMPUTE (or DEVICE_SUPPORTS_OP) of the
- * real backend library on the real CPU backend, in a child process as a guest's worker
- * would run it. A case passes when the host refuses it with a status — or, where the issue
- * allows it, when a ggml assertion ends the worker (SIGABRT). Any other signal, a sanitizer
- * report (exit status 1 under ASan/UBSan) or a graph computed that must not be fails.
+/* FORWARD-level attacks on the host's node validation, one per memory-safety class (listed in
+ * docs/protocol.md, "Validation rules"): each graph goes through GRAPH_COMPUTE (or
+ * DEVICE_SUPPORTS_OP) of the real backend library on the real CPU backend, in a child process
+ * as a guest's worker would run it. A case passes when the host refuses it with a status — or,
+ * where docs/protocol.md ("Limits of host-side validation") allows it, when a ggml assertion
+ * ends the worker (SIGABRT). Any other signal, a sanitizer report (exit status 1 under
+ * ASan/UBSan) or a graph computed that must not be fails.
  * The tensors an attack would read past sit at the end of the guest's buffer, so that an
  * out-of-bounds access leaves the allocation and the sanitizer build sees it. */
 #include "apir_codec.h"
@@ -141,27 +142,30 @@ static void op(struct apir_wire_tensor *t, enum ggml_op o, uint32_t s0, uint32_t
     t->src[2] = s2;
 }
 
+/* t[2] = OP(t[0], t[1]) as the only node, computed (the three tensors stay in t for cases
+ * that change one of them) */
+static void binary_case(const char *name, enum expect want, struct apir_wire_tensor *t, enum ggml_op o,
+                        struct apir_wire_tensor src0, struct apir_wire_tensor src1, struct apir_wire_tensor dst)
+{
+    t[0] = src0;
+    t[1] = src1;
+    t[2] = dst;
+    op(&t[2], o, 1, 2, 0);
+    graph_case(name, want, t, 3, NULL, 0);
+}
+
 /* types with no CPU kernel as row types: a kernel would call a NULL decoder */
 static void no_kernel_types(void)
 {
     struct apir_wire_tensor t[4];
-    t[0] = at(GGML_TYPE_Q8_1, 64, 4, 1, 1, 0);
-    t[1] = at(GGML_TYPE_I32, 2, 1, 1, 1, 4096);
-    t[2] = at(GGML_TYPE_F32, 64, 2, 1, 1, 8192);
-    op(&t[2], GGML_OP_GET_ROWS, 1, 2, 0);
-    graph_case("GET_ROWS of Q8_1 rows", REFUSED, t, 3, NULL, 0);
+    binary_case("GET_ROWS of Q8_1 rows", REFUSED, t, GGML_OP_GET_ROWS, at(GGML_TYPE_Q8_1, 64, 4, 1, 1, 0),
+                at(GGML_TYPE_I32, 2, 1, 1, 1, 4096), at(GGML_TYPE_F32, 64, 2, 1, 1, 8192));
 
-    t[0] = at(GGML_TYPE_Q8_K, 256, 4, 1, 1, 0);
-    t[1] = at(GGML_TYPE_F32, 256, 2, 1, 1, 4096);
-    t[2] = at(GGML_TYPE_F32, 4, 2, 1, 1, 16384);
-    op(&t[2], GGML_OP_MUL_MAT, 1, 2, 0);
-    graph_case("MUL_MAT of Q8_K weights", REFUSED, t, 3, NULL, 0);
+    binary_case("MUL_MAT of Q8_K weights", REFUSED, t, GGML_OP_MUL_MAT, at(GGML_TYPE_Q8_K, 256, 4, 1, 1, 0),
+                at(GGML_TYPE_F32, 256, 2, 1, 1, 4096), at(GGML_TYPE_F32, 4, 2, 1, 1, 16384));
 
-    t[0] = at(GGML_TYPE_I32, 64, 4, 1, 1, 0);
-    t[1] = at(GGML_TYPE_F32, 64, 2, 1, 1, 4096);
-    t[2] = at(GGML_TYPE_F32, 4, 2, 1, 1, 16384);
-    op(&t[2], GGML_OP_MUL_MAT, 1, 2, 0);
-    graph_case("MUL_MAT of I32 weights", REFUSED, t, 3, NULL, 0);
+    binary_case("MUL_MAT of I32 weights", REFUSED, t, GGML_OP_MUL_MAT, at(GGML_TYPE_I32, 64, 4, 1, 1, 0),
+                at(GGML_TYPE_F32, 64, 2, 1, 1, 4096), at(GGML_TYPE_F32, 4, 2, 1, 1, 16384));
 
     t[0] = at(GGML_TYPE_Q8_1, 64, 2, 1, 1, 0);
     t[1] = at(GGML_TYPE_F32, 64, 2, 1, 1, 4096);
@@ -318,11 +322,8 @@ static void assertions(void)
     t[2].op_params[14] = 4;
     graph_case("ROPE only the fourth m-rope section", SAFE, t, 3, NULL, 0);
 
-    t[0] = at(GGML_TYPE_F16, 16, 2, 1, 1, 0);
-    t[1] = at(GGML_TYPE_F16, 16, 2, 1, 1, 4096);
-    t[2] = at(GGML_TYPE_F32, 16, 2, 1, 1, 8192);
-    op(&t[2], GGML_OP_ADD, 1, 2, 0);
-    graph_case("ADD f16 + f16 -> f32", SAFE, t, 3, NULL, 0);
+    binary_case("ADD f16 + f16 -> f32", SAFE, t, GGML_OP_ADD, at(GGML_TYPE_F16, 16, 2, 1, 1, 0),
+                at(GGML_TYPE_F16, 16, 2, 1, 1, 4096), at(GGML_TYPE_F32, 16, 2, 1, 1, 8192));
 
     t[0] = at(GGML_TYPE_BF16, 16, 2, 1, 1, 0);
     t[1] = at(GGML_TYPE_BF16, 16, 2, 1, 1, 4096);
@@ -337,6 +338,20 @@ static void assertions(void)
     graph_case("SWIGLU_OAI f16", SAFE, t, 2, NULL, 0);
 }
 
+/* t[0..n) with the index bytes at 8192 set to bad (refused with ERR_BOUNDS), then to good
+ * (computed) */
+static void bad_then_good(const char *what, struct apir_wire_tensor *t, uint32_t n, const int32_t bad[4],
+                          const int32_t good[4])
+{
+    char name[128];
+    set_bytes(8192, bad, 4 * sizeof bad[0]);
+    snprintf(name, sizeof name, "%s out of range", what);
+    graph_case(name, BOUNDS, t, n, NULL, 0);
+    set_bytes(8192, good, 4 * sizeof good[0]);
+    snprintf(name, sizeof name, "%s in range", what);
+    graph_case(name, COMPUTED, t, n, NULL, 0);
+}
+
 /* indices read from tensor data, checked before the kernel that reads them */
 static void indices(void)
 {
@@ -349,10 +364,7 @@ static void indices(void)
     t[2] = at(GGML_TYPE_I32, 2, 2, 1, 1, 8192);  /* ids: [n_used, n_tokens] */
     t[3] = at(GGML_TYPE_F32, 4, 2, 2, 1, 12288);
     op(&t[3], GGML_OP_MUL_MAT_ID, 1, 2, 3);
-    set_bytes(8192, bad, sizeof bad);
-    graph_case("MUL_MAT_ID expert id out of range", BOUNDS, t, 4, NULL, 0);
-    set_bytes(8192, good, sizeof good);
-    graph_case("MUL_MAT_ID ids in range", COMPUTED, t, 4, NULL, 0);
+    bad_then_good("MUL_MAT_ID expert ids", t, 4, bad, good);
 
     /* ADD_ID: rows of b picked by ids */
     t[0] = at(GGML_TYPE_F32, 16, 2, 2, 1, 0);
@@ -370,10 +382,7 @@ static void indices(void)
     t[1].nb[1] = t[1].nb[2] = t[1].nb[3] = 16;
     t[2] = at(GGML_TYPE_F32, 16, 2, 1, 1, 12288);
     op(&t[2], GGML_OP_GET_ROWS, 1, 2, 0);
-    set_bytes(8192, bad, sizeof bad);
-    graph_case("GET_ROWS strided index view out of range", BOUNDS, t, 3, NULL, 0);
-    set_bytes(8192, good, sizeof good);
-    graph_case("GET_ROWS strided index view in range", COMPUTED, t, 3, NULL, 0);
+    bad_then_good("GET_ROWS strided index view", t, 3, bad, good);
 
     /* indices the graph computes (a MoE router's ARGSORT): checked when they exist */
     float logits[8] = {0, 5, 1, 4, 2, 3, 7, 6};
@@ -450,11 +459,8 @@ static void supports_op_overflow(void)
 static void empty_divisors(void)
 {
     struct apir_wire_tensor t[3];
-    t[0] = at(GGML_TYPE_F32, 16, 2, 0, 1, 0);
-    t[1] = at(GGML_TYPE_F32, 16, 2, 1, 1, 4096);
-    t[2] = at(GGML_TYPE_F32, 2, 2, 1, 1, 8192);
-    op(&t[2], GGML_OP_MUL_MAT, 1, 2, 0);
-    graph_case("MUL_MAT of a weight with ne[2] = 0", REFUSED, t, 3, NULL, 0);
+    binary_case("MUL_MAT of a weight with ne[2] = 0", REFUSED, t, GGML_OP_MUL_MAT, at(GGML_TYPE_F32, 16, 2, 0, 1, 0),
+                at(GGML_TYPE_F32, 16, 2, 1, 1, 4096), at(GGML_TYPE_F32, 2, 2, 1, 1, 8192));
     t[0].ne[2] = 1;
     t[0].ne[3] = 0;
     graph_case("MUL_MAT of a weight with ne[3] = 0", REFUSED, t, 3, NULL, 0);

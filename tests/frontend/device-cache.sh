@@ -24,26 +24,17 @@ APIR_LLAMA_CPP_GGML_LIBRARY_PATH=$("$build/bin/ggml-pick-cpu") || exit 2
 export APIR_LLAMA_CPP_GGML_LIBRARY_PATH VIRGL_ROUTE_VENUS_TO_APIR=1 VIRGL_APIR_LOG_TO_FILE="$tmp/apir.log"
 export GGML_VIRTGPU_SOCKET="$tmp/sock" GGML_VIRTGPU_DEVICE_CACHE="$tmp/cache"
 cache="$tmp/cache/devices"
-pid=
-start() {
-    rm -f "$tmp/sock"
-    "$build/bin/apir-server" --socket-path "$tmp/sock" >>"$tmp/apir.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 1 200); do [ -S "$tmp/sock" ] && return 0; sleep 0.05; done
-    echo "apir-server did not start"; cat "$tmp/apir.log"; exit 1
-}
-stop() { # SIGKILL leaves the socket file behind, as a crash would
-    [ -n "$pid" ] || return 0
-    kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
-}
-cleanup() { stop; rm -rf "$tmp"; }
+sock="$tmp/sock" log="$tmp/apir.log"
+# shellcheck source-path=SCRIPTDIR source=../lib/host-control.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/host-control.sh"
+cleanup() { host_stop; rm -rf "$tmp"; }
 trap cleanup EXIT
 connections() { grep -c 'connected (uid' "$tmp/apir.log"; }
 fail() { echo "FAIL: $*"; echo "--- last guest log ---"; cat "$tmp/err"; echo "--- apir-server log ---"; cat "$tmp/apir.log"; exit 1; }
 run() { "$prog" "$@" "$lib" >"$tmp/out" 2>"$tmp/err"; }
 
 # 1. cold
-start
+host_start || exit 1
 # the cache is used only while /proc/net/unix shows the socket listening
 grep -q " $tmp/sock\$" /proc/net/unix 2>/dev/null || { echo "/proc/net/unix does not list $tmp/sock: skipped"; exit 77; }
 run list || fail "list"
@@ -103,8 +94,8 @@ chmod 0700 "$tmp/cache"
 echo "a truncated cache file and a group-writable folder are not used"
 
 # 4. restart: new socket inode, the cache is not used
-stop
-start
+host_stop
+host_start || exit 1
 before=$(connections)
 run list || fail "list after a restart"
 [ $(($(connections) - before)) = 1 ] || fail "listing after a restart connected $(($(connections) - before)) times (want 1)"
@@ -114,14 +105,14 @@ run list || fail "list"
 echo "restart: the first listing connected, the next did not"
 
 # 5. a killed host leaves its socket file: nothing listed from the cache
-stop
+host_stop
 [ -S "$tmp/sock" ] || fail "the killed server's socket file is gone (test premise)"
 run list || fail "list with a dead host"
 grep -q '^devices 0' "$tmp/out" || fail "a dead host's devices were listed: $(head -1 "$tmp/out")"
 echo "dead host (stale socket file): $(head -1 "$tmp/out")"
 
 # 6. off
-start
+host_start || exit 1
 before=$(connections)
 for _ in 1 2 3; do GGML_VIRTGPU_DEVICE_CACHE=0 run list || fail "list"; done
 [ $(($(connections) - before)) = 3 ] || fail "GGML_VIRTGPU_DEVICE_CACHE=0: $(($(connections) - before)) connections for 3 listings"

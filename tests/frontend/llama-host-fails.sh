@@ -35,25 +35,10 @@ export GGML_VIRTGPU_DEVICE_CACHE="$tmp/device-cache" # not the user's
 n=${LLAMA_FAILS_TOKENS:-48}
 args=(-m "$model" -p "Once upon a time" -n "$n" --seed 42 --temp 0.8 -no-cnv --no-warmup)
 
-spid=
-# the host is the listener and its workers (a process per guest): STOP and CONT reach them all
-signal_host() {
-    kill -"$1" "$spid" 2>/dev/null
-    case $1 in STOP|CONT) pkill -"$1" -P "$spid" 2>/dev/null || true ;; esac
-}
-start_server() {
-    rm -f "$sock"
-    "$build/bin/apir-server" --socket-path "$sock" >>"$tmp/apir.log" 2>&1 &
-    spid=$!
-    for _ in $(seq 1 200); do [ -S "$sock" ] && return 0; sleep 0.05; done
-    echo "apir-server did not start"; return 1
-}
-stop_server() {
-    [ -n "$spid" ] || return 0
-    signal_host CONT; kill -KILL "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
-    spid=
-}
-cleanup() { stop_server; rm -rf "$tmp"; }
+log="$tmp/apir.log"
+# shellcheck source-path=SCRIPTDIR source=../lib/host-control.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/host-control.sh"
+cleanup() { host_stop; rm -rf "$tmp"; }
 trap cleanup EXIT
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; } # seconds since $1
@@ -62,22 +47,22 @@ fail=0
 
 # --- 1. llama-serve: requests in flight, and the ones after
 serve=("$build/bin/llama-serve" -m "$model" -r 5 -n 12)
-start_server || exit 1
+host_start || exit 1
 t0=$(now)
 "${serve[@]}" >"$tmp/serve-ref.out" 2>"$tmp/serve-ref.err" || { echo "llama-serve reference failed"; cat "$tmp/serve-ref.err"; exit 1; }
 
 serve_s=$(since "$t0")
-stop_server
+host_stop
 grep -c '\[ok' "$tmp/serve-ref.out" | grep -qx 5 || { echo "reference requests failed"; cat "$tmp/serve-ref.out"; exit 1; }
 echo "llama-serve reference: 5 requests in ${serve_s}s"
 for sig in TERM KILL STOP; do
-    start_server || exit 1
+    host_start || exit 1
     "${serve[@]}" >"$tmp/serve.out" 2>"$tmp/serve.err" &
     cpid=$!
     for _ in $(seq 1 600); do grep -q ready "$tmp/serve.err" && break; sleep 0.05; done
     delay=$(awk -v s="$serve_s" -v r="$RANDOM" 'BEGIN {printf "%.2f", (s * 0.7) * r / 32768}')
     sleep "$delay"
-    signal_host "$sig"
+    host_signal "$sig"
     wait "$cpid"; rc=$?
     verdict=$(awk -v ref="$tmp/serve-ref.out" '
         BEGIN { while ((getline l < ref) > 0) { split(l, p, " \\[ok"); want[++n] = p[1] } }
@@ -93,12 +78,12 @@ for sig in TERM KILL STOP; do
     if [ $rc -ne 0 ] || [ "${verdict% *}" != ok ]; then
         echo "FAIL"; cat "$tmp/serve.out"; grep -v '^ggml-virtgpu: BUFFER_FREE' "$tmp/serve.err" | tail -5; fail=1
     fi
-    stop_server
+    host_stop
 done
 [ -n "$bin" ] || exit $fail
 
 # --- 2. llama.cpp's llama-completion
-start_server || exit 1
+host_start || exit 1
 t0=$(now)
 "$completion" "${args[@]}" -dev VirtGPU0 -ngl 99 >"$tmp/ref.out" 2>"$tmp/ref.err" || { echo "reference run failed"; tail "$tmp/ref.err"; exit 1; }
 ref_s=$(since "$t0")
@@ -130,17 +115,17 @@ case $out in *FAIL*) fail=1 ;; esac
 out=$(host_cost "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
 echo "llama-run --native: $out"
 case $out in *FAIL*) fail=1 ;; esac
-stop_server
+host_stop
 
 for sig in TERM KILL STOP; do
     for r in $(seq 1 "$runs"); do
-        start_server || exit 1
+        host_start || exit 1
         "$completion" "${args[@]}" -dev VirtGPU0 -ngl 99 >"$tmp/run.out" 2>"$tmp/run.err" &
         cpid=$!
         # a moment within the generation (the reference run's duration)
         delay=$(awk -v s="$ref_s" -v r="$RANDOM" 'BEGIN {printf "%.2f", 0.3 + (s * 0.8) * r / 32768}')
         sleep "$delay"
-        signal_host "$sig"; ts=$(now)
+        host_signal "$sig"; ts=$(now)
         wait "$cpid"; rc=$?
         dt=$(since "$ts")
         printed=$(stat -c %s "$tmp/run.out")
@@ -154,28 +139,28 @@ for sig in TERM KILL STOP; do
         [ "$rc" -eq 0 ] || [ "$lost" -eq 1 ] || echo "  (device-lost lines in the log: $lost, log $(stat -c %s "$tmp/run.err") bytes)"
         [ "$lost" -le 1 ] || { echo "FAIL: the loss was logged $lost times"; fail=1; }
         [ $fail = 0 ] || { grep -v '^0\.00' "$tmp/run.err" | tail -20; }
-        stop_server
+        host_stop
     done
 done
 
 # loading with a silent host: the server is stopped before the process starts
 timed() { local t0; t0=$(now); "$@" >/dev/null 2>>"$tmp/silent.err"; since "$t0"; }
-start_server || exit 1
-signal_host STOP
+host_start || exit 1
+host_signal STOP
 a=$(timed "$completion" --list-devices)
 a0=$(GGML_VIRTGPU_SOCKET=/nonexistent timed "$completion" --list-devices)
 b=$(timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
 b0=$(GGML_VIRTGPU_SOCKET=/nonexistent timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
 echo "stopped host: llama-completion --list-devices ${a}s (${a0}s with no host at all), llama-run --native ${b}s (${b0}s)"
 # the same with the device cache warm: the stopped host is not asked at all
-signal_host CONT
+host_signal CONT
 "$completion" --list-devices >/dev/null 2>&1
-signal_host STOP
+host_signal STOP
 aw=$(timed "$completion" --list-devices)
 bw=$(timed "$build/bin/llama-run" -m "$model" -p "Once upon a time" -n 4 --native)
 echo "stopped host, warm device cache: llama-completion --list-devices ${aw}s, llama-run --native ${bw}s"
 grep -o 'no VirtGPU device: .*' "$tmp/silent.err" | head -1
 over=$(awk -v a="$a" -v b="$a0" 'BEGIN {print (a - b > 1.0) ? 1 : 0}')
 [ "$over" = 0 ] || { echo "FAIL: a silent host made loading take more than its bound"; fail=1; }
-stop_server
+host_stop
 exit $fail

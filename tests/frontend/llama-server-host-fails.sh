@@ -32,24 +32,11 @@ export GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" GGML_VIRTGPU_SOCKET="$s
 export GGML_VIRTGPU_TIMEOUT=3 GGML_VIRTGPU_DEVICE_CACHE="$tmp/device-cache"
 npred=${LLAMA_SERVER_TOKENS:-160}
 
-spid=
+log="$tmp/apir.log"
+# shellcheck source-path=SCRIPTDIR source=../lib/host-control.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/host-control.sh"
 lpid=
 port=
-signal_host() { # the listener and its workers (a process per guest)
-    kill -"$1" "$spid" 2>/dev/null
-    case $1 in STOP|CONT) pkill -"$1" -P "$spid" 2>/dev/null || true ;; esac
-}
-start_host() {
-    rm -f "$sock"
-    "$build/bin/apir-server" --socket-path "$sock" >>"$tmp/apir.log" 2>&1 &
-    spid=$!
-    for _ in $(seq 1 200); do [ -S "$sock" ] && return 0; sleep 0.05; done
-    echo "apir-server did not start"; cat "$tmp/apir.log"; exit 1
-}
-stop_host() {
-    [ -n "$spid" ] || return 0
-    signal_host CONT; kill -KILL "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; spid=
-}
 # HTTP/1.1 request on a fresh connection; the raw response (headers and body) on stdout
 http() { # METHOD PATH [BODY]
     local body=${3:-}
@@ -83,7 +70,7 @@ stop_llama() { # SIGTERM; llama-server's exit status in lrc
     wait "$lpid" 2>/dev/null; lrc=$?
     lpid=
 }
-cleanup() { [ -z "$lpid" ] || kill -KILL "$lpid" 2>/dev/null; stop_host; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"; }
+cleanup() { [ -z "$lpid" ] || kill -KILL "$lpid" 2>/dev/null; host_stop; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"; }
 trap cleanup EXIT
 body() { # REQUEST-INDEX [stream]
     printf '{"prompt":"Once upon a time %s","n_predict":%d,"seed":42,"temperature":0.8,"cache_prompt":false,"stream":%s}' \
@@ -94,7 +81,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'; }
 fail=0
 
 # --- the reference: every request uninterrupted on VirtGPU0, one after the other
-start_host
+host_start || exit 1
 start_llama VirtGPU0
 t0=$(now)
 for i in $(seq 1 "$nreq"); do
@@ -108,7 +95,7 @@ ref_s=$(since "$t0")
 # the token events of all but the last request: the signal comes before that many are streamed
 ref_events=$(cat $(seq -f "$tmp/ref%g.out" 1 $((nreq - 1))) | grep -c '"tokens":\[[0-9]')
 stop_llama
-stop_host
+host_stop
 [ "$lrc" = 0 ] || { echo "FAIL: the reference llama-server exited $lrc"; fail=1; }
 start_llama none
 http POST /completion "$(body 1)" >"$tmp/native.out"
@@ -117,7 +104,7 @@ stop_llama
 echo "reference: $nreq requests x $npred tokens on VirtGPU0 in ${ref_s}s; native gives the same tokens: $same"
 
 for sig in TERM KILL STOP; do
-    start_host
+    host_start || exit 1
     start_llama VirtGPU0
     for i in $(seq 1 "$nreq"); do
         http POST /completion "$(body "$i")" >"$tmp/run$i.out" &
@@ -132,7 +119,7 @@ for sig in TERM KILL STOP; do
         [ "$(cat "$tmp"/run*.out 2>/dev/null | grep -c '"tokens":\[[0-9]')" -ge "$want" ] && break
         sleep 0.01
     done
-    signal_host "$sig"; ts=$(now)
+    host_signal "$sig"; ts=$(now)
     delay="$(since "$t0")s ($want token events streamed)"
     for i in $(seq 1 "$nreq"); do eval "wait \$rpid$i"; done
     settle=$(since "$ts")
@@ -178,6 +165,6 @@ for sig in TERM KILL STOP; do
         fail=1
         grep -E ' E |lost|abort' "$tmp/llama-$sig.log" | tail -8
     fi
-    stop_host
+    host_stop
 done
 exit $fail

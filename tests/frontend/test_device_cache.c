@@ -10,6 +10,7 @@
 #include <ggml.h>
 
 #include "log_check.h"
+#include "sqr_graph.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,23 +22,17 @@ static int use(ggml_backend_dev_t dev)
     ggml_backend_t be = ggml_backend_dev_init(dev, NULL);
     if (!be)
         return 3;
-    struct ggml_init_params p = {ggml_tensor_overhead() * 4 + ggml_graph_overhead() + 1024, NULL, true};
-    struct ggml_context *ctx = ggml_init(p);
-    struct ggml_tensor *a = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, N);
-    struct ggml_tensor *b = ggml_sqr(ctx, a);
-    ggml_set_output(b);
-    struct ggml_cgraph *gf = ggml_new_graph(ctx);
-    ggml_build_forward_expand(gf, b);
+    struct sqr_graph g = sqr_graph_new(N);
     int rc = 3;
-    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(g.ctx, be);
     if (buf) {
         float x[N], y[N];
         for (int i = 0; i < N; i++)
             x[i] = (float)(i % 9) - 4.0f;
-        ggml_backend_tensor_set(a, x, 0, sizeof x);
-        if (ggml_backend_graph_compute(be, gf) == GGML_STATUS_SUCCESS) {
+        ggml_backend_tensor_set(g.x, x, 0, sizeof x);
+        if (ggml_backend_graph_compute(be, g.gf) == GGML_STATUS_SUCCESS) {
             memset(y, 0, sizeof y);
-            ggml_backend_tensor_get(b, y, 0, sizeof y);
+            ggml_backend_tensor_get(g.y, y, 0, sizeof y);
             rc = 0;
             for (int i = 0; i < N; i++)
                 if (y[i] != x[i] * x[i])
@@ -46,7 +41,7 @@ static int use(ggml_backend_dev_t dev)
         ggml_backend_buffer_free(buf);
     }
     ggml_backend_free(be);
-    ggml_free(ctx);
+    ggml_free(g.ctx);
     return rc;
 }
 

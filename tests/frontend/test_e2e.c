@@ -159,8 +159,11 @@ static void upload(struct model *m, const struct inputs *in)
     ggml_backend_tensor_set(m->c, in->c, 0, sizeof in->c);
 }
 
-/* computes the model on dev's backend; results in out[M*N], q[MQ*N] */
-static bool run_direct(ggml_backend_dev_t dev, struct inputs *in, int n_runs, float *out, float *q)
+/* computes the model on dev's backend n_runs times (an identical graph: every run after the
+ * first is a GRAPH_RECOMPUTE on VirtGPU0), with the inputs in, replaced by then (if given)
+ * before the second run; the last run's results in out[M*N], q[MQ*N] */
+static bool run_direct(ggml_backend_dev_t dev, const struct inputs *in, const struct inputs *then, int n_runs,
+                       float *out, float *q)
 {
     struct model m;
     build(&m);
@@ -170,6 +173,8 @@ static bool run_direct(ggml_backend_dev_t dev, struct inputs *in, int n_runs, fl
     CHECK(m.buf != NULL, "alloc on %s", ggml_backend_dev_name(dev));
     upload(&m, in);
     for (int r = 0; r < n_runs; r++) {
+        if (r == 1 && then)
+            upload(&m, then);
         enum ggml_status st = ggml_backend_graph_compute(be, m.gf);
         CHECK(st == GGML_STATUS_SUCCESS, "compute on %s: %s", ggml_backend_dev_name(dev), ggml_status_to_string(st));
     }
@@ -186,12 +191,12 @@ static bool test_graph_direct(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
     static struct inputs in;
     static float vo[M * N], vq[MQ * N], co[M * N], cq[MQ * N];
     make_inputs(&in);
-    if (!run_direct(cdev, &in, 1, co, cq) || !run_direct(vdev, &in, 1, vo, vq))
+    if (!run_direct(cdev, &in, NULL, 1, co, cq) || !run_direct(vdev, &in, NULL, 1, vo, vq))
         return false;
     if (!close_enough("mul_mat+add (once)", vo, co, M * N) || !close_enough("q8_0 mul_mat", vq, cq, MQ * N))
         return false;
     /* three identical computes: the 2nd and 3rd are GRAPH_RECOMPUTE, same result */
-    if (!run_direct(vdev, &in, 3, vo, vq) || !close_enough("mul_mat+add (recomputed)", vo, co, M * N))
+    if (!run_direct(vdev, &in, NULL, 3, vo, vq) || !close_enough("mul_mat+add (recomputed)", vo, co, M * N))
         return false;
     CHECK(strstr(last_stats, "1 graphs sent, 2 recomputed") != NULL, "stats: %s", last_stats);
     return true;
@@ -204,25 +209,9 @@ static bool test_recompute_sees_new_data(ggml_backend_dev_t vdev, ggml_backend_d
     static float vo[M * N], vq[MQ * N], co[M * N], cq[MQ * N];
     make_inputs(&a);
     make_inputs(&b);
-    if (!run_direct(cdev, &b, 1, co, cq))
+    if (!run_direct(cdev, &b, NULL, 1, co, cq) || !run_direct(vdev, &a, &b, 2, vo, vq))
         return false;
-    struct model m;
-    build(&m);
-    ggml_backend_t be = ggml_backend_dev_init(vdev, NULL);
-    CHECK(be != NULL, "init");
-    m.buf = ggml_backend_alloc_ctx_tensors(m.ctx, be);
-    CHECK(m.buf != NULL, "alloc");
-    upload(&m, &a);
-    CHECK(ggml_backend_graph_compute(be, m.gf) == GGML_STATUS_SUCCESS, "first compute");
-    upload(&m, &b);
-    CHECK(ggml_backend_graph_compute(be, m.gf) == GGML_STATUS_SUCCESS, "recompute");
-    ggml_backend_tensor_get(m.out, vo, 0, sizeof vo);
-    ggml_backend_tensor_get(m.q, vq, 0, sizeof vq);
-    bool ok = close_enough("recompute with new data", vo, co, M * N) && close_enough("recompute q", vq, cq, MQ * N);
-    ggml_backend_buffer_free(m.buf);
-    ggml_backend_free(be);
-    ggml_free(m.ctx);
-    return ok;
+    return close_enough("recompute with new data", vo, co, M * N) && close_enough("recompute q", vq, cq, MQ * N);
 }
 
 /* Graphs that alternate on one backend (a server's prompt and generation steps) are each sent
@@ -280,7 +269,7 @@ static bool test_sched(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
     static struct inputs in;
     static float vo[M * N], vq[MQ * N], co[M * N], cq[MQ * N];
     make_inputs(&in);
-    if (!run_direct(cdev, &in, 1, co, cq))
+    if (!run_direct(cdev, &in, NULL, 1, co, cq))
         return false;
     ggml_backend_t backends[2] = {ggml_backend_dev_init(vdev, NULL), ggml_backend_dev_init(cdev, NULL)};
     CHECK(backends[0] && backends[1], "init backends");

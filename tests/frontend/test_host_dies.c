@@ -15,6 +15,7 @@
 #include <ggml.h>
 
 #include "log_check.h"
+#include "sqr_graph.h"
 
 #include <math.h>
 #include <signal.h>
@@ -109,6 +110,7 @@ struct session {
     ggml_backend_t be;
     ggml_backend_buffer_t buf;
     float x[N];
+    size_t mem_free, mem_total; /* the device's memory while the host is up */
 };
 
 /* loads, and computes out = a^2 (a graph output, like llama.cpp's logits) and scratch = -a
@@ -136,6 +138,8 @@ static int setup(struct session *s, const char *lib)
     ggml_backend_tensor_set(s->a, s->x, 0, sizeof s->x);
     CHECK(ggml_backend_graph_compute(s->be, s->gf) == GGML_STATUS_SUCCESS, "compute while the host is up");
     CHECK(ggml_backend_dev_supports_op(s->dev, s->out), "sqr is supported");
+    ggml_backend_dev_memory(s->dev, &s->mem_free, &s->mem_total);
+    CHECK(s->mem_total > 0, "memory while the host is up");
     return 0;
 }
 
@@ -148,7 +152,7 @@ static void teardown(struct session *s)
 }
 
 /* every call on a lost device: fails (or answers as it did while alive), at once */
-static int lost_device_calls(struct session *s, size_t mem_free, size_t mem_total)
+static int lost_device_calls(struct session *s)
 {
     double t0 = now_s();
     ggml_backend_tensor_set(s->a, s->x, 0, sizeof s->x);
@@ -162,7 +166,7 @@ static int lost_device_calls(struct session *s, size_t mem_free, size_t mem_tota
         CHECK(isnan(y[i]), "a failed read-back left %g at %d", (double)y[i], i);
     size_t free_b = 0, total_b = 0;
     ggml_backend_dev_memory(s->dev, &free_b, &total_b);
-    CHECK(free_b == mem_free && total_b == mem_total, "a lost device keeps its last memory answer (%zu/%zu)",
+    CHECK(free_b == s->mem_free && total_b == s->mem_total, "a lost device keeps its last memory answer (%zu/%zu)",
           free_b, total_b);
     struct ggml_tensor *c = ggml_exp(s->ctx, s->a); /* a signature never asked before */
     CHECK(ggml_backend_dev_supports_op(s->dev, c), "a lost device accepts ops: their compute fails instead");
@@ -191,9 +195,6 @@ static int mode_kill(const char *lib)
     struct session s;
     if (setup(&s, lib))
         return 1;
-    size_t mem_free, mem_total;
-    ggml_backend_dev_memory(s.dev, &mem_free, &mem_total);
-    CHECK(mem_total > 0, "memory while the host is up");
     CHECK(kill(server, SIGKILL) == 0, "kill %d", (int)server);
     wait_server_gone();
     logbuf[0] = '\0';
@@ -202,7 +203,7 @@ static int mode_kill(const char *lib)
     ggml_backend_tensor_get(s.out, y, 0, sizeof y);
     for (int i = 0; i < N; i++)
         CHECK(y[i] == s.x[i] * s.x[i], "output %d is %g, not %g", i, (double)y[i], (double)(s.x[i] * s.x[i]));
-    if (lost_device_calls(&s, mem_free, mem_total))
+    if (lost_device_calls(&s))
         return 1;
     if (one_loss_line("the connection to the host was lost"))
         return 1;
@@ -216,8 +217,6 @@ static int mode_stop(const char *lib)
     struct session s;
     if (setup(&s, lib))
         return 1;
-    size_t mem_free, mem_total;
-    ggml_backend_dev_memory(s.dev, &mem_free, &mem_total);
     int created = server_log_count("created (capset");
     CHECK(stop_server(), "stop %d", (int)server);
     logbuf[0] = '\0';
@@ -226,13 +225,13 @@ static int mode_stop(const char *lib)
     CHECK(ggml_backend_graph_compute(s.be, s.gf) != GGML_STATUS_SUCCESS, "compute on a stopped host must fail");
     double first = now_s() - t0;
     CHECK(first > 1.5 && first < 4.0, "the first call failed after %.2f s, expected one timeout (2 s)", first);
-    if (lost_device_calls(&s, mem_free, mem_total))
+    if (lost_device_calls(&s))
         return 1;
     /* the host runs again and writes its late reply: never taken as an answer */
     signal_host(SIGCONT);
     usleep(300000);
     t0 = now_s();
-    if (lost_device_calls(&s, mem_free, mem_total))
+    if (lost_device_calls(&s))
         return 1;
     CHECK(now_s() - t0 < 0.5, "calls after the late reply waited");
     if (one_loss_line("COMPUTE within GGML_VIRTGPU_TIMEOUT=2 s (stopped or hung host)"))
@@ -290,29 +289,23 @@ static int mode_lazy(const char *lib)
     ggml_backend_t be = ggml_backend_dev_init(dev, NULL);
     CHECK(be != NULL, "backend after a lazy connection");
     CHECK(server_log_count("created (capset") == 2 && server_log_count("destroyed") == 1, "no second context");
-    struct ggml_init_params p = {ggml_tensor_overhead() * 4 + ggml_graph_overhead() + 1024, NULL, true};
-    struct ggml_context *ctx = ggml_init(p);
-    struct ggml_tensor *a = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, N);
-    struct ggml_tensor *b = ggml_sqr(ctx, a);
-    ggml_set_output(b);
-    struct ggml_cgraph *gf = ggml_new_graph(ctx);
-    ggml_build_forward_expand(gf, b);
-    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
+    struct sqr_graph g = sqr_graph_new(N);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(g.ctx, be);
     CHECK(buf != NULL, "buffer");
     float x[N], y[N];
     for (int i = 0; i < N; i++)
         x[i] = (float)(i % 7) - 3.0f;
     for (int round = 0; round < 3; round++) { /* the output is read, then recomputed */
-        ggml_backend_tensor_set(a, x, 0, sizeof x);
-        CHECK(ggml_backend_graph_compute(be, gf) == GGML_STATUS_SUCCESS, "compute %d", round);
-        ggml_backend_tensor_get(b, y, 0, sizeof y);
+        ggml_backend_tensor_set(g.x, x, 0, sizeof x);
+        CHECK(ggml_backend_graph_compute(be, g.gf) == GGML_STATUS_SUCCESS, "compute %d", round);
+        ggml_backend_tensor_get(g.y, y, 0, sizeof y);
         for (int i = 0; i < N; i++)
             CHECK(y[i] == x[i] * x[i], "round %d: y[%d] = %g", round, i, (double)y[i]);
         x[round] += 1.0f;
     }
     ggml_backend_buffer_free(buf);
     ggml_backend_free(be);
-    ggml_free(ctx);
+    ggml_free(g.ctx);
     ggml_backend_unload(reg);
     CHECK(log_count("[E]") == 0 && log_count("[W]") == 0, "no error or warning expected");
     printf("lazy: loaded and listed in %.3f s holding no host context; first backend connected\n", load_s);

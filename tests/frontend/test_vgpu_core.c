@@ -223,6 +223,13 @@ static bool fake_locate(void *user, const struct ggml_tensor *t, uint32_t *buffe
     return true;
 }
 
+/* encodes gf with every tensor placed (offsets moved by shift): a VGPU_GRAPH_* result */
+static int encode_placed(struct vgpu_graph_encoder *ge, struct ggml_cgraph *gf, uint64_t shift)
+{
+    struct fake_placement p = {.shift = shift};
+    return vgpu_graph_encode(ge, gf, fake_locate, &p);
+}
+
 struct decoded_graph {
     uint32_t n_tensors, n_nodes;
     struct apir_wire_tensor *t;
@@ -277,8 +284,7 @@ static void graph_encodes_sources_before_users(void **state)
     ggml_build_forward_expand(gf, out);
 
     struct vgpu_graph_encoder ge = {0};
-    struct fake_placement p = {0};
-    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_int_equal(encode_placed(&ge, gf, 0), VGPU_GRAPH_OK);
     struct decoded_graph g;
     decode_graph(ge.bytes, ge.len, &g);
     /* a, b, mm, big, view, out; the view's source is encoded although it is not a node */
@@ -305,7 +311,7 @@ static void graph_encodes_sources_before_users(void **state)
     free_decoded(&g);
 
     /* a tensor without a buffer fails the whole graph and is named */
-    p.missing = b;
+    struct fake_placement p = {.missing = b};
     assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_NO_BUFFER);
     assert_ptr_equal(ge.bad_tensor, b);
     vgpu_graph_encoder_free(&ge);
@@ -350,8 +356,7 @@ static void graph_deep_chain_is_iterative(void **state)
     for (int i = N - 1; i >= 1; i--)
         ggml_graph_add_node(gf, chain[i]);
     struct vgpu_graph_encoder ge = {0};
-    struct fake_placement p = {0};
-    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_int_equal(encode_placed(&ge, gf, 0), VGPU_GRAPH_OK);
     struct decoded_graph g;
     decode_graph(ge.bytes, ge.len, &g);
     assert_int_equal(g.n_tensors, N);
@@ -375,8 +380,7 @@ static void graph_cast_self_reference(void **state)
     struct ggml_cgraph *gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, out);
     struct vgpu_graph_encoder ge = {0};
-    struct fake_placement p = {0};
-    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_int_equal(encode_placed(&ge, gf, 0), VGPU_GRAPH_OK);
     struct apir_decoder dec;
     apir_decoder_init(&dec, ge.bytes, ge.len);
     uint32_t n = apir_get_u32(&dec);
@@ -403,8 +407,7 @@ static void graph_empty_is_not_sent(void **state)
     struct ggml_context *ctx = new_ctx(8);
     struct ggml_cgraph *gf = ggml_new_graph(ctx);
     struct vgpu_graph_encoder ge = {0};
-    struct fake_placement p = {0};
-    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_EMPTY);
+    assert_int_equal(encode_placed(&ge, gf, 0), VGPU_GRAPH_EMPTY);
     vgpu_graph_encoder_free(&ge);
     ggml_free(ctx);
 }
@@ -418,26 +421,24 @@ static void graph_cache_decision(void **state)
     ggml_build_forward_expand(gf, out);
     struct vgpu_graph_encoder ge = {0};
     struct vgpu_graph_cache gc = {0};
-    struct fake_placement p = {0};
 
-    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_int_equal(encode_placed(&ge, gf, 0), VGPU_GRAPH_OK);
     assert_false(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len)); /* nothing sent yet */
     vgpu_graph_cache_store(&gc, ge.bytes, ge.len);
 
-    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_int_equal(encode_placed(&ge, gf, 0), VGPU_GRAPH_OK);
     assert_true(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len)); /* same graph: recompute */
 
-    p.shift = 64; /* tensors moved within their buffer: resend */
-    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    /* tensors moved within their buffer: resend */
+    assert_int_equal(encode_placed(&ge, gf, 64), VGPU_GRAPH_OK);
     assert_false(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len));
-    p.shift = 0;
 
     out->op_params[0] = 1; /* any byte of any tensor counts */
-    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_int_equal(encode_placed(&ge, gf, 0), VGPU_GRAPH_OK);
     assert_false(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len));
     out->op_params[0] = 0;
 
-    assert_int_equal(vgpu_graph_encode(&ge, gf, fake_locate, &p), VGPU_GRAPH_OK);
+    assert_int_equal(encode_placed(&ge, gf, 0), VGPU_GRAPH_OK);
     assert_true(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len));
     vgpu_graph_cache_invalidate(&gc); /* e.g. the last compute failed */
     assert_false(vgpu_graph_cache_matches(&gc, ge.bytes, ge.len));

@@ -58,6 +58,18 @@ static void put_graph(struct apir_encoder *e, struct ggml_cgraph *gf, uint32_t b
     vgpu_graph_encoder_free(&ge);
 }
 
+/* a BUFFER_SET or BUFFER_GET record: size bytes at offset of H_BUF, through resource 1 at data_off */
+static void rec_transfer(uint32_t cmd, uint64_t offset, uint64_t size, uint64_t data_off)
+{
+    rec_begin();
+    apir_put_u32(&a, H_BUF);
+    apir_put_u64(&a, offset);
+    apir_put_u64(&a, size);
+    apir_put_u32(&a, 1);
+    apir_put_u64(&a, data_off);
+    rec_end(cmd);
+}
+
 static void session_mul_mat(const char *dir)
 {
     apir_encoder_init(&seed, out, sizeof out);
@@ -68,13 +80,7 @@ static void session_mul_mat(const char *dir)
     rec_begin();
     apir_put_u32(&a, 0);
     rec_end(APIR_FWD_BACKEND_INIT);
-    rec_begin();
-    apir_put_u32(&a, H_BUF);
-    apir_put_u64(&a, 0);
-    apir_put_u64(&a, 80);
-    apir_put_u32(&a, 1);
-    apir_put_u64(&a, 0);
-    rec_end(APIR_FWD_BUFFER_SET);
+    rec_transfer(APIR_FWD_BUFFER_SET, 0, 80, 0);
     struct apir_wire_tensor t[3];
     wt_mul_mat(t, H_BUF);
     uint32_t node = 2;
@@ -87,13 +93,7 @@ static void session_mul_mat(const char *dir)
     apir_put_u32(&a, 0); /* slot 0 */
     apir_put_u32(&a, 0); /* no outputs read back */
     rec_end(APIR_FWD_GRAPH_RECOMPUTE);
-    rec_begin();
-    apir_put_u32(&a, H_BUF);
-    apir_put_u64(&a, 128);
-    apir_put_u64(&a, 24);
-    apir_put_u32(&a, 1);
-    apir_put_u64(&a, 1024);
-    rec_end(APIR_FWD_BUFFER_GET);
+    rec_transfer(APIR_FWD_BUFFER_GET, 128, 24, 1024);
     rec_begin();
     apir_put_u32(&a, 0);
     apir_put_u32(&a, 3);

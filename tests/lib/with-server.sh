@@ -51,13 +51,9 @@ fail() {
     echo "-----" >&2
 }
 
-# bounded wait: 10 s (sanitizer builds start slower)
-for _ in $(seq 1 200); do
-    [ -S "$sock" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-done
-if [ ! -S "$sock" ]; then
+# shellcheck source-path=SCRIPTDIR source=wait-listening.sh
+. "$(dirname "${BASH_SOURCE[0]}")/wait-listening.sh"
+if ! wait_listening "$sock" "$pid"; then
     fail "apir-server did not create $sock"
     kill -TERM "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null

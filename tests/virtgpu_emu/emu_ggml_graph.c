@@ -11,6 +11,7 @@
 
 #include <dlfcn.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,20 +57,29 @@ static unsigned long stat_count(const char *stats, const char *name)
     return 0;
 }
 
-static void check_emulation_record(const char *path)
+/* has the shim write its record to path now (the guest backend keeps its node open until
+ * exit) and reads it into stats; false when not running under the shim */
+static bool read_emulation_record(const char *path, char *stats, size_t cap)
 {
-    /* the shim's dump entry point: the guest backend keeps its node open until exit */
     void (*dump)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "emu_stats_dump");
     CHECK(dump != NULL, "not running under the virtgpu emulation shim");
+    stats[0] = '\0';
     if (!dump)
-        return;
+        return false;
     dump();
-    char stats[8192] = "";
     FILE *f = fopen(path, "r");
     if (f) {
-        stats[fread(stats, 1, sizeof stats - 1, f)] = '\0';
+        stats[fread(stats, 1, cap - 1, f)] = '\0';
         fclose(f);
     }
+    return true;
+}
+
+static void check_emulation_record(const char *path)
+{
+    char stats[8192];
+    if (!read_emulation_record(path, stats, sizeof stats))
+        return;
     /* two contexts: the device listing at load (given back at once) and the lazy connection
      * made by the first buffer or backend (docs/frontend.md) */
     CHECK(stat_count(stats, "CONTEXT_INIT") == 2, "the guest did not open its two virtio-gpu contexts:\n%s", stats);
@@ -87,17 +97,9 @@ static int list_only(const char *lib, unsigned long want, const char *stats_path
 {
     ggml_backend_reg_t reg = ggml_backend_load(lib);
     CHECK(reg && ggml_backend_reg_dev_count(reg) == 1, "%s listed no device over the emulated render node", lib);
-    void (*dump)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "emu_stats_dump");
-    CHECK(dump != NULL, "not running under the virtgpu emulation shim");
-    if (!reg || !dump)
+    char stats[8192];
+    if (!read_emulation_record(stats_path, stats, sizeof stats) || !reg)
         return 1;
-    dump();
-    char stats[8192] = "";
-    FILE *f = fopen(stats_path, "r");
-    if (f) {
-        stats[fread(stats, 1, sizeof stats - 1, f)] = '\0';
-        fclose(f);
-    }
     unlink(stats_path);
     CHECK(stat_count(stats, "CONTEXT_INIT") == want, "listing made %lu context inits, not %lu:\n%s",
           stat_count(stats, "CONTEXT_INIT"), want, stats);

@@ -105,6 +105,22 @@ static int forward_simple(struct apir_client *c, uint32_t cmd, const void *args,
     return apir_client_call(c, reply);
 }
 
+/* BUFFER_SET or BUFFER_GET of size bytes at offset 0 of buf, through the data page at data_off */
+static int transfer(struct apir_client *c, uint32_t cmd, uint32_t buf, uint64_t size, uint64_t data_off)
+{
+    struct apir_encoder *enc = apir_client_begin(c, cmd, 32);
+    apir_put_u32(enc, buf);
+    apir_put_u64(enc, 0);
+    apir_put_u64(enc, size);
+    apir_put_u32(enc, c->data.res_id);
+    apir_put_u64(enc, data_off);
+    n_forward++;
+    struct apir_decoder r;
+    int st = apir_client_call(c, &r);
+    apir_client_end(c);
+    return st;
+}
+
 static void run_forward_commands(struct apir_client *c)
 {
     struct apir_decoder r;
@@ -150,43 +166,19 @@ static void run_forward_commands(struct apir_client *c)
     uint8_t *data = c->data.ptr;
     for (int i = 0; i < 4096; i++)
         data[100 + i] = (uint8_t)(i * 7 + 3);
-    enc = apir_client_begin(c, APIR_FWD_BUFFER_SET, 32);
-    apir_put_u32(enc, buf);
-    apir_put_u64(enc, 0);
-    apir_put_u64(enc, 4096);
-    apir_put_u32(enc, c->data.res_id);
-    apir_put_u64(enc, 100);
-    n_forward++;
-    st = apir_client_call(c, &r);
+    st = transfer(c, APIR_FWD_BUFFER_SET, buf, 4096, 100);
     CHECK(st == APIR_BACKEND_OK, "BUFFER_SET: %s", apir_client_status_str(st));
-    apir_client_end(c);
     memset(data, 0, 8192);
-    enc = apir_client_begin(c, APIR_FWD_BUFFER_GET, 32);
-    apir_put_u32(enc, buf);
-    apir_put_u64(enc, 0);
-    apir_put_u64(enc, 4096);
-    apir_put_u32(enc, c->data.res_id);
-    apir_put_u64(enc, 0);
-    n_forward++;
-    st = apir_client_call(c, &r);
+    st = transfer(c, APIR_FWD_BUFFER_GET, buf, 4096, 0);
     CHECK(st == APIR_BACKEND_OK, "BUFFER_GET: %s", apir_client_status_str(st));
-    apir_client_end(c);
     int bad = 0;
     for (int i = 0; i < 4096; i++)
         bad += data[i] != (uint8_t)(i * 7 + 3);
     CHECK(bad == 0, "%d bytes differ after a set/get round trip through the host buffer", bad);
 
     /* the host checks the transfer against the shared resource: past the end of the data page */
-    enc = apir_client_begin(c, APIR_FWD_BUFFER_GET, 32);
-    apir_put_u32(enc, buf);
-    apir_put_u64(enc, 0);
-    apir_put_u64(enc, 4096);
-    apir_put_u32(enc, c->data.res_id);
-    apir_put_u64(enc, c->data.size - 100);
-    n_forward++;
-    st = apir_client_call(c, &r);
+    st = transfer(c, APIR_FWD_BUFFER_GET, buf, 4096, c->data.size - 100);
     CHECK(st == APIR_BACKEND_ERR_BOUNDS, "GET past the data page: %s", apir_client_status_str(st));
-    apir_client_end(c);
 
     /* free, then the handle is stale */
     for (int round = 0; round < 2; round++) {
