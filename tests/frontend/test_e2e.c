@@ -222,7 +222,7 @@ static bool test_alternating_graphs(ggml_backend_dev_t vdev, ggml_backend_dev_t 
     static struct inputs in;
     static float vo[M * N], vq[MQ * N], co[M * N], cq[MQ * N];
     make_inputs(&in);
-    if (!run_direct(cdev, &in, 1, co, cq))
+    if (!run_direct(cdev, &in, NULL, 1, co, cq))
         return false;
     struct model m;
     build(&m);
