@@ -186,6 +186,13 @@ static bool run_direct(ggml_backend_dev_t dev, const struct inputs *in, const st
     return true;
 }
 
+/* fresh inputs and what the CPU backend computes from them */
+static bool cpu_reference(ggml_backend_dev_t cdev, struct inputs *in, float *co, float *cq)
+{
+    make_inputs(in);
+    return run_direct(cdev, in, NULL, 1, co, cq);
+}
+
 static bool test_graph_direct(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
 {
     static struct inputs in;
@@ -221,8 +228,7 @@ static bool test_alternating_graphs(ggml_backend_dev_t vdev, ggml_backend_dev_t 
 {
     static struct inputs in;
     static float vo[M * N], vq[MQ * N], co[M * N], cq[MQ * N];
-    make_inputs(&in);
-    if (!run_direct(cdev, &in, NULL, 1, co, cq))
+    if (!cpu_reference(cdev, &in, co, cq))
         return false;
     struct model m;
     build(&m);
@@ -268,8 +274,7 @@ static bool test_sched(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
 {
     static struct inputs in;
     static float vo[M * N], vq[MQ * N], co[M * N], cq[MQ * N];
-    make_inputs(&in);
-    if (!run_direct(cdev, &in, NULL, 1, co, cq))
+    if (!cpu_reference(cdev, &in, co, cq))
         return false;
     ggml_backend_t backends[2] = {ggml_backend_dev_init(vdev, NULL), ggml_backend_dev_init(cdev, NULL)};
     CHECK(backends[0] && backends[1], "init backends");

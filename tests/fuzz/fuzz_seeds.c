@@ -59,6 +59,16 @@ static void put_graph(struct apir_encoder *e, struct ggml_cgraph *gf, uint32_t b
 }
 
 /* a BUFFER_SET or BUFFER_GET record: size bytes at offset of H_BUF, through resource 1 at data_off */
+/* GRAPH_RECOMPUTE of slot 0 (the session's only graph), no outputs read back */
+static void rec_recompute(void)
+{
+    rec_begin();
+    apir_put_u32(&a, H_BACKEND);
+    apir_put_u32(&a, 0);
+    apir_put_u32(&a, 0);
+    rec_end(APIR_FWD_GRAPH_RECOMPUTE);
+}
+
 static void rec_transfer(uint32_t cmd, uint64_t offset, uint64_t size, uint64_t data_off)
 {
     rec_begin();
@@ -88,11 +98,7 @@ static void session_mul_mat(const char *dir)
     apir_put_u32(&a, H_BACKEND);
     wt_put_graph(&a, t, 3, &node, 1);
     rec_end(APIR_FWD_GRAPH_COMPUTE);
-    rec_begin();
-    apir_put_u32(&a, H_BACKEND);
-    apir_put_u32(&a, 0); /* slot 0 */
-    apir_put_u32(&a, 0); /* no outputs read back */
-    rec_end(APIR_FWD_GRAPH_RECOMPUTE);
+    rec_recompute();
     rec_transfer(APIR_FWD_BUFFER_GET, 128, 24, 1024);
     rec_begin();
     apir_put_u32(&a, 0);
@@ -110,11 +116,7 @@ static void session_mul_mat(const char *dir)
     rec_begin();
     apir_put_u32(&a, H_BUF);
     rec_end(APIR_FWD_BUFFER_FREE);
-    rec_begin();
-    apir_put_u32(&a, H_BACKEND);
-    apir_put_u32(&a, 0); /* slot 0 */
-    apir_put_u32(&a, 0); /* no outputs read back */
-    rec_end(APIR_FWD_GRAPH_RECOMPUTE);
+    rec_recompute();
     save(dir, "session_mul_mat", out, seed.pos);
 
     /* the same graph alone for the decoder fuzzer (buffer handle 1 there) */
@@ -152,11 +154,7 @@ static void block(const char *dir)
         exit(1);
     }
     rec_end(APIR_FWD_GRAPH_COMPUTE);
-    rec_begin();
-    apir_put_u32(&a, H_BACKEND);
-    apir_put_u32(&a, 0); /* slot 0 */
-    apir_put_u32(&a, 0); /* no outputs read back */
-    rec_end(APIR_FWD_GRAPH_RECOMPUTE);
+    rec_recompute();
     save(dir, "session_block", out, seed.pos);
 
     apir_encoder_init(&seed, out, sizeof out);
