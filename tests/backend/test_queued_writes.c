@@ -1,0 +1,189 @@
+/* Inline writes queued on a backend stream (src/backend/queued_writes.c), against a fake
+ * asynchronous backend whose copies run only when it synchronizes, as a GPU stream's do: the
+ * bytes must land, in order, whatever happens between the write and the compute (more writes
+ * than the stage holds, a compute on another stream, the stream going away), and never before
+ * a synchronize (else the queue would not be asynchronous at all). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "backend_context.h"
+#include "ggml-backend-impl.h"
+#include "queued_writes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* a stream: copies recorded by set_tensor_async, run by synchronize */
+struct fake_stream {
+    struct {
+        void *dst;
+        const void *src;
+        size_t n;
+    } pending[256];
+    int n;
+    int syncs;
+};
+
+static void fake_set_async(ggml_backend_t b, struct ggml_tensor *t, const void *data, size_t off, size_t size)
+{
+    struct fake_stream *f = b->context;
+    assert_true(f->n < 256);
+    f->pending[f->n].dst = (char *)t->data + off;
+    f->pending[f->n].src = data; /* read at synchronize: the stage must still hold the bytes */
+    f->pending[f->n].n = size;
+    f->n++;
+}
+
+static void fake_sync(ggml_backend_t b)
+{
+    struct fake_stream *f = b->context;
+    for (int i = 0; i < f->n; i++)
+        memcpy(f->pending[i].dst, f->pending[i].src, f->pending[i].n);
+    f->n = 0;
+    f->syncs++;
+}
+
+/* the device: its buffers and its host (stage) buffers are plain CPU memory */
+static ggml_backend_buffer_type_t fake_buft(ggml_backend_dev_t dev)
+{
+    (void)dev;
+    return ggml_backend_cpu_buffer_type();
+}
+
+static struct ggml_backend_device fake_dev = {
+    .iface = {.get_buffer_type = fake_buft, .get_host_buffer_type = fake_buft},
+};
+
+struct fake {
+    struct fake_stream f;
+    struct ggml_backend backend;
+    struct backend_stream s;
+};
+
+static void fake_init(struct fake *x)
+{
+    memset(x, 0, sizeof *x);
+    x->backend.iface.set_tensor_async = fake_set_async;
+    x->backend.iface.synchronize = fake_sync;
+    x->backend.device = &fake_dev;
+    x->backend.context = &x->f;
+    x->s.backend = &x->backend;
+}
+
+#define DST_BYTES (4u << 20)
+
+static void fill(uint8_t *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 8));
+}
+
+static void test_queued_then_settled(void **state)
+{
+    (void)state;
+    struct fake a;
+    fake_init(&a);
+    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), DST_BYTES);
+    uint8_t *base = ggml_backend_buffer_get_base(buf);
+    memset(base, 0, DST_BYTES);
+    struct queued_writes q = {0};
+    uint8_t data[4096];
+    fill(data, sizeof data, 1);
+    /* nothing computed yet: no stream to queue on, the caller writes synchronously */
+    assert_false(queued_writes_try(&q, buf, 0, data, sizeof data));
+    queued_writes_after_compute(&q, &a.s);
+    assert_true(queued_writes_try(&q, buf, 100, data, sizeof data));
+    /* the caller's bytes may change at once: the queue copied them */
+    memset(data, 0xee, sizeof data);
+    uint8_t want[4096];
+    fill(want, sizeof want, 1);
+    assert_int_equal(base[100], 0); /* not landed: asynchronous */
+    queued_writes_settle(&q);
+    assert_memory_equal(base + 100, want, sizeof want);
+    queued_writes_fini(&q);
+    ggml_backend_buffer_free(buf);
+}
+
+/* more bytes than the 1 MiB stage: the queue waits for the stream before reusing it */
+static void test_more_than_the_stage(void **state)
+{
+    (void)state;
+    struct fake a;
+    fake_init(&a);
+    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), DST_BYTES);
+    uint8_t *base = ggml_backend_buffer_get_base(buf);
+    struct queued_writes q = {0};
+    queued_writes_after_compute(&q, &a.s);
+    static uint8_t data[40][65536];
+    for (unsigned i = 0; i < 40; i++) {
+        fill(data[i], sizeof data[i], i + 7);
+        assert_true(queued_writes_try(&q, buf, (uint64_t)i * 65536, data[i], sizeof data[i]));
+    }
+    assert_true(a.f.syncs >= 2); /* 40 x 64 KiB through a 1 MiB stage */
+    queued_writes_before_compute(&q, &a.s); /* same stream: stays queued for the compute */
+    queued_writes_after_compute(&q, &a.s);  /* which ran after them (here: settles) */
+    for (unsigned i = 0; i < 40; i++)
+        assert_memory_equal(base + (size_t)i * 65536, data[i], sizeof data[i]);
+    queued_writes_fini(&q);
+    ggml_backend_buffer_free(buf);
+}
+
+/* a compute on another stream, or the stream going away, first lands what is queued */
+static void test_other_stream_and_forget(void **state)
+{
+    (void)state;
+    struct fake a, b;
+    fake_init(&a);
+    fake_init(&b);
+    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), DST_BYTES);
+    uint8_t *base = ggml_backend_buffer_get_base(buf);
+    memset(base, 0, DST_BYTES);
+    struct queued_writes q = {0};
+    uint8_t data[512];
+    fill(data, sizeof data, 3);
+    queued_writes_after_compute(&q, &a.s);
+    assert_true(queued_writes_try(&q, buf, 0, data, sizeof data));
+    queued_writes_before_compute(&q, &b.s);
+    assert_memory_equal(base, data, sizeof data);
+    /* b computed: later writes go to b; forgetting b lands them and leaves no target */
+    queued_writes_after_compute(&q, &b.s);
+    fill(data, sizeof data, 4);
+    assert_true(queued_writes_try(&q, buf, 4096, data, sizeof data));
+    assert_int_equal(b.f.n, 1);
+    queued_writes_forget(&q, &b.s);
+    assert_int_equal(b.f.n, 0);
+    assert_memory_equal(base + 4096, data, sizeof data);
+    assert_false(queued_writes_try(&q, buf, 0, data, sizeof data));
+    queued_writes_fini(&q);
+    ggml_backend_buffer_free(buf);
+}
+
+/* a backend without set_tensor_async (the CPU backend): never queued */
+static void test_no_async_backend(void **state)
+{
+    (void)state;
+    struct fake a;
+    fake_init(&a);
+    a.backend.iface.set_tensor_async = NULL;
+    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), 4096);
+    struct queued_writes q = {0};
+    queued_writes_after_compute(&q, &a.s);
+    uint8_t data[16] = {1};
+    assert_false(queued_writes_try(&q, buf, 0, data, sizeof data));
+    queued_writes_fini(&q);
+    ggml_backend_buffer_free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_queued_then_settled),
+        cmocka_unit_test(test_more_than_the_stage),
+        cmocka_unit_test(test_other_stream_and_forget),
+        cmocka_unit_test(test_no_async_backend),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
