@@ -9,6 +9,14 @@ static struct backend_device *get_device(struct cmd_call *c, uint32_t index)
     return index < c->ctx->n_devices ? &c->ctx->devices[index] : NULL;
 }
 
+/* the whole argument list of DEVICE_GET_INFO and DEVICE_GET_MEMORY: a device index */
+static uint32_t device_arg(struct cmd_call *c, struct backend_device **d)
+{
+    *d = get_device(c, apir_get_u32(&c->dec));
+    ARGS_DONE(c);
+    return *d ? APIR_BACKEND_OK : APIR_BACKEND_ERR_HANDLE;
+}
+
 /* the op tensors that end the call's arguments (DEVICE_SUPPORTS_OP, BUFT_GET_ALLOC_SIZE), with
  * buffers resolved in the guest's context */
 static uint32_t decode_op(struct cmd_call *c, struct decoded_graph *g)
@@ -27,10 +35,10 @@ uint32_t cmd_get_info(struct cmd_call *c)
 
 uint32_t cmd_device_get_info(struct cmd_call *c)
 {
-    struct backend_device *d = get_device(c, apir_get_u32(&c->dec));
-    ARGS_DONE(c);
-    if (!d)
-        return APIR_BACKEND_ERR_HANDLE;
+    struct backend_device *d;
+    uint32_t st = device_arg(c, &d);
+    if (st != APIR_BACKEND_OK)
+        return st;
     struct ggml_backend_dev_props p = {0};
     ggml_backend_dev_get_props(d->dev, &p);
     apir_put_str(&c->enc, p.name);
@@ -47,10 +55,10 @@ uint32_t cmd_device_get_info(struct cmd_call *c)
 
 uint32_t cmd_device_get_memory(struct cmd_call *c)
 {
-    struct backend_device *d = get_device(c, apir_get_u32(&c->dec));
-    ARGS_DONE(c);
-    if (!d)
-        return APIR_BACKEND_ERR_HANDLE;
+    struct backend_device *d;
+    uint32_t st = device_arg(c, &d);
+    if (st != APIR_BACKEND_OK)
+        return st;
     size_t free_mem = 0, total = 0;
     ggml_backend_dev_memory(d->dev, &free_mem, &total);
     apir_put_u64(&c->enc, free_mem);

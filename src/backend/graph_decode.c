@@ -33,16 +33,8 @@ static uint32_t make_ctx(struct decoded_graph *g, uint32_t n_tensors, uint32_t n
     if (n_nodes)
         size += ggml_graph_overhead_custom(n_nodes, false);
     memset(g, 0, sizeof *g);
-    g->mem = malloc(size);
-    if (!g->mem)
-        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
-    struct ggml_init_params params = {.mem_size = size, .mem_buffer = g->mem, .no_alloc = true};
-    g->ctx = ggml_init(params);
-    if (!g->ctx) {
-        decoded_graph_free(g);
-        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
-    }
-    return APIR_BACKEND_OK;
+    g->ctx = owned_ctx_new(size, &g->mem);
+    return g->ctx ? APIR_BACKEND_OK : APIR_BACKEND_ERR_OUT_OF_MEMORY;
 }
 
 /* places t inside its buffer (if any) and checks the view relation ggml relies on:

@@ -9,20 +9,24 @@
 /* a constructor builds one result, plus at most a shape holder or an inner view */
 #define SCRATCH_TENSORS 16
 
+struct ggml_context *owned_ctx_new(size_t size, void **mem)
+{
+    *mem = malloc(size);
+    if (!*mem)
+        return NULL;
+    struct ggml_init_params p = {.mem_size = size, .mem_buffer = *mem, .no_alloc = true};
+    struct ggml_context *ctx = ggml_init(p);
+    if (!ctx) {
+        free(*mem);
+        *mem = NULL;
+    }
+    return ctx;
+}
+
 bool node_rebuild_init(struct node_rebuild *rb)
 {
-    size_t size = SCRATCH_TENSORS * ggml_tensor_overhead() + 256;
-    rb->mem = malloc(size);
-    if (!rb->mem)
-        return false;
-    struct ggml_init_params p = {.mem_size = size, .mem_buffer = rb->mem, .no_alloc = true};
-    rb->ctx = ggml_init(p);
-    if (!rb->ctx) {
-        free(rb->mem);
-        rb->mem = NULL;
-        return false;
-    }
-    return true;
+    rb->ctx = owned_ctx_new(SCRATCH_TENSORS * ggml_tensor_overhead() + 256, &rb->mem);
+    return rb->ctx != NULL;
 }
 
 void node_rebuild_fini(struct node_rebuild *rb)

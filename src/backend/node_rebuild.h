@@ -15,6 +15,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* a no-alloc ggml context in memory of our own, so that failing to get it is an error, not
+ * an abort inside ggml; NULL (and *mem NULL) on failure, else ggml_free it, then free *mem */
+struct ggml_context *owned_ctx_new(size_t size, void **mem);
+
 /* a scratch context reused for every node of a graph (reset per node) */
 struct node_rebuild {
     void *mem;

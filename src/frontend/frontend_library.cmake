@@ -3,25 +3,15 @@
 
 # Guest-side logic that needs no host (graph encoding, caches, fake addresses): also linked
 # into the unit tests.
-add_library(ggml_virtgpu_core STATIC
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_fake_addr.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_graph.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_outputs.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_policy.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_ptrmap.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_sig_cache.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_wire.c)
+set(_core_srcs vgpu_fake_addr.c vgpu_graph.c vgpu_outputs.c vgpu_policy.c vgpu_ptrmap.c vgpu_sig_cache.c vgpu_wire.c)
+list(TRANSFORM _core_srcs PREPEND "${CMAKE_CURRENT_LIST_DIR}/")
+add_library(ggml_virtgpu_core STATIC ${_core_srcs})
 target_include_directories(ggml_virtgpu_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(ggml_virtgpu_core PUBLIC apir_protocol ggml_base Threads::Threads PRIVATE apir_common)
 
-add_library(ggml-virtgpu SHARED
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_reg.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_device.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_buft.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_listing.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_device_cache.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_buffer.c
-    ${CMAKE_CURRENT_LIST_DIR}/vgpu_backend.c)
+set(_ggml_srcs vgpu_reg.c vgpu_device.c vgpu_buft.c vgpu_listing.c vgpu_device_cache.c vgpu_buffer.c vgpu_backend.c)
+list(TRANSFORM _ggml_srcs PREPEND "${CMAKE_CURRENT_LIST_DIR}/")
+add_library(ggml-virtgpu SHARED ${_ggml_srcs})
 set_target_properties(ggml-virtgpu PROPERTIES OUTPUT_NAME ggml-virtgpu C_VISIBILITY_PRESET hidden)
 target_link_libraries(ggml-virtgpu PRIVATE ggml_virtgpu_core apir_guest_client ggml_base)
 # the static libraries inside are not built hidden: the version script hides them

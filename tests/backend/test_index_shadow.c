@@ -63,6 +63,18 @@ static uint32_t compute_status(uint32_t st)
 /* the slot where each backend's last graph is kept (GRAPH_COMPUTE's reply), by handle */
 static uint32_t slot_of[64];
 
+/* BUFFER_COPY of size bytes from the spare area over the indices */
+static uint32_t copy_spare_to_indices(uint64_t size)
+{
+    begin();
+    apir_put_u32(&a, buf_h);
+    apir_put_u64(&a, SPARE_OFF);
+    apir_put_u32(&a, buf_h);
+    apir_put_u64(&a, IDX_OFF);
+    apir_put_u64(&a, size);
+    return call(APIR_FWD_BUFFER_COPY);
+}
+
 /* GRAPH_RECOMPUTE of the graph be computed last, reading no outputs back */
 static uint32_t recompute(uint32_t be)
 {
@@ -152,13 +164,7 @@ static void run_attack(enum attack k)
     switch (k) {
     case COPY:
         STEP(set_inline(SPARE_OFF, bad, sizeof bad));
-        begin();
-        apir_put_u32(&a, buf_h);
-        apir_put_u64(&a, SPARE_OFF);
-        apir_put_u32(&a, buf_h);
-        apir_put_u64(&a, IDX_OFF);
-        apir_put_u64(&a, sizeof bad);
-        STEP(call(APIR_FWD_BUFFER_COPY));
+        STEP(copy_spare_to_indices(sizeof bad));
         break;
     case CLEAR: /* 0xff bytes: every index -1 */
         begin();
@@ -298,13 +304,7 @@ int main(void)
     }
     /* bytes the shadow did not see: read from the buffer */
     CHECK(set_inline(SPARE_OFF, good, sizeof good) == APIR_BACKEND_OK);
-    begin();
-    apir_put_u32(&a, buf_h);
-    apir_put_u64(&a, SPARE_OFF);
-    apir_put_u32(&a, buf_h);
-    apir_put_u64(&a, IDX_OFF);
-    apir_put_u64(&a, sizeof good);
-    CHECK(call(APIR_FWD_BUFFER_COPY) == APIR_BACKEND_OK);
+    CHECK(copy_spare_to_indices(sizeof good) == APIR_BACKEND_OK);
     CHECK(recompute(be_a) == APIR_BACKEND_OK);
     apir_backend_deinit(CTX); /* writes the stats report */
 
