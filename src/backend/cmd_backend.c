@@ -145,7 +145,7 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, uint32_t s
     struct queued_writes *q = &c->ctx->writes;
     queued_writes_before_compute(q, s);
     uint32_t st = compute_parts(s, dg, c->ctx, t, &gs);
-    queued_writes_after_compute(q, s);
+    queued_writes_after_compute(q, s, t[BS_COMPUTE_CALLS] > 0);
     /* after, not before: a node may overwrite indices after reading them (the check trusted
      * the record, the next compute must not); and whatever ran, even cut short */
     write_shadow_invalidate_ranges(&c->ctx->shadow, dg->indices.writes, dg->indices.n_writes);

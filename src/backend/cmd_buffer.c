@@ -21,20 +21,6 @@ static uint64_t host_memory(void)
     return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
 }
 
-/* a 1-D byte tensor over [offset, offset+size) of buf, for ggml's tensor transfer calls,
- * which work for every backend; the caller has checked the range */
-static void byte_view(struct ggml_tensor *t, ggml_backend_buffer_t buf, uint64_t offset, uint64_t size)
-{
-    memset(t, 0, sizeof *t);
-    t->type = GGML_TYPE_I8;
-    t->ne[0] = (int64_t)size;
-    t->ne[1] = t->ne[2] = t->ne[3] = 1;
-    t->nb[0] = 1;
-    t->nb[1] = t->nb[2] = t->nb[3] = (size_t)size;
-    t->buffer = buf;
-    t->data = (char *)ggml_backend_buffer_get_base(buf) + offset;
-}
-
 static uint32_t buffer_range(struct cmd_call *c, uint32_t h, uint64_t offset, uint64_t size, ggml_backend_buffer_t *out)
 {
     ggml_backend_buffer_t buf = backend_ctx_buffer(c->ctx, h);
@@ -127,7 +113,7 @@ uint32_t cmd_buffer_memset(struct cmd_call *c)
         return APIR_BACKEND_ERR_UNSUPPORTED;
     struct ggml_tensor t;
     write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
-    byte_view(&t, buf, offset, size);
+    tensor_byte_view(&t, buf, offset, size);
     ggml_backend_tensor_memset(&t, value, 0, (size_t)size);
     return APIR_BACKEND_OK;
 }
@@ -156,13 +142,12 @@ static uint32_t transfer(struct cmd_call *c, bool to_buffer)
     if (size == 0)
         return APIR_BACKEND_OK;
     struct ggml_tensor t;
-    byte_view(&t, buf, offset, size);
-    /* not recorded: the guest can change the shared resource while ggml copies from it */
-    if (to_buffer)
+    tensor_byte_view(&t, buf, offset, size);
+    if (to_buffer) {
+        /* not recorded: the guest can change the shared resource while ggml copies from it */
         write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
-    if (to_buffer)
         ggml_backend_tensor_set(&t, shm + shm_offset, 0, (size_t)size);
-    else
+    } else
         ggml_backend_tensor_get(&t, shm + shm_offset, 0, (size_t)size);
     return APIR_BACKEND_OK;
 }
@@ -194,7 +179,7 @@ uint32_t cmd_buffer_set_inline(struct cmd_call *c)
     if (queued_writes_try(&c->ctx->writes, buf, offset, data, size))
         return APIR_BACKEND_OK;
     struct ggml_tensor t;
-    byte_view(&t, buf, offset, size);
+    tensor_byte_view(&t, buf, offset, size);
     ggml_backend_tensor_set(&t, data, 0, size);
     return APIR_BACKEND_OK;
 }
@@ -218,8 +203,8 @@ uint32_t cmd_buffer_copy(struct cmd_call *c)
         return APIR_BACKEND_ERR_BOUNDS;
     if (size) {
         struct ggml_tensor ts, td;
-        byte_view(&ts, src, src_off, size);
-        byte_view(&td, dst, dst_off, size);
+        tensor_byte_view(&ts, src, src_off, size);
+        tensor_byte_view(&td, dst, dst_off, size);
         write_shadow_invalidate(&c->ctx->shadow, dst, dst_off, size);
         ggml_backend_tensor_copy(&ts, &td);
     }
@@ -265,7 +250,7 @@ void cmd_outputs_copy(const struct cmd_outputs *o)
         if (!o->r[i].size)
             continue;
         struct ggml_tensor t;
-        byte_view(&t, o->r[i].buf, o->r[i].offset, o->r[i].size);
+        tensor_byte_view(&t, o->r[i].buf, o->r[i].offset, o->r[i].size);
         ggml_backend_tensor_get(&t, o->shm + o->r[i].at, 0, (size_t)o->r[i].size);
     }
 }

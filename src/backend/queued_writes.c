@@ -2,6 +2,7 @@
 
 #include "backend_context.h"
 #include "ggml-backend-impl.h"
+#include "tensor_validate.h"
 
 #include <string.h>
 
@@ -49,14 +50,7 @@ bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint6
     uint8_t *src = q->stage_base + q->len;
     memcpy(src, data, size);
     struct ggml_tensor t;
-    memset(&t, 0, sizeof t);
-    t.type = GGML_TYPE_I8;
-    t.ne[0] = (int64_t)size;
-    t.ne[1] = t.ne[2] = t.ne[3] = 1;
-    t.nb[0] = 1;
-    t.nb[1] = t.nb[2] = t.nb[3] = size;
-    t.buffer = buf;
-    t.data = (char *)ggml_backend_buffer_get_base(buf) + offset;
+    tensor_byte_view(&t, buf, offset, size);
     ggml_backend_tensor_set_async(s->backend, &t, src, 0, size);
     q->stream = s;
     q->len += (size + STAGE_ALIGN - 1) & ~(size_t)(STAGE_ALIGN - 1);
@@ -69,12 +63,18 @@ void queued_writes_before_compute(struct queued_writes *q, struct backend_stream
         queued_writes_settle(q);
 }
 
-void queued_writes_after_compute(struct queued_writes *q, struct backend_stream *s)
+void queued_writes_after_compute(struct queued_writes *q, struct backend_stream *s, bool ran)
 {
-    /* the compute synchronized s when it ran; when it stopped early (an index refused) the
-     * writes may still be in flight: one synchronize, a no-op on an idle stream, settles both */
-    if (q->stream == s)
-        queued_writes_settle(q);
+    /* a compute that ran synchronized s (ggml_backend_graph_compute waits for its stream), so
+     * its queue is done; one stopped before computing (an index refused) leaves it in flight */
+    if (q->stream == s) {
+        if (ran) {
+            q->stream = NULL;
+            q->len = 0;
+        } else {
+            queued_writes_settle(q);
+        }
+    }
     if (q->target != s) {
         queued_writes_settle(q);
         /* the stage belongs to the old target's device */

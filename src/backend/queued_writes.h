@@ -35,8 +35,9 @@ bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint6
 void queued_writes_settle(struct queued_writes *q);
 /* a compute on s is about to run: queued writes on another stream are settled first */
 void queued_writes_before_compute(struct queued_writes *q, struct backend_stream *s);
-/* a compute on s ended: its queue is settled; s becomes the target of later writes */
-void queued_writes_after_compute(struct queued_writes *q, struct backend_stream *s);
+/* a compute on s ended (ran: ggml_backend_graph_compute was called, which waits for the
+ * stream): its queue is settled; s becomes the target of later writes */
+void queued_writes_after_compute(struct queued_writes *q, struct backend_stream *s, bool ran);
 /* s is going away: settle, forget it */
 void queued_writes_forget(struct queued_writes *q, struct backend_stream *s);
 /* settles and frees the stage */

@@ -3,6 +3,8 @@
 #include "apir_forward.h"
 #include "ggml.h"
 
+#include <string.h>
+
 #define KNOWN_FLAGS (GGML_TENSOR_FLAG_INPUT | GGML_TENSOR_FLAG_OUTPUT | GGML_TENSOR_FLAG_PARAM | \
                      GGML_TENSOR_FLAG_LOSS | GGML_TENSOR_FLAG_COMPUTE)
 
@@ -90,4 +92,16 @@ uint32_t tensor_validate(const struct apir_wire_tensor *t, uint32_t index, uint6
     if (t->view_src > index)
         return APIR_BACKEND_ERR_INVALID_TENSOR;
     return check_shape(t, extent);
+}
+
+void tensor_byte_view(struct ggml_tensor *t, ggml_backend_buffer_t buf, uint64_t offset, uint64_t size)
+{
+    memset(t, 0, sizeof *t);
+    t->type = GGML_TYPE_I8;
+    t->ne[0] = (int64_t)size;
+    t->ne[1] = t->ne[2] = t->ne[3] = 1;
+    t->nb[0] = 1;
+    t->nb[1] = t->nb[2] = t->nb[3] = (size_t)size;
+    t->buffer = buf;
+    t->data = (char *)ggml_backend_buffer_get_base(buf) + offset;
 }

@@ -92,9 +92,7 @@ static uint32_t call_u32(uint32_t ctx, uint32_t cmd, uint32_t arg)
 static uint32_t recompute_slot(uint32_t ctx, uint32_t be, uint32_t slot)
 {
     begin();
-    apir_put_u32(&a, be);
-    apir_put_u32(&a, slot);
-    apir_put_u32(&a, 0);
+    wt_put_recompute(&a, be, slot);
     return call(ctx, APIR_FWD_GRAPH_RECOMPUTE);
 }
 

@@ -79,9 +79,7 @@ static uint32_t copy_spare_to_indices(uint64_t size)
 static uint32_t recompute(uint32_t be)
 {
     begin();
-    apir_put_u32(&a, be);
-    apir_put_u32(&a, slot_of[be % 64]);
-    apir_put_u32(&a, 0);
+    wt_put_recompute(&a, be, slot_of[be % 64]);
     return compute_status(call(APIR_FWD_GRAPH_RECOMPUTE));
 }
 

@@ -13,6 +13,7 @@
 #include "llama_block.h"
 #include "session_fixture.h"
 #include "vgpu_graph.h"
+#include "wire_util.h"
 #include "vgpu_wire.h"
 
 #include <dlfcn.h>
@@ -214,9 +215,7 @@ int main(void)
     set_inputs(&m, 1);
     upload(buf, nbuf);
     begin();
-    apir_put_u32(&a, be);
-    apir_put_u32(&a, 0); /* slot 0: the only graph sent */
-    apir_put_u32(&a, 0); /* no outputs read back */
+    wt_put_recompute(&a, be, 0); /* slot 0: the only graph sent */
     if (call(APIR_FWD_GRAPH_RECOMPUTE) != APIR_BACKEND_OK || apir_get_u32(&r) != GGML_STATUS_SUCCESS)
         FAIL("GRAPH_RECOMPUTE failed");
     ggml_backend_graph_compute(backend, gf);

@@ -81,100 +81,116 @@ static void fill(uint8_t *p, size_t n, unsigned seed)
         p[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 8));
 }
 
+/* a fake stream, an empty queue and a zeroed destination buffer of the fake device's type */
+struct fixture {
+    struct fake a;
+    struct queued_writes q;
+    ggml_backend_buffer_t buf;
+    uint8_t *base;
+};
+
+static void setup(struct fixture *x)
+{
+    fake_init(&x->a);
+    memset(&x->q, 0, sizeof x->q);
+    x->buf = ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), DST_BYTES);
+    assert_non_null(x->buf);
+    x->base = ggml_backend_buffer_get_base(x->buf);
+    memset(x->base, 0, DST_BYTES);
+}
+
+static void teardown(struct fixture *x)
+{
+    queued_writes_fini(&x->q);
+    ggml_backend_buffer_free(x->buf);
+}
+
 static void test_queued_then_settled(void **state)
 {
     (void)state;
-    struct fake a;
-    fake_init(&a);
-    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), DST_BYTES);
-    uint8_t *base = ggml_backend_buffer_get_base(buf);
-    memset(base, 0, DST_BYTES);
-    struct queued_writes q = {0};
+    struct fixture x;
+    setup(&x);
     uint8_t data[4096];
     fill(data, sizeof data, 1);
     /* nothing computed yet: no stream to queue on, the caller writes synchronously */
-    assert_false(queued_writes_try(&q, buf, 0, data, sizeof data));
-    queued_writes_after_compute(&q, &a.s);
-    assert_true(queued_writes_try(&q, buf, 100, data, sizeof data));
+    assert_false(queued_writes_try(&x.q, x.buf, 0, data, sizeof data));
+    queued_writes_after_compute(&x.q, &x.a.s, true);
+    assert_true(queued_writes_try(&x.q, x.buf, 100, data, sizeof data));
     /* the caller's bytes may change at once: the queue copied them */
     memset(data, 0xee, sizeof data);
     uint8_t want[4096];
     fill(want, sizeof want, 1);
-    assert_int_equal(base[100], 0); /* not landed: asynchronous */
-    queued_writes_settle(&q);
-    assert_memory_equal(base + 100, want, sizeof want);
-    queued_writes_fini(&q);
-    ggml_backend_buffer_free(buf);
+    assert_int_equal(x.base[100], 0); /* not landed: asynchronous */
+    queued_writes_settle(&x.q);
+    assert_memory_equal(x.base + 100, want, sizeof want);
+    /* a compute that stopped before running (an index refused) left them in flight: landed */
+    fill(data, sizeof data, 2);
+    assert_true(queued_writes_try(&x.q, x.buf, 8192, data, sizeof data));
+    assert_int_equal(x.base[8192], 0);
+    queued_writes_after_compute(&x.q, &x.a.s, false);
+    assert_memory_equal(x.base + 8192, data, sizeof data);
+    teardown(&x);
 }
 
 /* more bytes than the 1 MiB stage: the queue waits for the stream before reusing it */
 static void test_more_than_the_stage(void **state)
 {
     (void)state;
-    struct fake a;
-    fake_init(&a);
-    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), DST_BYTES);
-    uint8_t *base = ggml_backend_buffer_get_base(buf);
-    struct queued_writes q = {0};
-    queued_writes_after_compute(&q, &a.s);
+    struct fixture x;
+    setup(&x);
+    queued_writes_after_compute(&x.q, &x.a.s, true);
     static uint8_t data[40][65536];
     for (unsigned i = 0; i < 40; i++) {
         fill(data[i], sizeof data[i], i + 7);
-        assert_true(queued_writes_try(&q, buf, (uint64_t)i * 65536, data[i], sizeof data[i]));
+        assert_true(queued_writes_try(&x.q, x.buf, (uint64_t)i * 65536, data[i], sizeof data[i]));
     }
-    assert_true(a.f.syncs >= 2); /* 40 x 64 KiB through a 1 MiB stage */
-    queued_writes_before_compute(&q, &a.s); /* same stream: stays queued for the compute */
-    queued_writes_after_compute(&q, &a.s);  /* which ran after them (here: settles) */
+    assert_true(x.a.f.syncs >= 2); /* 40 x 64 KiB through a 1 MiB stage */
+    queued_writes_before_compute(&x.q, &x.a.s); /* same stream: stays queued for the compute */
+    assert_int_not_equal(x.a.f.n, 0);
+    ggml_backend_synchronize(&x.a.backend); /* the compute waits for its stream */
+    queued_writes_after_compute(&x.q, &x.a.s, true);
     for (unsigned i = 0; i < 40; i++)
-        assert_memory_equal(base + (size_t)i * 65536, data[i], sizeof data[i]);
-    queued_writes_fini(&q);
-    ggml_backend_buffer_free(buf);
+        assert_memory_equal(x.base + (size_t)i * 65536, data[i], sizeof data[i]);
+    teardown(&x);
 }
 
 /* a compute on another stream, or the stream going away, first lands what is queued */
 static void test_other_stream_and_forget(void **state)
 {
     (void)state;
-    struct fake a, b;
-    fake_init(&a);
+    struct fixture x;
+    setup(&x);
+    struct fake b;
     fake_init(&b);
-    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), DST_BYTES);
-    uint8_t *base = ggml_backend_buffer_get_base(buf);
-    memset(base, 0, DST_BYTES);
-    struct queued_writes q = {0};
     uint8_t data[512];
     fill(data, sizeof data, 3);
-    queued_writes_after_compute(&q, &a.s);
-    assert_true(queued_writes_try(&q, buf, 0, data, sizeof data));
-    queued_writes_before_compute(&q, &b.s);
-    assert_memory_equal(base, data, sizeof data);
+    queued_writes_after_compute(&x.q, &x.a.s, true);
+    assert_true(queued_writes_try(&x.q, x.buf, 0, data, sizeof data));
+    queued_writes_before_compute(&x.q, &b.s);
+    assert_memory_equal(x.base, data, sizeof data);
     /* b computed: later writes go to b; forgetting b lands them and leaves no target */
-    queued_writes_after_compute(&q, &b.s);
+    queued_writes_after_compute(&x.q, &b.s, true);
     fill(data, sizeof data, 4);
-    assert_true(queued_writes_try(&q, buf, 4096, data, sizeof data));
+    assert_true(queued_writes_try(&x.q, x.buf, 4096, data, sizeof data));
     assert_int_equal(b.f.n, 1);
-    queued_writes_forget(&q, &b.s);
+    queued_writes_forget(&x.q, &b.s);
     assert_int_equal(b.f.n, 0);
-    assert_memory_equal(base + 4096, data, sizeof data);
-    assert_false(queued_writes_try(&q, buf, 0, data, sizeof data));
-    queued_writes_fini(&q);
-    ggml_backend_buffer_free(buf);
+    assert_memory_equal(x.base + 4096, data, sizeof data);
+    assert_false(queued_writes_try(&x.q, x.buf, 0, data, sizeof data));
+    teardown(&x);
 }
 
 /* a backend without set_tensor_async (the CPU backend): never queued */
 static void test_no_async_backend(void **state)
 {
     (void)state;
-    struct fake a;
-    fake_init(&a);
-    a.backend.iface.set_tensor_async = NULL;
-    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), 4096);
-    struct queued_writes q = {0};
-    queued_writes_after_compute(&q, &a.s);
+    struct fixture x;
+    setup(&x);
+    x.a.backend.iface.set_tensor_async = NULL;
+    queued_writes_after_compute(&x.q, &x.a.s, true);
     uint8_t data[16] = {1};
-    assert_false(queued_writes_try(&q, buf, 0, data, sizeof data));
-    queued_writes_fini(&q);
-    ggml_backend_buffer_free(buf);
+    assert_false(queued_writes_try(&x.q, x.buf, 0, data, sizeof data));
+    teardown(&x);
 }
 
 int main(void)

@@ -62,4 +62,12 @@ static inline void wt_put_graph(struct apir_encoder *enc, const struct apir_wire
     }
 }
 
+/* GRAPH_RECOMPUTE arguments: backend handle, graph slot, no outputs read back */
+static inline void wt_put_recompute(struct apir_encoder *enc, uint32_t backend, uint32_t slot)
+{
+    apir_put_u32(enc, backend);
+    apir_put_u32(enc, slot);
+    apir_put_u32(enc, 0);
+}
+
 #endif

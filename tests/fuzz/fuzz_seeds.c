@@ -63,9 +63,7 @@ static void put_graph(struct apir_encoder *e, struct ggml_cgraph *gf, uint32_t b
 static void rec_recompute(void)
 {
     rec_begin();
-    apir_put_u32(&a, H_BACKEND);
-    apir_put_u32(&a, 0);
-    apir_put_u32(&a, 0);
+    wt_put_recompute(&a, H_BACKEND, 0);
     rec_end(APIR_FWD_GRAPH_RECOMPUTE);
 }
 
