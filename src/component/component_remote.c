@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +39,9 @@
 #define REMOTE_MAX_SUBMIT (64u << 20) /* as apir-server's largest vtest message */
 #define REMOTE_MAX_CONFIG 4096
 #define REMOTE_STOP_GRACE_MS 5000
+/* a worker answers CREATE before it loads anything; one that does not within this is stuck
+ * (a lock another hypervisor thread held at fork), and the hypervisor's thread must not be */
+#define REMOTE_START_TIMEOUT_S 10
 
 enum remote_op { OP_CONFIGURE = 1, OP_ATTACH, OP_DETACH, OP_SUBMIT };
 
@@ -331,11 +335,19 @@ struct apir_remote_context *apir_remote_context_create(uint32_t ctx_id, uint32_t
     r->activity = a;
     apir_config_init_from_env(&r->shadow);
     struct remote_hdr ack;
-    if (recv_full(r->sock, &ack, sizeof ack, NULL) != 1 || ack.res_id != 1) {
-        /* the worker logged why (a refused capset) */
+    struct timeval tv = {.tv_sec = REMOTE_START_TIMEOUT_S};
+    setsockopt(r->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int got = recv_full(r->sock, &ack, sizeof ack, NULL);
+    if (got != 1 || ack.res_id != 1) {
+        /* the worker logged why (a refused capset), or it is stuck: killed by the destroy */
+        if (got != 1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            apir_component_log("ctx %u: worker %d did not start within %d s: killed", ctx_id, (int)pid,
+                               REMOTE_START_TIMEOUT_S);
         apir_remote_context_destroy(r);
         return NULL;
     }
+    tv.tv_sec = 0; /* later reads block as long as the worker works */
+    setsockopt(r->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return r;
 fail:
     if (sv[0] >= 0)

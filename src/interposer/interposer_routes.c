@@ -81,6 +81,13 @@ static bool async_fence_cb;
 static pthread_cond_t fence_wake = PTHREAD_COND_INITIALIZER;
 static bool fence_thread_started;
 static pthread_cond_t reapers_done = PTHREAD_COND_INITIALIZER;
+#if defined(__SANITIZE_ADDRESS__)
+#define ROUTES_FORK_UNSAFE_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ROUTES_FORK_UNSAFE_ALLOCATOR 1
+#endif
+#endif
 static unsigned reapers; /* workers being stopped by a reaper thread */
 
 /* grow_NAME(): makes room for one more item in ARRAY; false when out of memory */
@@ -220,6 +227,15 @@ int routes_context_create(uint32_t ctx_id, uint32_t capset_id, bool undecided)
         apir_component_log("interposer: ctx %u already exists: creation refused", ctx_id);
         return EEXIST;
     }
+#ifdef ROUTES_FORK_UNSAFE_ALLOCATOR
+    /* GCC's AddressSanitizer allocator is not fork-safe: a fork while a reaper thread frees
+     * leaves the worker's allocator locked for good (glibc's malloc is, so release builds
+     * fork at once) */
+    pthread_mutex_lock(&lock);
+    while (reapers)
+        pthread_cond_wait(&reapers_done, &lock);
+    pthread_mutex_unlock(&lock);
+#endif
     /* forked outside the lock: the reaper and fence threads need it meanwhile */
     struct apir_remote_context *w = apir_remote_context_create(ctx_id, capset_id); /* logs why on failure */
     if (!w)
