@@ -10,9 +10,10 @@
 # and writes each one's output and summary.txt into RESULTS_DIR.
 #
 # CUDA_HOST_STEPS (default "support bench ops") picks and orders the steps; more steps:
-#   breakdown  one llama-bench generation run through VirtGPU0 (F16) with GGML_VIRTGPU_STATS and
-#              VIRGL_APIR_STATS, the host's ggml log at debug level (the CUDA backend says there
+#   breakdown  one llama-bench generation run (tg128) through VirtGPU0 (F16) with GGML_VIRTGPU_STATS
+#              and VIRGL_APIR_STATS, the host's ggml log at debug level (the CUDA backend says there
 #              whether it reused its CUDA graphs), and bench-roundtrip's no-op round trip
+#   ppbreakdown  the same for the prompt (pp512), without the round trip
 #   cpubench   bench/llama-bench.sh on the CPU backend (BENCH_BACKEND=cpu): native CPU, VirtGPU0 and
 #              RPC0 on this host's cores
 #   tools      the llama.cpp programs and libraries built here, xz-compressed in parts of 15 MB
@@ -63,21 +64,28 @@ step_ops() {
     log "ops (exit $?): $(tail -n1 "$res/conformance-ops.txt")"
     tar czf "$res/conformance-logs.tgz" -C "$work" conformance 2>/dev/null
 }
-step_breakdown() {
-    local m="$work/breakdown-f16.gguf" host_log="$res/breakdown-host.log"
-    LD_LIBRARY_PATH="$tools" "$build/bin/make-tiny-llama" -o "$m" --type f16 --embd 2048 --layers 16 --ff 5632 --heads 16 \
-        --heads-kv 16 --vocab 32000 >/dev/null 2>&1 || { log "breakdown: make-tiny-llama failed"; return; }
+# breakdown NAME TEST LLAMA_BENCH_ARGS...: one llama-bench run of TEST through VirtGPU0 with both
+# sides' statistics, into RESULTS/NAME-{guest.txt,host.log}
+breakdown() {
+    local name=$1 test=$2; shift 2
+    local m="$work/breakdown-f16.gguf" host_log="$res/$name-host.log"
+    [ -s "$m" ] || LD_LIBRARY_PATH="$tools" "$build/bin/make-tiny-llama" -o "$m" --type f16 --embd 2048 --layers 16 \
+        --ff 5632 --heads 16 --heads-kv 16 --vocab 32000 >/dev/null 2>&1 || { log "$name: make-tiny-llama failed"; return; }
     rm -f "$host_log"
     export APIR_LLAMA_CPP_GGML_LIBRARY_PATH="$tools/libggml-cuda.so"
     GGML_VIRTGPU_STATS=1 VIRGL_APIR_STATS=1 APIR_LLAMA_CPP_LOG_TO_FILE="$host_log" \
         GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" LD_LIBRARY_PATH="$tools" \
         bash tests/lib/with-server.sh "$build" -- "$tools/llama-bench" -m "$m" -dev VirtGPU0 -ngl 99 \
-        -p 0 -n 128 -r 2 -v >"$res/breakdown-guest.txt" 2>&1
-    log "breakdown (exit $?): tg128 through VirtGPU0, guest statistics:"
-    grep -A12 'ggml-virtgpu: stats, process total' "$res/breakdown-guest.txt" | tee -a "$res/summary.txt"
+        "$@" -r 2 -v >"$res/$name-guest.txt" 2>&1
+    log "$name (exit $?): $test through VirtGPU0, guest statistics:"
+    grep -A12 'ggml-virtgpu: stats, process total' "$res/$name-guest.txt" | tee -a "$res/summary.txt"
     grep -B1 -A12 'stats of context .*released' "$host_log" | tee -a "$res/summary.txt"
     log "host ggml debug lines on CUDA graphs: $(grep -c 'CUDA Graph id .* reused' "$host_log") uid reuses, $(grep -c 'warmup complete' "$host_log") warmups, $(grep -c 'warmup reset' "$host_log") resets"
-    grep -E 'tg128|model' "$res/breakdown-guest.txt" | tail -n 3 | tee -a "$res/summary.txt"
+    grep -E "$test|model" "$res/$name-guest.txt" | tail -n 3 | tee -a "$res/summary.txt"
+}
+step_ppbreakdown() { breakdown ppbreakdown pp512 -p 512 -n 0; }
+step_breakdown() {
+    breakdown breakdown tg128 -p 0 -n 128
     LD_LIBRARY_PATH="$tools" bash tests/lib/with-server.sh "$build" -- "$build/bin/bench-roundtrip" \
         >"$res/breakdown-roundtrip.txt" 2>&1
     log "bench-roundtrip (exit $?): $(tail -n 1 "$res/breakdown-roundtrip.txt")"

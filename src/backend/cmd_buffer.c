@@ -146,6 +146,10 @@ static uint32_t transfer(struct cmd_call *c, bool to_buffer)
     if (to_buffer) {
         /* not recorded: the guest can change the shared resource while ggml copies from it */
         write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
+        /* queued: copied out of the resource now, so the guest may reuse it after any reply */
+        if (queued_writes_try(&c->ctx->writes, buf, offset, shm + shm_offset, (size_t)size))
+            return APIR_BACKEND_OK;
+        queued_writes_settle(&c->ctx->writes); /* earlier queued writes land first */
         ggml_backend_tensor_set(&t, shm + shm_offset, 0, (size_t)size);
     } else
         ggml_backend_tensor_get(&t, shm + shm_offset, 0, (size_t)size);

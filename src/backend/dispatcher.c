@@ -102,23 +102,23 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
         st = APIR_BACKEND_ERR_REPLY_TOO_SMALL;
     } else {
         pthread_mutex_lock(&ctx->call_lock);
-        /* queued inline writes stay queued only for more of them and for computes, which
-         * order themselves on the stream (queued_writes.h) */
-        if (cmd_index != APIR_FWD_BUFFER_SET_INLINE && cmd_index != APIR_FWD_GRAPH_COMPUTE &&
-            cmd_index != APIR_FWD_GRAPH_RECOMPUTE)
+        uint64_t t0 = backend_stats_on() ? backend_stats_now() : 0; /* the settling counts too */
+        /* queued writes stay queued only for more of them (SET settles itself when it cannot
+         * queue) and for computes, which order themselves on the stream (queued_writes.h) */
+        if (cmd_index != APIR_FWD_BUFFER_SET_INLINE && cmd_index != APIR_FWD_BUFFER_SET &&
+            cmd_index != APIR_FWD_GRAPH_COMPUTE && cmd_index != APIR_FWD_GRAPH_RECOMPUTE)
             queued_writes_settle(&ctx->writes);
         if (e->waits && ctx->deferred_error != APIR_BACKEND_OK) {
             /* the guest waits here: tell it what an earlier fire-and-forget command hit */
             st = ctx->deferred_error;
             ctx->deferred_error = APIR_BACKEND_OK;
             deferred = true;
-        } else if (backend_stats_on()) {
-            uint64_t t0 = backend_stats_now();
-            st = handlers[cmd_index](&c);
-            ctx->stats.total.calls[cmd_index]++;
-            ctx->stats.total.ns[cmd_index] += backend_stats_now() - t0;
         } else {
             st = handlers[cmd_index](&c);
+            if (t0) {
+                ctx->stats.total.calls[cmd_index]++;
+                ctx->stats.total.ns[cmd_index] += backend_stats_now() - t0;
+            }
         }
         pthread_mutex_unlock(&ctx->call_lock);
         if (st == APIR_BACKEND_OK && c.enc.error)

@@ -1,13 +1,15 @@
 #include "queued_writes.h"
 
+#include "apir_forward.h"
 #include "backend_context.h"
 #include "ggml-backend-impl.h"
 #include "tensor_validate.h"
 
 #include <string.h>
 
-/* 1 MiB: sixteen of the largest inline writes, far more than a token's inputs */
-#define STAGE_BYTES (1u << 20)
+/* the largest write the guest sends without a reply: a prompt's input embeddings (4 MiB for a
+ * 512-token batch of a 2048-wide model) and its mask fit together */
+#define STAGE_BYTES APIR_MAX_QUEUED_SET
 #define STAGE_ALIGN 64u
 
 void queued_writes_settle(struct queued_writes *q)

@@ -1,13 +1,14 @@
-/* Small guest writes (BUFFER_SET_INLINE: llama.cpp's per-token inputs) queued on the backend
+/* Guest writes (BUFFER_SET_INLINE: llama.cpp's per-token inputs; BUFFER_SET of at most
+ * APIR_MAX_QUEUED_SET: a prompt's embeddings and mask) queued on the backend
  * stream that computes, as ggml's scheduler queues a graph's inputs natively, instead of one
  * synchronous copy each (on CUDA a copy and a stream synchronization, ~8 us per write).
  *
  * The bytes are kept in a staging buffer of the device's host buffer type (pinned memory on
  * CUDA, so the copy really runs asynchronously) until the stream has synchronized. Everything
  * that could observe the buffers in another order first settles the queue (synchronizes the
- * stream): every command but BUFFER_SET_INLINE and a compute on that same stream, which runs
- * after the writes in stream order. Backends without set_tensor_async (the CPU backend) keep
- * the synchronous copy. */
+ * stream): every command but the two writes and a compute on that same stream, which runs
+ * after the writes in stream order; a write that cannot queue settles before it copies.
+ * Backends without set_tensor_async (the CPU backend) keep the synchronous copy. */
 #ifndef APIR_QUEUED_WRITES_H
 #define APIR_QUEUED_WRITES_H
 

@@ -113,6 +113,7 @@ static int submit_and_wait(struct apir_client *c, struct apir_decoder *reply, ui
     int rc = wait_reply(c, &word, timeout_ns);
     if (rc)
         return rc;
+    c->data_queued = 0; /* the host ran every earlier command: their bytes are read */
     uint32_t len = rh->payload_len;
     if (len > c->reply.size - APIR_REPLY_HEADER_SIZE)
         len = 0; /* a confused host: treat as empty */
@@ -226,6 +227,26 @@ void apir_client_end(struct apir_client *c) { pthread_mutex_unlock(&c->lock); }
 const struct apir_shmem *apir_client_data_page(const struct apir_client *c)
 {
     return c->begin_error || !c->data.ptr ? NULL : &c->data;
+}
+
+/* fire-and-forget writes keep 64-byte aligned slices, as the host's copies like them */
+#define DATA_SLICE_ALIGN 64u
+
+uint64_t apir_client_data_free(const struct apir_client *c, size_t *room)
+{
+    *room = c->data.size > c->data_queued ? c->data.size - c->data_queued : 0;
+    return c->data_queued;
+}
+
+bool apir_client_data_keep(struct apir_client *c, size_t n, uint64_t *offset)
+{
+    size_t slice = (n + DATA_SLICE_ALIGN - 1) & ~(size_t)(DATA_SLICE_ALIGN - 1);
+    size_t half = c->data.size / 2;
+    if (!apir_client_data_page(c) || slice < n || c->data_queued > half || slice > half - c->data_queued)
+        return false;
+    *offset = c->data_queued;
+    c->data_queued += slice;
+    return true;
 }
 
 const char *apir_client_status_str(int status)

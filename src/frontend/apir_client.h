@@ -65,6 +65,9 @@ struct apir_client {
     uint32_t host_major, host_minor;
     uint64_t timeout_ns;
     bool noreply_pending;     /* fire-and-forget commands sent since the last wait (under lock) */
+    size_t data_queued;       /* bytes at the start of the data page that fire-and-forget
+                               * BUFFER_SETs still need: the host reads them when it runs
+                               * them, which every reply says it has (under lock) */
     /* connection state (apir_client_state); written under lock, read lock-free for fast paths */
     _Atomic int state;
     pthread_mutex_t connect_lock; /* held while (re)connecting */
@@ -128,6 +131,13 @@ bool apir_client_take_noreply(struct apir_client *c);
 /* The data page (tensor transfers through BUFFER_SET/GET), between begin and end only; NULL
  * when the command will not be sent (not connected, device lost). */
 const struct apir_shmem *apir_client_data_page(const struct apir_client *c);
+/* Between begin and end: where in the data page this command may put its bytes, past those
+ * that earlier fire-and-forget commands still need (*room: how many fit there). */
+uint64_t apir_client_data_free(const struct apir_client *c, size_t *room);
+/* Between begin_noreply and end: keeps n bytes at *offset of the data page for this
+ * fire-and-forget command until the next reply; false (nothing kept) when fewer than n bytes
+ * are free or more than half the page would be kept, so a waiting transfer always has room. */
+bool apir_client_data_keep(struct apir_client *c, size_t n, uint64_t *offset);
 
 const char *apir_client_status_str(int status);
 

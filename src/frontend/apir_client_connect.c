@@ -124,6 +124,7 @@ static void drop_transport(struct apir_client *c, bool lost)
     memset(&c->data, 0, sizeof c->data);
     memset(&c->reply, 0, sizeof c->reply);
     c->noreply_pending = false;
+    c->data_queued = 0;
 }
 
 /* pages + HANDSHAKE + LOADLIBRARY over t (taken over, also on failure) */

@@ -188,34 +188,39 @@ static void copy_from_page(struct apir_decoder *d, void *out)
     memcpy(p->data, p->page, p->n);
 }
 
-/* One SET/GET of at most one data page. The data page is only touched while the client's
- * lock (taken by apir_client_begin) is held, so concurrent transfers cannot mix. */
+/* One SET/GET of at most *n bytes (fewer when the data page has less room: *n says how many
+ * moved). The data page is only touched while the client's lock (taken by apir_client_begin)
+ * is held, so concurrent transfers cannot mix; this one's bytes go past those that writes sent
+ * without a reply still need. */
 static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64_t offset, uint8_t *data,
-                          size_t n)
+                          size_t *n)
 {
     struct apir_encoder *e = apir_client_begin(c, cmd, 0);
     const struct apir_shmem *page = apir_client_data_page(c);
     if (!page) /* not connected (device lost): nothing is sent, the call says why */
         return call(c, NULL, NULL);
+    size_t room;
+    uint64_t at = apir_client_data_free(c, &room);
+    if (*n > room)
+        *n = room; /* at least half the page (apir_client_data_keep) */
     if (cmd == APIR_FWD_BUFFER_SET)
-        memcpy(page->ptr, data, n);
+        memcpy((uint8_t *)page->ptr + at, data, *n);
     apir_put_u32(e, buffer);
     apir_put_u64(e, offset);
-    apir_put_u64(e, n);
+    apir_put_u64(e, *n);
     apir_put_u32(e, page->res_id);
-    apir_put_u64(e, 0);
+    apir_put_u64(e, at);
     if (vgpu_stats_on())
-        vgpu_stats_data(cmd, n);
-    struct page_copy out = {data, page->ptr, n};
+        vgpu_stats_data(cmd, *n);
+    struct page_copy out = {data, (uint8_t *)page->ptr + at, *n};
     return call(c, cmd == APIR_FWD_BUFFER_GET ? copy_from_page : NULL, &out);
 }
 
 static int transfer(struct apir_client *c, uint32_t cmd, uint32_t buffer, uint64_t offset, uint8_t *data, size_t size)
 {
-    size_t page = APIR_CLIENT_DATA_PAGE_SIZE;
     while (size) {
-        size_t n = size < page ? size : page;
-        int rc = transfer_chunk(c, cmd, buffer, offset, data, n);
+        size_t n = size < APIR_CLIENT_DATA_PAGE_SIZE ? size : APIR_CLIENT_DATA_PAGE_SIZE;
+        int rc = transfer_chunk(c, cmd, buffer, offset, data, &n);
         if (rc)
             return rc;
         offset += n;
@@ -239,10 +244,39 @@ static int set_inline(struct apir_client *c, uint32_t buffer, uint64_t offset, c
     return rc;
 }
 
+/* Larger write without a round trip (a prompt's input embeddings and mask): the bytes wait in
+ * a slice of the data page that no later command touches before the host has run this one
+ * (the next reply says it has). false: no room left, nothing sent (the caller waits). */
+static bool set_queued(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size,
+                       int *rc)
+{
+    struct apir_encoder *e = apir_client_begin_noreply(c, APIR_FWD_BUFFER_SET, 0);
+    const struct apir_shmem *page = apir_client_data_page(c);
+    uint64_t at;
+    if (!page || !apir_client_data_keep(c, size, &at)) {
+        apir_client_end(c);
+        return false;
+    }
+    memcpy((uint8_t *)page->ptr + at, data, size);
+    apir_put_u32(e, buffer);
+    apir_put_u64(e, offset);
+    apir_put_u64(e, size);
+    apir_put_u32(e, page->res_id);
+    apir_put_u64(e, at);
+    if (vgpu_stats_on())
+        vgpu_stats_data(APIR_FWD_BUFFER_SET, size);
+    *rc = apir_client_send(c);
+    apir_client_end(c);
+    return true;
+}
+
 int vgpu_rpc_buffer_set(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size)
 {
     if (size <= APIR_MAX_INLINE_SET)
         return set_inline(c, buffer, offset, data, size);
+    int rc;
+    if (size <= APIR_MAX_QUEUED_SET && set_queued(c, buffer, offset, data, size, &rc))
+        return rc;
     /* transfer() only reads from data for SET */
     return transfer(c, APIR_FWD_BUFFER_SET, buffer, offset, (uint8_t *)(uintptr_t)data, size);
 }

@@ -43,11 +43,12 @@ int vgpu_rpc_buft_alloc(struct apir_client *c, uint32_t buft, uint64_t size, uin
 int vgpu_rpc_buffer_free(struct apir_client *c, uint32_t buffer);
 int vgpu_rpc_buffer_clear(struct apir_client *c, uint32_t buffer, uint8_t value);
 int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offset, uint64_t size, uint8_t value);
-/* move size bytes through the client's data page, in page-sized chunks */
-/* writes of at most APIR_MAX_INLINE_SET bytes go as fire-and-forget BUFFER_SET_INLINE (a
- * failure surfaces at the next GRAPH_COMPUTE/RECOMPUTE/SYNCHRONIZE/GET); larger ones as
- * BUFFER_SET through the data page */
+/* Writes of at most APIR_MAX_INLINE_SET bytes go as fire-and-forget BUFFER_SET_INLINE, those
+ * of at most APIR_MAX_QUEUED_SET as fire-and-forget BUFFER_SET from a slice of the data page
+ * while it has room (a failure surfaces at the next GRAPH_COMPUTE/RECOMPUTE/SYNCHRONIZE/GET);
+ * the others as BUFFER_SETs that wait, through the data page in page-sized chunks. */
 int vgpu_rpc_buffer_set(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size);
+/* through the data page, in page-sized chunks */
 int vgpu_rpc_buffer_get(struct apir_client *c, uint32_t buffer, uint64_t offset, void *data, size_t size);
 int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, uint32_t dst, uint64_t dst_off,
                          uint64_t size, bool *done);

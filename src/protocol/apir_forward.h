@@ -67,6 +67,10 @@ const char *apir_forward_cmd_name(uint32_t cmd);
 
 /* Largest BUFFER_SET_INLINE payload; larger writes use BUFFER_SET through a data page. */
 #define APIR_MAX_INLINE_SET (64u * 1024u)
+/* Largest BUFFER_SET the guest sends without a reply (from a slice of its data page that it
+ * leaves alone until the next reply); the host queues writes up to this size on the stream
+ * that computes, like inline ones (src/backend/queued_writes.c). */
+#define APIR_MAX_QUEUED_SET (16u << 20)
 
 /* Fire-and-forget: a FORWARD sent with reply_res_id 0 runs like any other (commands of one
  * connection run in order), but nobody hears its status. If it fails, the host keeps the

@@ -1,4 +1,4 @@
-/* Inline writes queued on a backend stream (src/backend/queued_writes.c), against a fake
+/* Guest writes queued on a backend stream (src/backend/queued_writes.c), against a fake
  * asynchronous backend whose copies run only when it synchronizes, as a GPU stream's do: the
  * bytes must land, in order, whatever happens between the write and the compute (more writes
  * than the stage holds, a compute on another stream, the stream going away), and never before
@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "apir_forward.h"
 #include "backend_context.h"
 #include "ggml-backend-impl.h"
 #include "queued_writes.h"
@@ -73,7 +74,7 @@ static void fake_init(struct fake *x)
     x->s.backend = &x->backend;
 }
 
-#define DST_BYTES (4u << 20)
+#define DST_BYTES (40u << 20)
 
 static void fill(uint8_t *p, size_t n, unsigned seed)
 {
@@ -132,25 +133,30 @@ static void test_queued_then_settled(void **state)
     teardown(&x);
 }
 
-/* more bytes than the 1 MiB stage: the queue waits for the stream before reusing it */
+/* more bytes than the stage (APIR_MAX_QUEUED_SET) holds: the queue waits for the stream
+ * before reusing it; a single write larger than the stage is the caller's to copy */
 static void test_more_than_the_stage(void **state)
 {
     (void)state;
     struct fixture x;
     setup(&x);
     queued_writes_after_compute(&x.q, &x.a.s, true);
-    static uint8_t data[40][65536];
-    for (unsigned i = 0; i < 40; i++) {
+    enum { N = 40, SIZE = 1u << 20 };
+    _Static_assert((size_t)N * SIZE <= DST_BYTES && (size_t)N * SIZE > 2u * APIR_MAX_QUEUED_SET, "sizes");
+    static uint8_t data[N][SIZE];
+    for (unsigned i = 0; i < N; i++) {
         fill(data[i], sizeof data[i], i + 7);
-        assert_true(queued_writes_try(&x.q, x.buf, (uint64_t)i * 65536, data[i], sizeof data[i]));
+        assert_true(queued_writes_try(&x.q, x.buf, (uint64_t)i * SIZE, data[i], sizeof data[i]));
     }
-    assert_true(x.a.f.syncs >= 2); /* 40 x 64 KiB through a 1 MiB stage */
+    assert_true(x.a.f.syncs >= 2); /* 40 MiB through a 16 MiB stage */
     queued_writes_before_compute(&x.q, &x.a.s); /* same stream: stays queued for the compute */
     assert_int_not_equal(x.a.f.n, 0);
     ggml_backend_synchronize(&x.a.backend); /* the compute waits for its stream */
     queued_writes_after_compute(&x.q, &x.a.s, true);
-    for (unsigned i = 0; i < 40; i++)
-        assert_memory_equal(x.base + (size_t)i * 65536, data[i], sizeof data[i]);
+    for (unsigned i = 0; i < N; i++)
+        assert_memory_equal(x.base + (size_t)i * SIZE, data[i], sizeof data[i]);
+    assert_false(queued_writes_try(&x.q, x.buf, 0, data, APIR_MAX_QUEUED_SET + 1));
+    assert_int_equal(x.a.f.n, 0);
     teardown(&x);
 }
 

@@ -254,6 +254,44 @@ static void test_many_writes_without_reply(void **state)
     apir_client_close(s.c);
 }
 
+/* Larger writes sent without a reply wait in slices of the data page until the next reply:
+ * more of them than half the page keeps (so some go the waiting way), a read in between
+ * (its bytes go past the kept slices), a write larger than the page; every byte lands in
+ * order, the later write of a range winning. */
+static void test_large_writes_without_reply(void **state)
+{
+    enum { SIZE = 48u << 20 };
+    struct guest_session s;
+    assert_int_equal(guest_session_open(&s, SIZE), APIR_BACKEND_OK);
+    uint8_t *want = calloc(1, SIZE), *got = malloc(SIZE), *bytes = malloc(SIZE);
+    assert_non_null(want);
+    assert_non_null(got);
+    assert_non_null(bytes);
+    assert_int_equal(vgpu_rpc_buffer_clear(s.c, s.buffer, 0), APIR_BACKEND_OK);
+    for (int i = 0; i < 24; i++) {
+        size_t n = APIR_MAX_INLINE_SET + 1 + ((size_t)i * 797 * 1031) % (3u << 20);
+        size_t off = ((size_t)i * 5 * 1048573) % (SIZE - n);
+        for (size_t k = 0; k < n; k++)
+            bytes[k] = (uint8_t)(i * 29 + k * 3 + (k >> 9));
+        assert_int_equal(vgpu_rpc_buffer_set(s.c, s.buffer, off, bytes, n), APIR_BACKEND_OK);
+        memcpy(want + off, bytes, n);
+        if (i == 11) { /* a read while writes wait in the page */
+            assert_int_equal(vgpu_rpc_buffer_get(s.c, s.buffer, 0, got, SIZE), APIR_BACKEND_OK);
+            assert_memory_equal(got, want, SIZE);
+        }
+    }
+    for (size_t k = 0; k < SIZE; k++) /* larger than the data page */
+        bytes[k] = (uint8_t)(k * 13 + (k >> 16));
+    assert_int_equal(vgpu_rpc_buffer_set(s.c, s.buffer, 0, bytes, SIZE - 4096), APIR_BACKEND_OK);
+    memcpy(want, bytes, SIZE - 4096);
+    assert_int_equal(vgpu_rpc_buffer_get(s.c, s.buffer, 0, got, SIZE), APIR_BACKEND_OK);
+    assert_memory_equal(got, want, SIZE);
+    free(want);
+    free(got);
+    free(bytes);
+    apir_client_close(s.c);
+}
+
 static void test_disconnect_mid_session(void **state)
 {
     pid_t pid = fork();
@@ -291,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_every_forward_command),
         cmocka_unit_test(test_handles_are_per_context),
         cmocka_unit_test(test_many_writes_without_reply),
+        cmocka_unit_test(test_large_writes_without_reply),
         cmocka_unit_test(test_disconnect_mid_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
