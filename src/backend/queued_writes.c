@@ -11,6 +11,7 @@
  * 512-token batch of a 2048-wide model) and its mask fit together */
 #define STAGE_BYTES APIR_MAX_QUEUED_SET
 #define STAGE_ALIGN 64u
+#define PIECE_BYTES (1u << 20)
 
 void queued_writes_settle(struct queued_writes *q)
 {
@@ -49,11 +50,15 @@ bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint6
         queued_writes_settle(q);
     if (q->len + size > STAGE_BYTES)
         queued_writes_settle(q); /* the stage's bytes may still be in flight: wait, then reuse */
-    uint8_t *src = q->stage_base + q->len;
-    memcpy(src, data, size);
+    /* in pieces, so the device copies one while the next is staged */
     struct ggml_tensor t;
     tensor_byte_view(&t, buf, offset, size);
-    ggml_backend_tensor_set_async(s->backend, &t, src, 0, size);
+    for (size_t at = 0; at < size; at += PIECE_BYTES) {
+        size_t n = size - at < PIECE_BYTES ? size - at : PIECE_BYTES;
+        uint8_t *src = q->stage_base + q->len + at;
+        memcpy(src, (const uint8_t *)data + at, n);
+        ggml_backend_tensor_set_async(s->backend, &t, src, at, n);
+    }
     q->stream = s;
     q->len += (size + STAGE_ALIGN - 1) & ~(size_t)(STAGE_ALIGN - 1);
     return true;
