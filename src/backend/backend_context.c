@@ -33,6 +33,17 @@ void backend_ctx_drop_graphs(struct backend_ctx *ctx)
             decoded_graph_free(&s->graphs[i]);
 }
 
+bool backend_ctx_reads_indices(struct backend_ctx *ctx, ggml_backend_buffer_t buf, uint64_t offset, uint64_t size)
+{
+    uint32_t pos = 0;
+    struct backend_stream *s;
+    while ((s = handle_table_next(&ctx->handles, &pos, HANDLE_BACKEND, NULL)))
+        for (int i = 0; i < APIR_GRAPH_SLOTS; i++)
+            if (s->graphs[i].graph && index_guard_reads_static(&s->graphs[i].indices, buf, offset, offset + size))
+                return true;
+    return false;
+}
+
 static ggml_backend_buffer_t resolve_buffer(void *user, uint32_t h) { return backend_ctx_buffer(user, h); }
 
 struct buffer_resolver backend_ctx_resolver(struct backend_ctx *ctx)

@@ -72,6 +72,8 @@ ggml_backend_buffer_t backend_ctx_buffer(struct backend_ctx *ctx, uint32_t h);
 struct backend_stream *backend_ctx_stream(struct backend_ctx *ctx, uint32_t h);
 /* drops every cached graph (buffers they point into may be going away) */
 void backend_ctx_drop_graphs(struct backend_ctx *ctx);
+/* a kept graph of ctx checks indices it does not compute in [offset, offset+size) of buf */
+bool backend_ctx_reads_indices(struct backend_ctx *ctx, ggml_backend_buffer_t buf, uint64_t offset, uint64_t size);
 /* resolver over this context's buffer handles */
 struct buffer_resolver backend_ctx_resolver(struct backend_ctx *ctx);
 

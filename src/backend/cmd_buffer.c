@@ -144,13 +144,23 @@ static uint32_t transfer(struct cmd_call *c, bool to_buffer)
     struct ggml_tensor t;
     tensor_byte_view(&t, buf, offset, size);
     if (to_buffer) {
-        /* not recorded: the guest can change the shared resource while ggml copies from it */
-        write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
+        const void *src = shm + shm_offset;
+        /* indices a kept graph reads (without flash attention llama.cpp's V-cache slots, 8 MiB
+         * a batch): copied once into the write shadow, and the buffer gets that copy, so the
+         * next compute checks them without reading them back. Other bytes are not recorded
+         * (the guest may change the resource while ggml copies from it). */
+        const uint8_t *kept = size <= WRITE_SHADOW_MAX_INDEX_RECORD && backend_ctx_reads_indices(c->ctx, buf, offset, size)
+                                  ? write_shadow_keep(&c->ctx->shadow, buf, offset, src, size)
+                                  : NULL;
+        if (kept)
+            src = kept;
+        else
+            write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
         /* queued: copied out of the resource now, so the guest may reuse it after any reply */
-        if (queued_writes_try(&c->ctx->writes, buf, offset, shm + shm_offset, (size_t)size))
+        if (queued_writes_try(&c->ctx->writes, buf, offset, src, (size_t)size))
             return APIR_BACKEND_OK;
         queued_writes_settle(&c->ctx->writes); /* earlier queued writes land first */
-        ggml_backend_tensor_set(&t, shm + shm_offset, 0, (size_t)size);
+        ggml_backend_tensor_set(&t, src, 0, (size_t)size);
     } else
         ggml_backend_tensor_get(&t, shm + shm_offset, 0, (size_t)size);
     return APIR_BACKEND_OK;

@@ -363,6 +363,19 @@ static uint32_t check_one(const struct index_read *r, int64_t bound, const struc
     return APIR_BACKEND_OK;
 }
 
+bool index_guard_reads_static(const struct index_guard *g, const void *buffer, uint64_t start, uint64_t end)
+{
+    for (uint32_t i = 0; i < g->n_static; i++) {
+        const struct ggml_tensor *idx = g->reads[i].idx;
+        if (idx->buffer != buffer)
+            continue;
+        uint64_t at = (uint64_t)((const char *)idx->data - (const char *)ggml_backend_buffer_get_base(idx->buffer));
+        if (at < end && start < at + ggml_nbytes(idx))
+            return true;
+    }
+    return false;
+}
+
 uint32_t index_guard_check_static(const struct index_guard *g, const struct write_shadow *shadow,
                                   const struct index_read_hook *hook, uint64_t *from_shadow, uint64_t *read_back)
 {

@@ -55,6 +55,8 @@ uint32_t index_guard_check_static(const struct index_guard *g, const struct writ
 /* APIR_BACKEND_OK when every index checked at cut position g->cuts[cut] is in range (call
  * after the nodes before that position ran) */
 uint32_t index_guard_check_cut(const struct index_guard *g, uint32_t cut);
+/* some index tensor of g that no node computes overlaps [start, end) of buffer */
+bool index_guard_reads_static(const struct index_guard *g, const void *buffer, uint64_t start, uint64_t end);
 void index_guard_free(struct index_guard *g);
 
 #endif

@@ -27,8 +27,8 @@ void write_shadow_invalidate(struct write_shadow *s, const void *buffer, uint64_
     }
 }
 
-void write_shadow_record(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
-                         uint64_t size)
+static const uint8_t *record(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
+                             uint64_t size, uint64_t max)
 {
     /* llama.cpp rewrites the same inputs every token: the record's memory is reused, and it
      * becomes the newest (records never overlap, so it is the only one the write touches) */
@@ -39,20 +39,33 @@ void write_shadow_record(struct write_shadow *s, const void *buffer, uint64_t of
             memcpy(keep.bytes, data, size);
             memmove(r, r + 1, (s->n - i - 1) * sizeof *r);
             s->rec[s->n - 1] = keep;
-            return;
+            return keep.bytes;
         }
     }
     write_shadow_invalidate(s, buffer, offset, size);
-    if (!size || size > WRITE_SHADOW_MAX_RECORD)
-        return;
+    if (!size || size > max)
+        return NULL;
     uint8_t *copy = malloc(size);
     if (!copy)
-        return; /* the overlapped records are gone: the range is read back from the buffer */
+        return NULL; /* the overlapped records are gone: the range is read back from the buffer */
     memcpy(copy, data, size);
     while (s->n && (s->n == WRITE_SHADOW_MAX_RECORDS || s->bytes + size > WRITE_SHADOW_MAX_BYTES))
         drop(s, 0);
     s->rec[s->n++] = (struct shadow_record){{buffer, offset, offset + size}, copy};
     s->bytes += size;
+    return copy;
+}
+
+void write_shadow_record(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
+                         uint64_t size)
+{
+    record(s, buffer, offset, data, size, WRITE_SHADOW_MAX_RECORD);
+}
+
+const uint8_t *write_shadow_keep(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
+                                 uint64_t size)
+{
+    return record(s, buffer, offset, data, size, WRITE_SHADOW_MAX_INDEX_RECORD);
 }
 
 /* the first range of w at or after (buffer, start) ends after start of the record's range:

@@ -12,8 +12,12 @@
 #include <stdint.h>
 
 #define WRITE_SHADOW_MAX_RECORDS 256u
-#define WRITE_SHADOW_MAX_BYTES ((uint64_t)2 << 20)
+#define WRITE_SHADOW_MAX_BYTES ((uint64_t)40 << 20)
 #define WRITE_SHADOW_MAX_RECORD ((uint64_t)64 << 10) /* larger writes only invalidate */
+/* ... except writes over indices a kept graph reads (write_shadow_keep): llama.cpp's V-cache
+ * slot list without flash attention is n_tokens x n_embd_v 64-bit indices, 8 MiB for a
+ * 512-token batch of a 2048-wide model */
+#define WRITE_SHADOW_MAX_INDEX_RECORD ((uint64_t)16 << 20)
 
 /* [start, end) bytes of a buffer (ggml_backend_buffer_t, compared as a pointer) */
 struct write_range {
@@ -36,6 +40,11 @@ struct write_shadow {
  * of memory, only drops what it overlaps) */
 void write_shadow_record(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
                          uint64_t size);
+/* as write_shadow_record, for a write of at most WRITE_SHADOW_MAX_INDEX_RECORD bytes, reading
+ * data once: returns the record's copy, which is what the buffer must receive (data may be
+ * shared memory the guest changes meanwhile), or NULL when not recorded */
+const uint8_t *write_shadow_keep(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
+                                 uint64_t size);
 /* bytes [offset, offset+size) of buffer changed in a way not recorded (size UINT64_MAX: to
  * the end of the buffer) */
 void write_shadow_invalidate(struct write_shadow *s, const void *buffer, uint64_t offset, uint64_t size);

@@ -105,15 +105,25 @@ static void test_bounded(void **state)
     assert_non_null(write_shadow_find(&s, &buf_a, 40, 44));
     assert_null(write_shadow_find(&s, &buf_a, 44, 48));
     write_shadow_free(&s);
-    uint8_t *big = calloc(1, WRITE_SHADOW_MAX_RECORD);
+    /* large records only through write_shadow_keep (index writes), and still bounded */
+    uint8_t *big = calloc(1, WRITE_SHADOW_MAX_INDEX_RECORD + 1);
     assert_non_null(big);
-    uint32_t fit = (uint32_t)(WRITE_SHADOW_MAX_BYTES / WRITE_SHADOW_MAX_RECORD);
-    for (uint32_t i = 0; i <= fit; i++)
-        write_shadow_record(&s, &buf_b, (uint64_t)i * WRITE_SHADOW_MAX_RECORD, big, WRITE_SHADOW_MAX_RECORD);
+    write_shadow_record(&s, &buf_b, 0, big, WRITE_SHADOW_MAX_RECORD + 1);
+    assert_int_equal(s.n, 0);
+    assert_null(write_shadow_keep(&s, &buf_b, 0, big, WRITE_SHADOW_MAX_INDEX_RECORD + 1));
+    assert_int_equal(s.n, 0);
+    uint64_t size = WRITE_SHADOW_MAX_INDEX_RECORD;
+    uint32_t fit = (uint32_t)(WRITE_SHADOW_MAX_BYTES / size);
+    for (uint32_t i = 0; i <= fit; i++) {
+        big[0] = (uint8_t)(i + 1);
+        const uint8_t *kept = write_shadow_keep(&s, &buf_b, (uint64_t)i * size, big, size);
+        assert_non_null(kept);
+        assert_true(kept != big && kept[0] == i + 1); /* the shadow's own copy */
+    }
     assert_true(s.bytes <= WRITE_SHADOW_MAX_BYTES);
     assert_int_equal(s.n, fit);
     assert_null(write_shadow_find(&s, &buf_b, 0, 1));
-    assert_non_null(write_shadow_find(&s, &buf_b, (uint64_t)fit * WRITE_SHADOW_MAX_RECORD, (uint64_t)fit * WRITE_SHADOW_MAX_RECORD + 1));
+    assert_non_null(write_shadow_find(&s, &buf_b, (uint64_t)fit * size, (uint64_t)fit * size + 1));
     free(big);
     write_shadow_free(&s);
     assert_int_equal(s.n, 0);
