@@ -56,6 +56,19 @@ static uint32_t set_inline(uint64_t offset, const void *data, uint32_t size)
     return call(APIR_FWD_BUFFER_SET_INLINE);
 }
 
+/* BUFFER_SET of data through the shared resource (its start) */
+static uint32_t set_shared(uint64_t offset, const void *data, uint64_t size)
+{
+    memcpy(shm, data, size);
+    begin();
+    apir_put_u32(&a, buf_h);
+    apir_put_u64(&a, offset);
+    apir_put_u64(&a, size);
+    apir_put_u32(&a, RES);
+    apir_put_u64(&a, 0);
+    return call(APIR_FWD_BUFFER_SET);
+}
+
 /* the status of a compute: the command's, or ERR_BACKEND when ggml's failed */
 static uint32_t compute_status(uint32_t st)
 {
@@ -181,14 +194,7 @@ static void run_attack(enum attack k)
         STEP(call(APIR_FWD_BUFFER_MEMSET));
         break;
     case SET_SHARED:
-        memcpy(shm, bad, sizeof bad);
-        begin();
-        apir_put_u32(&a, buf_h);
-        apir_put_u64(&a, IDX_OFF);
-        apir_put_u64(&a, sizeof bad);
-        apir_put_u32(&a, RES);
-        apir_put_u64(&a, 0);
-        STEP(call(APIR_FWD_BUFFER_SET));
+        STEP(set_shared(IDX_OFF, bad, sizeof bad));
         break;
     case PARTIAL_INLINE:
         STEP(set_inline(IDX_OFF + 8, &bad[2], 4));
@@ -306,14 +312,7 @@ int main(void)
      * slots without flash attention are too large to go inline): kept in the shadow too; the
      * guest changing the resource afterwards changes nothing the host checked or wrote */
     for (int i = 0; i < 2; i++) {
-        memcpy(shm, good, sizeof good);
-        begin();
-        apir_put_u32(&a, buf_h);
-        apir_put_u64(&a, IDX_OFF);
-        apir_put_u64(&a, sizeof good);
-        apir_put_u32(&a, RES);
-        apir_put_u64(&a, 0);
-        CHECK(call(APIR_FWD_BUFFER_SET) == APIR_BACKEND_OK);
+        CHECK(set_shared(IDX_OFF, good, sizeof good) == APIR_BACKEND_OK);
         memcpy(shm, bad, sizeof bad);
         CHECK(recompute(be_a) == APIR_BACKEND_OK);
     }
