@@ -48,14 +48,14 @@ static int server_log_count(const char *needle)
     return count;
 }
 
-static void wait_server_gone(void)
+static void wait_gone(pid_t pid)
 {
-    for (int i = 0; i < 200 && kill(server, 0) == 0; i++) {
+    for (int i = 0; i < 200 && kill(pid, 0) == 0; i++) {
         char state[64] = "";
         char path[64];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)server);
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
         FILE *f = fopen(path, "r");
-        if (f) { /* a zombie (our parent reaps it) is dead enough */
+        if (f) { /* a zombie (its parent reaps it) is dead enough */
             if (fgets(state, sizeof state, f) && strstr(state, ") Z"))
                 i = 200;
             fclose(f);
@@ -64,19 +64,27 @@ static void wait_server_gone(void)
     }
 }
 
+/* the listener's worker processes (one per guest), at most cap */
+static int host_workers(pid_t *out, int cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)server, (int)server);
+    FILE *f = fopen(path, "r");
+    int n = 0, child;
+    while (f && n < cap && fscanf(f, "%d", &child) == 1)
+        out[n++] = child;
+    if (f)
+        fclose(f);
+    return n;
+}
+
 /* the host is the listener and its worker processes (one per guest): stop or resume them all */
 static int signal_host(int sig)
 {
     int rc = kill(server, sig);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)server, (int)server);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        int child;
-        while (fscanf(f, "%d", &child) == 1)
-            kill(child, sig);
-        fclose(f);
-    }
+    pid_t workers[64];
+    for (int i = 0, n = host_workers(workers, 64); i < n; i++)
+        kill(workers[i], sig);
     return rc;
 }
 
@@ -195,8 +203,15 @@ static int mode_kill(const char *lib)
     struct session s;
     if (setup(&s, lib))
         return 1;
+    /* the listener killed, its workers end on their own (SIGTERM at their parent's death),
+     * each after the command it is running: wait for them too, else a call racing with a
+     * worker's end could still be served */
+    pid_t workers[64];
+    int n_workers = host_workers(workers, 64);
     CHECK(kill(server, SIGKILL) == 0, "kill %d", (int)server);
-    wait_server_gone();
+    wait_gone(server);
+    for (int i = 0; i < n_workers; i++)
+        wait_gone(workers[i]);
     logbuf[0] = '\0';
     /* the output came back with the compute: still the right values */
     float y[N];
