@@ -6,16 +6,17 @@
 #
 # 1. builds llama-bench and ggml-rpc-server from the release bundle (scripts/build-llama-tools.sh:
 #    with CUDA for this machine's GPU when nvcc and a GPU are present, else the CPU backend),
-# 2. generates random-weight llama models with tools/make-tiny-llama (F16 and Q4_0; a 1B-class
-#    model on a GPU, a ~50 M-parameter one on the CPU),
+# 2. generates random-weight llama models with tools/make-tiny-llama (F16 and Q4_0, and an F16
+#    mixture of experts with 8 experts, 2 used per token; 1B-class models on a GPU, ~50 M
+#    parameters on the CPU),
 # 3. starts apir-server and ggml-rpc-server, both running the backend library of step 1
 #    (libggml-cuda.so or libggml-cpu.so),
 # 4. runs llama-bench -dev NATIVE,VirtGPU0,RPC0 (NATIVE: CUDA0, or the CPU with "none"),
 # 5. prints a table of tokens/s (medians of the repetitions) and the ratios to native, and the
 #    raw JSONL's path.
 #
-# Environment: BENCH_TYPES (default "f16 q4_0"), BENCH_MODEL_ARGS (make-tiny-llama shape
-# options instead of the default), BENCH_P / BENCH_N (prompt and generated tokens; default
+# Environment: BENCH_TYPES (default "f16 q4_0 moe"; moe: the F16 mixture of experts),
+# BENCH_MODEL_ARGS / BENCH_MOE_ARGS (make-tiny-llama shape options instead of the defaults), BENCH_P / BENCH_N (prompt and generated tokens; default
 # 512/128 on a GPU, 128/32 on the CPU), BENCH_REPS (llama-bench -r, default 5 on a GPU, 3 on
 # the CPU), BENCH_THREADS (CPU threads of llama-bench and ggml-rpc-server; on the CPU host
 # the default is one per core, as apir-server's CPU backend uses), BENCH_EXTRA (more
@@ -35,14 +36,18 @@ tools=$(bash "$root/scripts/build-llama-tools.sh" llama-bench ggml-rpc-server | 
 if [ -e "$tools/libggml-cuda.so" ] && [ "${BENCH_BACKEND:-}" != cpu ]; then
     kind=cuda; host_lib="$tools/libggml-cuda.so"; native=CUDA0; native_label=CUDA0
     model_args=(--embd 2048 --layers 16 --ff 5632 --heads 16 --heads-kv 16 --vocab 32000)
+    moe_args=(--embd 2048 --layers 16 --ff 1408 --heads 16 --heads-kv 16 --vocab 32000 --experts 8 --experts-used 2)
     p=${BENCH_P:-512}; n=${BENCH_N:-128}; reps=${BENCH_REPS:-5}
 else
     kind=cpu; host_lib="$tools/libggml-cpu.so"; native=none; native_label=CPU
     model_args=(--embd 512 --layers 4 --ff 1536 --heads 8 --heads-kv 8 --vocab 32000)
+    moe_args=(--embd 512 --layers 4 --ff 768 --heads 8 --heads-kv 8 --vocab 32000 --experts 8 --experts-used 2)
     p=${BENCH_P:-128}; n=${BENCH_N:-32}; reps=${BENCH_REPS:-3}
 fi
 # shellcheck disable=SC2206 # word splitting of the shape options is intended
 [ -n "${BENCH_MODEL_ARGS:-}" ] && model_args=(${BENCH_MODEL_ARGS})
+# shellcheck disable=SC2206
+[ -n "${BENCH_MOE_ARGS:-}" ] && moe_args=(${BENCH_MOE_ARGS})
 # the same CPU thread count everywhere: llama-bench's CPU runs, ggml-rpc-server (whose default is
 # half the cores) and apir-server (whose backend library gives the CPU backend one per core)
 threads=(); [ $kind = cpu ] && threads=(-t "${BENCH_THREADS:-$(nproc)}")
@@ -53,9 +58,11 @@ export LD_LIBRARY_PATH="$tools${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export APIR_LLAMA_CPP_GGML_LIBRARY_PATH="$host_lib"
 
 models=()
-for t in ${BENCH_TYPES:-f16 q4_0}; do
-    m="$out/llama-$t-$(printf '%s' "${model_args[*]}" | tr -c 'a-z0-9' _).gguf"
-    [ -s "$m" ] || "$build/bin/make-tiny-llama" -o "$m" --type "$t" "${model_args[@]}" >&2
+types=${BENCH_TYPES:-f16 q4_0 moe}
+for t in $types; do
+    if [ "$t" = moe ]; then args=(--type f16 "${moe_args[@]}"); else args=(--type "$t" "${model_args[@]}"); fi
+    m="$out/llama-$(printf '%s' "${args[*]}" | tr -c 'a-z0-9' _).gguf"
+    [ -s "$m" ] || "$build/bin/make-tiny-llama" -o "$m" "${args[@]}" >&2
     models+=(-m "$m")
 done
 
@@ -77,7 +84,7 @@ for _ in $(seq 1 100); do
 done
 
 echo "llama-bench: $native_label vs VirtGPU0 (apir-server) vs RPC0 (ggml-rpc-server), both servers on $host_lib"
-echo "models: ${model_args[*]}; types: ${BENCH_TYPES:-f16 q4_0}; -p $p -n $n -r $reps"
+echo "models: ${model_args[*]}; types: $types (moe: ${moe_args[*]}); -p $p -n $n -r $reps"
 res="$out/llama-bench.jsonl"
 # shellcheck disable=SC2086 # BENCH_EXTRA is a list of options
 GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" bash "$root/tests/lib/with-server.sh" "$build" -- \
@@ -100,7 +107,8 @@ awk -v native="$native_label" '
     /^\{/ {
         d = field("devices"); if (d == "auto" || d == "none" || d == "") d = native
         test = (field("n_prompt") > 0 ? "pp" field("n_prompt") : "tg" field("n_gen"))
-        row = field("model_type") SUBSEP test
+        # the type says "llama ?B F16" for dense and MoE alike: the size tells them apart
+        row = sprintf("%s, %.0f M params", field("model_type"), field("model_n_params") / 1e6) SUBSEP test
         if (!(row in seen)) { seen[row] = 1; order[nr++] = row }
         match($0, /"samples_ts": \[[^]]*\]/); s = substr($0, RSTART + 15, RLENGTH - 16)
         ts[row, d] = median(s); n_s = split(s, tmp, /, */); lo[row, d] = tmp[1]; hi[row, d] = tmp[1]
