@@ -210,8 +210,7 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
     }
     node_rebuild_fini(&out->rebuild);
     if (st == APIR_BACKEND_OK)
-        st = index_guard_build(out->graph, dev && ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_CPU,
-                               &out->indices);
+        st = index_guard_build(out->graph, &out->indices);
     if (st == APIR_BACKEND_OK && out->indices.n_cuts)
         st = build_parts(out);
     if (st == APIR_BACKEND_OK && !apir_decoder_done(dec))

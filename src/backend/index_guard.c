@@ -243,33 +243,7 @@ static uint32_t collect_writes(struct ggml_cgraph *graph, struct index_guard *g)
     return APIR_BACKEND_OK;
 }
 
-/* the last node before r that writes bytes of its indices is an ARGSORT or TOP_K whose output
- * holds them all and whose rows are at most r's bound long (false too when the scan runs out
- * of *budget) */
-static bool sorted_in_range(struct ggml_cgraph *graph, const struct index_read *r, size_t *budget)
-{
-    struct region ir = region_of(r->idx, 0);
-    for (int k = r->pos - 1; k >= 0; k--) {
-        if (!*budget)
-            return false;
-        --*budget;
-        const struct ggml_tensor *t = ggml_graph_node(graph, k);
-        if (t->op == GGML_OP_OPT_STEP_ADAMW || t->op == GGML_OP_OPT_STEP_SGD)
-            return false; /* writes its sources: not worth telling apart */
-        if (node_is_view_op(t->op))
-            continue;
-        struct write_range w = written_by(t);
-        if (w.buffer != ir.buffer || w.end <= ir.start || ir.end <= w.start)
-            continue;
-        struct region own = region_of(t, k);
-        return (t->op == GGML_OP_ARGSORT || t->op == GGML_OP_TOP_K) && t->type == GGML_TYPE_I32 &&
-               ggml_is_contiguous(t) && t->src[0] && t->src[0]->ne[0] <= r->bound && own.start <= ir.start &&
-               ir.end <= own.end;
-    }
-    return false;
-}
-
-uint32_t index_guard_build(struct ggml_cgraph *graph, bool trust_sorts, struct index_guard *out)
+uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
 {
     memset(out, 0, sizeof *out);
     uint32_t st = collect_writes(graph, out);
@@ -308,7 +282,7 @@ uint32_t index_guard_build(struct ggml_cgraph *graph, bool trust_sorts, struct i
      * no node between that cut and the read writes its indices (greedy interval stabbing) */
     size_t budget = (size_t)1 << 22; /* node visits: a hostile graph gets a cut per read */
     for (uint32_t i = 0; i < n; i++) {
-        if (!dynamic[i] || (trust_sorts && sorted_in_range(graph, &all[i], &budget)))
+        if (!dynamic[i])
             continue;
         int last = out->n_cuts ? out->cuts[out->n_cuts - 1] : -1;
         if (last < 0 || written_between(graph, last, all[i].pos, all[i].idx, &budget))

@@ -9,7 +9,6 @@
 #include "apir_forward.h"
 #include "graph_decode.h"
 #include "tensor_validate.h"
-#include "ggml-backend-impl.h"
 #include "wire_util.h"
 
 #include "ggml-impl.h" /* the decoded graph's use counts */
@@ -315,78 +314,6 @@ static void test_index_aliasing(void **state)
     assert_int_equal(decode_graph(t, 3, &node, 1, 0, false), APIR_BACKEND_OK);
 }
 
-/* a device that runs everything and is no CPU: where index_guard trusts a sort's output */
-static const char *gpu_name(ggml_backend_dev_t dev) { return "fake-gpu"; }
-static enum ggml_backend_dev_type gpu_type(ggml_backend_dev_t dev) { return GGML_BACKEND_DEVICE_TYPE_GPU; }
-static bool gpu_yes_op(ggml_backend_dev_t dev, const struct ggml_tensor *op) { return true; }
-static bool gpu_yes_buft(ggml_backend_dev_t dev, ggml_backend_buffer_type_t buft) { return true; }
-static struct ggml_backend_device fake_gpu = {
-    .iface = {.get_name = gpu_name, .get_type = gpu_type, .supports_op = gpu_yes_op, .supports_buft = gpu_yes_buft},
-};
-
-/* the index cuts of a decoded graph on dev */
-static uint32_t cuts_on(ggml_backend_dev_t dev, const struct apir_wire_tensor *t, uint32_t n, const uint32_t *nodes,
-                        uint32_t n_nodes)
-{
-    static uint8_t msg[1 << 16];
-    struct apir_encoder enc;
-    apir_encoder_init(&enc, msg, sizeof msg);
-    wt_put_graph(&enc, t, n, nodes, n_nodes);
-    struct apir_decoder dec;
-    apir_decoder_init(&dec, msg, enc.pos);
-    struct decoded_graph g;
-    assert_int_equal(graph_decode(&dec, &resolver, dev, &g), APIR_BACKEND_OK);
-    uint32_t cuts = g.indices.n_cuts;
-    decoded_graph_free(&g);
-    return cuts;
-}
-
-/* probs[8] at 0, ids = ARGSORT(probs) [8] (I32) at 64, rows[4 x n_rows] at 256, dst = get_rows(rows,
- * ids) [4 x 8] at 1024: a MoE router's shape */
-static void sorted_ids_graph(struct apir_wire_tensor t[5], int64_t n_rows)
-{
-    t[0] = wt_make(GGML_TYPE_F32, 8, 1, 1, 1, BUF_H, 0);
-    t[1] = wt_make(GGML_TYPE_I32, 8, 1, 1, 1, BUF_H, 64);
-    t[1].op = GGML_OP_ARGSORT;
-    t[1].src[0] = 1;
-    t[1].op_params[0] = GGML_SORT_ORDER_DESC;
-    t[2] = wt_make(GGML_TYPE_F32, 4, n_rows, 1, 1, BUF_H, 256);
-    t[3] = wt_make(GGML_TYPE_F32, 4, 8, 1, 1, BUF_H, 1024);
-    t[3].op = GGML_OP_GET_ROWS;
-    t[3].src[0] = 3;
-    t[3].src[1] = 2;
-    t[4] = wt_make(GGML_TYPE_F32, 1, 1, 1, 1, BUF_H, 68); /* writes ids[1] when a node */
-    t[4].op = GGML_OP_SUM;
-    t[4].src[0] = 1;
-}
-
-/* indices an ARGSORT just wrote are positions in its rows: on a device whose sorts only
- * permute, no cut (a MoE layer's expert ids cost a synchronizing cut each otherwise); the CPU
- * backend (NULL here: no device checks) keeps it, and so does anything short of "the last
- * writer is a sort over rows no longer than the bound, covering every index" */
-static void test_sorted_indices(void **state)
-{
-    struct apir_wire_tensor t[5];
-    uint32_t nodes[3] = {1, 3}, rewritten[3] = {1, 4, 3};
-    sorted_ids_graph(t, 8);
-    assert_int_equal(cuts_on(&fake_gpu, t, 4, nodes, 2), 0);
-    assert_int_equal(cuts_on(NULL, t, 4, nodes, 2), 1);
-    sorted_ids_graph(t, 4); /* rows of 8 sorted, 4 rows to index */
-    assert_int_equal(cuts_on(&fake_gpu, t, 4, nodes, 2), 1);
-    sorted_ids_graph(t, 8); /* another node writes ids[1] after the sort */
-    assert_int_equal(cuts_on(&fake_gpu, t, 5, rewritten, 3), 1);
-    sorted_ids_graph(t, 8); /* the sort wrote only half of the indices read */
-    t[1].ne[0] = 4;
-    t[1].nb[1] = t[1].nb[2] = t[1].nb[3] = 16;
-    t[0].ne[0] = 4;
-    t[0].nb[1] = t[0].nb[2] = t[0].nb[3] = 16;
-    t[4] = t[3];
-    t[4].src[1] = 4;
-    t[3] = wt_make(GGML_TYPE_I32, 8, 1, 1, 1, BUF_H, 64); /* the indices read: a leaf over them */
-    uint32_t half[2] = {1, 4};
-    assert_int_equal(cuts_on(&fake_gpu, t, 5, half, 2), 1);
-}
-
 /* x[16x2x3] (f32), pos[3] (i32), rope(x, pos) */
 static uint32_t rope_case(int n_dims, int mode, int64_t n_pos, int section)
 {
@@ -480,7 +407,6 @@ int main(void)
         cmocka_unit_test(test_hostile_tensors),
         cmocka_unit_test(test_extent),
         cmocka_unit_test(test_index_aliasing),
-        cmocka_unit_test(test_sorted_indices),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_op_tensors),
     };
