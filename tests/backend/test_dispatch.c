@@ -162,11 +162,7 @@ static uint32_t transfer(uint32_t ctx, uint32_t cmd, uint32_t buf, uint64_t off,
                          uint64_t shm_off)
 {
     begin();
-    apir_put_u32(&a, buf);
-    apir_put_u64(&a, off);
-    apir_put_u64(&a, size);
-    apir_put_u32(&a, res);
-    apir_put_u64(&a, shm_off);
+    wt_put_transfer(&a, buf, off, size, res, shm_off);
     return call(ctx, cmd);
 }
 

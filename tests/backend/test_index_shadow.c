@@ -61,11 +61,7 @@ static uint32_t set_shared(uint64_t offset, const void *data, uint64_t size)
 {
     memcpy(shm, data, size);
     begin();
-    apir_put_u32(&a, buf_h);
-    apir_put_u64(&a, offset);
-    apir_put_u64(&a, size);
-    apir_put_u32(&a, RES);
-    apir_put_u64(&a, 0);
+    wt_put_transfer(&a, buf_h, offset, size, RES, 0);
     return call(APIR_FWD_BUFFER_SET);
 }
 

@@ -94,11 +94,7 @@ static void compare(uint32_t buf, const char *base, struct ggml_tensor *t, const
 {
     size_t n = ggml_nbytes(t), off = (size_t)((char *)t->data - base);
     begin();
-    apir_put_u32(&a, buf);
-    apir_put_u64(&a, off);
-    apir_put_u64(&a, n);
-    apir_put_u32(&a, RES);
-    apir_put_u64(&a, 0);
+    wt_put_transfer(&a, buf, off, n, RES, 0);
     if (call(APIR_FWD_BUFFER_GET) != APIR_BACKEND_OK) {
         FAIL("%s: GET failed", what);
         return;
@@ -113,11 +109,7 @@ static void upload(uint32_t buf, ggml_backend_buffer_t nbuf)
     size_t size = ggml_backend_buffer_get_size(nbuf);
     memcpy(shm, ggml_backend_buffer_get_base(nbuf), size);
     begin();
-    apir_put_u32(&a, buf);
-    apir_put_u64(&a, 0);
-    apir_put_u64(&a, size);
-    apir_put_u32(&a, RES);
-    apir_put_u64(&a, 0);
+    wt_put_transfer(&a, buf, 0, size, RES, 0);
     if (call(APIR_FWD_BUFFER_SET) != APIR_BACKEND_OK)
         FAIL("upload failed");
 }

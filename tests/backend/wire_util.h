@@ -62,6 +62,17 @@ static inline void wt_put_graph(struct apir_encoder *enc, const struct apir_wire
     }
 }
 
+/* BUFFER_SET/GET arguments: size bytes at offset of buffer, through resource res at shm_offset */
+static inline void wt_put_transfer(struct apir_encoder *enc, uint32_t buffer, uint64_t offset, uint64_t size,
+                                   uint32_t res, uint64_t shm_offset)
+{
+    apir_put_u32(enc, buffer);
+    apir_put_u64(enc, offset);
+    apir_put_u64(enc, size);
+    apir_put_u32(enc, res);
+    apir_put_u64(enc, shm_offset);
+}
+
 /* GRAPH_RECOMPUTE arguments: backend handle, graph slot, no outputs read back */
 static inline void wt_put_recompute(struct apir_encoder *enc, uint32_t backend, uint32_t slot)
 {
