@@ -45,12 +45,13 @@ static const uint8_t *record(struct write_shadow *s, const void *buffer, uint64_
     write_shadow_invalidate(s, buffer, offset, size);
     if (!size || size > max)
         return NULL;
+    /* room first, so that the peak stays within the bound */
+    while (s->n && (s->n == WRITE_SHADOW_MAX_RECORDS || s->bytes + size > WRITE_SHADOW_MAX_BYTES))
+        drop(s, 0);
     uint8_t *copy = malloc(size);
     if (!copy)
         return NULL; /* the overlapped records are gone: the range is read back from the buffer */
     memcpy(copy, data, size);
-    while (s->n && (s->n == WRITE_SHADOW_MAX_RECORDS || s->bytes + size > WRITE_SHADOW_MAX_BYTES))
-        drop(s, 0);
     s->rec[s->n++] = (struct shadow_record){{buffer, offset, offset + size}, copy};
     s->bytes += size;
     return copy;
