@@ -188,6 +188,22 @@ static void copy_from_page(struct apir_decoder *d, void *out)
     memcpy(p->data, p->page, p->n);
 }
 
+/* a transfer's arguments: n bytes at offset of buffer through the data page at `at`; a SET's
+ * bytes are copied there first */
+static void put_page_transfer(struct apir_encoder *e, uint32_t cmd, uint32_t buffer, uint64_t offset,
+                              const struct apir_shmem *page, uint64_t at, const void *data, size_t n)
+{
+    if (cmd == APIR_FWD_BUFFER_SET)
+        memcpy((uint8_t *)page->ptr + at, data, n);
+    apir_put_u32(e, buffer);
+    apir_put_u64(e, offset);
+    apir_put_u64(e, n);
+    apir_put_u32(e, page->res_id);
+    apir_put_u64(e, at);
+    if (vgpu_stats_on())
+        vgpu_stats_data(cmd, n);
+}
+
 /* One SET/GET of at most *n bytes (fewer when the data page has less room: *n says how many
  * moved). The data page is only touched while the client's lock (taken by apir_client_begin)
  * is held, so concurrent transfers cannot mix; this one's bytes go past those that writes sent
@@ -203,15 +219,7 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
     uint64_t at = apir_client_data_free(c, &room);
     if (*n > room)
         *n = room; /* at least half the page (apir_client_data_keep) */
-    if (cmd == APIR_FWD_BUFFER_SET)
-        memcpy((uint8_t *)page->ptr + at, data, *n);
-    apir_put_u32(e, buffer);
-    apir_put_u64(e, offset);
-    apir_put_u64(e, *n);
-    apir_put_u32(e, page->res_id);
-    apir_put_u64(e, at);
-    if (vgpu_stats_on())
-        vgpu_stats_data(cmd, *n);
+    put_page_transfer(e, cmd, buffer, offset, page, at, data, *n);
     struct page_copy out = {data, (uint8_t *)page->ptr + at, *n};
     return call(c, cmd == APIR_FWD_BUFFER_GET ? copy_from_page : NULL, &out);
 }
@@ -257,14 +265,7 @@ static bool set_queued(struct apir_client *c, uint32_t buffer, uint64_t offset, 
         apir_client_end(c);
         return false;
     }
-    memcpy((uint8_t *)page->ptr + at, data, size);
-    apir_put_u32(e, buffer);
-    apir_put_u64(e, offset);
-    apir_put_u64(e, size);
-    apir_put_u32(e, page->res_id);
-    apir_put_u64(e, at);
-    if (vgpu_stats_on())
-        vgpu_stats_data(APIR_FWD_BUFFER_SET, size);
+    put_page_transfer(e, APIR_FWD_BUFFER_SET, buffer, offset, page, at, data, size);
     *rc = apir_client_send(c);
     apir_client_end(c);
     return true;
