@@ -16,6 +16,7 @@ void decoded_graph_free(struct decoded_graph *g)
 {
     index_guard_free(&g->indices);
     free(g->part_graphs);
+    free(g->part_nodes);
     free(g->parts);
     free(g->part_start);
     free(g->scratch_tensors);
@@ -26,12 +27,18 @@ void decoded_graph_free(struct decoded_graph *g)
     memset(g, 0, sizeof *g);
 }
 
+/* Slots after a graph's last node that hold a sentinel (no op, no sources). ggml-cuda's fusion
+ * matchers read a few nodes past the last without a bound check (ggml_cuda_topk_moe_fusion
+ * after DIV and RESHAPE); natively they meet a leaf or a later node, here they would read
+ * uninitialised memory (the graph's leaf array) or, for a part, the next part's nodes. */
+#define GRAPH_SENTINELS 4
+
 static uint32_t make_ctx(struct decoded_graph *g, uint32_t n_tensors, uint32_t n_nodes)
 {
     /* n_tensors is bounded by the message size, so this cannot overflow on 64-bit */
-    size_t size = (size_t)n_tensors * ggml_tensor_overhead() + 1024;
+    size_t size = (size_t)(n_tensors + 1) * ggml_tensor_overhead() + 1024;
     if (n_nodes)
-        size += ggml_graph_overhead_custom(n_nodes, false);
+        size += ggml_graph_overhead_custom(n_nodes + GRAPH_SENTINELS, false);
     memset(g, 0, sizeof *g);
     g->ctx = owned_ctx_new(size, &g->mem);
     return g->ctx ? APIR_BACKEND_OK : APIR_BACKEND_ERR_OUT_OF_MEMORY;
@@ -124,22 +131,35 @@ static uint32_t check_node(struct node_rebuild *rb, struct ggml_tensor *node, gg
 
 /* one graph per stretch between index cuts, built once per decoded graph: views of the whole
  * graph, so they share its use counts (fusions never reach across a cut: a view ends there) */
+static void end_with_sentinels(struct ggml_tensor **nodes, int n, struct ggml_tensor *sentinel)
+{
+    for (int i = 0; i < GRAPH_SENTINELS; i++)
+        nodes[n + i] = sentinel;
+}
+
 static uint32_t build_parts(struct decoded_graph *g)
 {
     const struct index_guard *ig = &g->indices;
     int n_nodes = ggml_graph_n_nodes(g->graph);
+    struct ggml_tensor *sentinel = g->graph->nodes[n_nodes];
     uint32_t max_parts = ig->n_cuts + 1;
     g->part_graphs = calloc(max_parts, sizeof *g->part_graphs);
+    g->part_nodes = calloc((size_t)n_nodes + (size_t)max_parts * GRAPH_SENTINELS, sizeof *g->part_nodes);
     g->parts = calloc(max_parts, sizeof *g->parts);
     g->part_start = calloc(max_parts, sizeof *g->part_start);
-    if (!g->part_graphs || !g->parts || !g->part_start)
+    if (!g->part_graphs || !g->part_nodes || !g->parts || !g->part_start)
         return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    struct ggml_tensor **own = g->part_nodes;
     int prev = 0;
     for (uint32_t i = 0; i <= ig->n_cuts; i++) {
         int end = i < ig->n_cuts ? ig->cuts[i] : n_nodes;
         if (end > prev) {
             struct ggml_cgraph *part = &g->part_graphs[g->n_parts];
             *part = ggml_graph_view(g->graph, prev, end);
+            memcpy(own, part->nodes, (size_t)(end - prev) * sizeof *own);
+            end_with_sentinels(own, end - prev, sentinel);
+            part->nodes = own;
+            own += end - prev + GRAPH_SENTINELS;
             part->uid = ggml_graph_next_uid();
             g->part_start[g->n_parts] = prev;
             g->parts[g->n_parts++] = part;
@@ -158,6 +178,14 @@ static void set_use_count(struct ggml_cgraph *graph, struct ggml_tensor *node, u
 {
     size_t pos = ggml_hash_find_or_insert(&graph->visited_hash_set, node);
     graph->use_counts[pos] = uses > INT32_MAX ? INT32_MAX : (int32_t)uses;
+}
+
+/* index_guard's trust in sorted indices holds for ggml-cuda only (index_guard.h) */
+static bool runs_cuda(ggml_backend_dev_t dev)
+{
+    ggml_backend_reg_t reg = dev ? ggml_backend_dev_backend_reg(dev) : NULL;
+    return reg && ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU &&
+           strcmp(ggml_backend_reg_name(reg), "CUDA") == 0;
 }
 
 uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bufs, ggml_backend_dev_t dev,
@@ -193,7 +221,7 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
         t1 = backend_stats_now();
     if (st == APIR_BACKEND_OK) {
         (void)apir_get_u32(dec); /* n_nodes, read ahead above */
-        out->graph = ggml_new_graph_custom(out->ctx, n_nodes, false);
+        out->graph = ggml_new_graph_custom(out->ctx, n_nodes + GRAPH_SENTINELS, false);
         /* a new id: the backend's per-graph state (CUDA graphs) is checked against it */
         out->graph->uid = ggml_graph_next_uid();
         for (uint32_t i = 0; i < n_nodes && st == APIR_BACKEND_OK; i++) {
@@ -207,10 +235,13 @@ uint32_t graph_decode(struct apir_decoder *dec, const struct buffer_resolver *bu
             }
         }
         out->last = tensors[n_tensors - 1];
+        if (st == APIR_BACKEND_OK)
+            end_with_sentinels(out->graph->nodes, ggml_graph_n_nodes(out->graph),
+                               ggml_new_tensor_1d(out->ctx, GGML_TYPE_F32, 1));
     }
     node_rebuild_fini(&out->rebuild);
     if (st == APIR_BACKEND_OK)
-        st = index_guard_build(out->graph, &out->indices);
+        st = index_guard_build(out->graph, runs_cuda(dev), &out->indices);
     if (st == APIR_BACKEND_OK && out->indices.n_cuts)
         st = build_parts(out);
     if (st == APIR_BACKEND_OK && !apir_decoder_done(dec))

@@ -31,6 +31,7 @@ struct decoded_graph {
     /* graphs whose nodes read indices other nodes compute: the graph cut before each such
      * node (index_guard.h), parts[i] starting at node part_start[i]; n_parts 0 otherwise */
     struct ggml_cgraph *part_graphs; /* views of graph (ggml_graph_view) */
+    struct ggml_tensor **part_nodes; /* their node lists: own copies, each ending in sentinels */
     struct ggml_cgraph **parts;
     int *part_start;
     uint32_t n_parts;

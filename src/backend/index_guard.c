@@ -243,7 +243,62 @@ static uint32_t collect_writes(struct ggml_cgraph *graph, struct index_guard *g)
     return APIR_BACKEND_OK;
 }
 
-uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
+/* ggml-cuda (v0.5.0, ggml_cuda_topk_moe_fusion) runs a MoE router - ARGSORT, a VIEW of its
+ * first columns, GET_ROWS, then optional norm and scale nodes - as one kernel that writes only
+ * the view's columns, as many as the final weights node's ne[1] (n_expert_used); the rest of
+ * the sort's rows keep whatever the guest left there. So when a view of the sort follows it
+ * (the shape every such fusion starts with), only that view's columns are trusted, no more of
+ * them than any node at a weights position (GET_ROWS +2, SCALE +3/+8, RESHAPE +5/+7 from the
+ * sort) has in ne[1], and only read as the view lies: 2D, from each row's start. */
+static bool fused_router_covers(struct ggml_cgraph *graph, int k, const struct ggml_tensor *idx)
+{
+    const struct ggml_tensor *s = ggml_graph_node(graph, k), *v;
+    int n = ggml_graph_n_nodes(graph);
+    if (k + 1 >= n || (v = ggml_graph_node(graph, k + 1))->op != GGML_OP_VIEW || (v->src[0] != s && v->view_src != s))
+        return true; /* no fusion starts here: the sort itself writes every element */
+    static const struct {
+        int at;
+        enum ggml_op op;
+    } weights_at[] = {{2, GGML_OP_GET_ROWS}, {3, GGML_OP_SCALE}, {5, GGML_OP_RESHAPE}, {7, GGML_OP_RESHAPE},
+                      {8, GGML_OP_SCALE}};
+    int64_t cols = v->ne[0];
+    for (size_t i = 0; i < sizeof weights_at / sizeof weights_at[0]; i++) {
+        const struct ggml_tensor *w = k + weights_at[i].at < n ? ggml_graph_node(graph, k + weights_at[i].at) : NULL;
+        if (w && w->op == weights_at[i].op && w->ne[1] < cols)
+            cols = w->ne[1];
+    }
+    return v->data == s->data && v->nb[1] == s->nb[1] && s->ne[2] == 1 && s->ne[3] == 1 && idx->data == s->data &&
+           idx->type == GGML_TYPE_I32 && idx->nb[0] == sizeof(int32_t) && idx->nb[1] == s->nb[1] && idx->ne[0] <= cols && idx->ne[1] <= s->ne[1] &&
+           idx->ne[2] == 1 && idx->ne[3] == 1;
+}
+
+/* the last node before r that writes bytes of its indices is an ARGSORT or TOP_K whose output
+ * holds them all and whose rows are at most r's bound long, and a fused router would have
+ * written them too (false too when the scan runs out of *budget) */
+static bool sorted_in_range(struct ggml_cgraph *graph, const struct index_read *r, size_t *budget)
+{
+    struct region ir = region_of(r->idx, 0);
+    for (int k = r->pos - 1; k >= 0; k--) {
+        if (!*budget)
+            return false;
+        --*budget;
+        const struct ggml_tensor *t = ggml_graph_node(graph, k);
+        if (t->op == GGML_OP_OPT_STEP_ADAMW || t->op == GGML_OP_OPT_STEP_SGD)
+            return false; /* writes its sources: not worth telling apart */
+        if (node_is_view_op(t->op))
+            continue;
+        struct write_range w = written_by(t);
+        if (w.buffer != ir.buffer || w.end <= ir.start || ir.end <= w.start)
+            continue;
+        struct region own = region_of(t, k);
+        return (t->op == GGML_OP_ARGSORT || t->op == GGML_OP_TOP_K) && t->type == GGML_TYPE_I32 &&
+               ggml_is_contiguous(t) && t->src[0] && t->src[0]->ne[0] <= r->bound && own.start <= ir.start &&
+               ir.end <= own.end && fused_router_covers(graph, k, r->idx);
+    }
+    return false;
+}
+
+uint32_t index_guard_build(struct ggml_cgraph *graph, bool trust_sorts, struct index_guard *out)
 {
     memset(out, 0, sizeof *out);
     uint32_t st = collect_writes(graph, out);
@@ -282,7 +337,7 @@ uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out)
      * no node between that cut and the read writes its indices (greedy interval stabbing) */
     size_t budget = (size_t)1 << 22; /* node visits: a hostile graph gets a cut per read */
     for (uint32_t i = 0; i < n; i++) {
-        if (!dynamic[i])
+        if (!dynamic[i] || (trust_sorts && sorted_in_range(graph, &all[i], &budget)))
             continue;
         int last = out->n_cuts ? out->cuts[out->n_cuts - 1] : -1;
         if (last < 0 || written_between(graph, last, all[i].pos, all[i].idx, &budget))

@@ -36,9 +36,14 @@ struct index_guard {
     uint32_t n_writes;
 };
 
-/* Collects the index reads and the written ranges of graph; refuses (apir status) a node whose output overlaps the
- * indices it reads. */
-uint32_t index_guard_build(struct ggml_cgraph *graph, struct index_guard *out);
+/* Collects the index reads and the written ranges of graph; refuses (apir status) a node whose
+ * output overlaps the indices it reads. trust_sorts: indices last written by an ARGSORT or
+ * TOP_K over rows no longer than their bound need no check (a MoE router's expert ids): each
+ * value is a position in a row. Only for ggml-cuda, whose sorts are sorting networks or radix
+ * sorts (they permute whatever the keys) and whose fused top-k router kernel is mirrored here
+ * (it writes only part of the sort's output); not for the CPU backend, whose std::sort with
+ * NaN keys is undefined behaviour, nor for backends whose fusions were not read. */
+uint32_t index_guard_build(struct ggml_cgraph *graph, bool trust_sorts, struct index_guard *out);
 /* before a read-back: makes every earlier write visible to it (queued_writes_settle) */
 struct index_read_hook {
     void (*before_read)(void *user);

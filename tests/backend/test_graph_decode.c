@@ -9,6 +9,7 @@
 #include "apir_forward.h"
 #include "graph_decode.h"
 #include "tensor_validate.h"
+#include "ggml-backend-impl.h"
 #include "wire_util.h"
 
 #include "ggml-impl.h" /* the decoded graph's use counts */
@@ -314,6 +315,165 @@ static void test_index_aliasing(void **state)
     assert_int_equal(decode_graph(t, 3, &node, 1, 0, false), APIR_BACKEND_OK);
 }
 
+/* a CUDA-named device that runs everything: where index_guard trusts a sort's output */
+static const char *cuda_reg_name(ggml_backend_reg_t reg) { return "CUDA"; }
+static struct ggml_backend_reg fake_cuda_reg = {.iface = {.get_name = cuda_reg_name}};
+static const char *gpu_name(ggml_backend_dev_t dev) { return "fake-gpu"; }
+static enum ggml_backend_dev_type gpu_type(ggml_backend_dev_t dev) { return GGML_BACKEND_DEVICE_TYPE_GPU; }
+static bool gpu_yes_op(ggml_backend_dev_t dev, const struct ggml_tensor *op) { return true; }
+static bool gpu_yes_buft(ggml_backend_dev_t dev, ggml_backend_buffer_type_t buft) { return true; }
+static struct ggml_backend_device fake_gpu = {
+    .iface = {.get_name = gpu_name, .get_type = gpu_type, .supports_op = gpu_yes_op, .supports_buft = gpu_yes_buft},
+    .reg = &fake_cuda_reg,
+};
+
+/* decodes a graph on dev into *g (the caller frees it) */
+static void decode_on(ggml_backend_dev_t dev, const struct apir_wire_tensor *t, uint32_t n, const uint32_t *nodes,
+                      uint32_t n_nodes, struct decoded_graph *g)
+{
+    static uint8_t msg[1 << 16];
+    struct apir_encoder enc;
+    apir_encoder_init(&enc, msg, sizeof msg);
+    wt_put_graph(&enc, t, n, nodes, n_nodes);
+    struct apir_decoder dec;
+    apir_decoder_init(&dec, msg, enc.pos);
+    assert_int_equal(graph_decode(&dec, &resolver, dev, g), APIR_BACKEND_OK);
+}
+
+/* the index cuts of a decoded graph on dev */
+static uint32_t cuts_on(ggml_backend_dev_t dev, const struct apir_wire_tensor *t, uint32_t n, const uint32_t *nodes,
+                        uint32_t n_nodes)
+{
+    struct decoded_graph g;
+    decode_on(dev, t, n, nodes, n_nodes, &g);
+    uint32_t cuts = g.indices.n_cuts;
+    decoded_graph_free(&g);
+    return cuts;
+}
+
+/* probs[8] at 0, ids = ARGSORT(probs) [8] (I32) at 64, rows[4 x n_rows] at 256, dst = get_rows(rows,
+ * ids) [4 x 8] at 1024: a MoE router's shape */
+static void sorted_ids_graph(struct apir_wire_tensor t[5], int64_t n_rows)
+{
+    t[0] = wt_make(GGML_TYPE_F32, 8, 1, 1, 1, BUF_H, 0);
+    t[1] = wt_make(GGML_TYPE_I32, 8, 1, 1, 1, BUF_H, 64);
+    t[1].op = GGML_OP_ARGSORT;
+    t[1].src[0] = 1;
+    t[1].op_params[0] = GGML_SORT_ORDER_DESC;
+    t[2] = wt_make(GGML_TYPE_F32, 4, n_rows, 1, 1, BUF_H, 256);
+    t[3] = wt_make(GGML_TYPE_F32, 4, 8, 1, 1, BUF_H, 1024);
+    t[3].op = GGML_OP_GET_ROWS;
+    t[3].src[0] = 3;
+    t[3].src[1] = 2;
+    t[4] = wt_make(GGML_TYPE_F32, 1, 1, 1, 1, BUF_H, 68); /* writes ids[1] when a node */
+    t[4].op = GGML_OP_SUM;
+    t[4].src[0] = 1;
+}
+
+/* indices an ARGSORT just wrote are positions in its rows: on a device whose sorts only
+ * permute, no cut (a MoE layer's expert ids cost a synchronizing cut each otherwise); the CPU
+ * backend (NULL here: no device checks) keeps it, and so does anything short of "the last
+ * writer is a sort over rows no longer than the bound, covering every index" */
+static void test_sorted_indices(void **state)
+{
+    struct apir_wire_tensor t[5];
+    uint32_t nodes[3] = {1, 3}, rewritten[3] = {1, 4, 3};
+    sorted_ids_graph(t, 8);
+    assert_int_equal(cuts_on(&fake_gpu, t, 4, nodes, 2), 0);
+    assert_int_equal(cuts_on(NULL, t, 4, nodes, 2), 1);
+    sorted_ids_graph(t, 4); /* rows of 8 sorted, 4 rows to index */
+    assert_int_equal(cuts_on(&fake_gpu, t, 4, nodes, 2), 1);
+    sorted_ids_graph(t, 8); /* another node writes ids[1] after the sort */
+    assert_int_equal(cuts_on(&fake_gpu, t, 5, rewritten, 3), 1);
+    sorted_ids_graph(t, 8); /* the sort wrote only half of the indices read */
+    t[1].ne[0] = 4;
+    t[1].nb[1] = t[1].nb[2] = t[1].nb[3] = 16;
+    t[0].ne[0] = 4;
+    t[0].nb[1] = t[0].nb[2] = t[0].nb[3] = 16;
+    t[4] = t[3];
+    t[4].src[1] = 4;
+    t[3] = wt_make(GGML_TYPE_I32, 8, 1, 1, 1, BUF_H, 64); /* the indices read: a leaf over them */
+    uint32_t half[2] = {1, 4};
+    assert_int_equal(cuts_on(&fake_gpu, t, 5, half, 2), 1);
+}
+
+/* sorted_ids_graph plus, as nodes right after the ARGSORT, a VIEW of its first k columns at
+ * column `col` (t[5]) and GET_ROWS(rows, view) (t[6]): the shape ggml-cuda fuses into one
+ * top-k MoE kernel, which writes only the view's columns */
+static void fused_router_graph(struct apir_wire_tensor t[8], int64_t k, int64_t col)
+{
+    sorted_ids_graph(t, 8);
+    t[5] = wt_make(GGML_TYPE_I32, k, 1, 1, 1, BUF_H, 64 + 4 * (uint64_t)col);
+    t[5].op = GGML_OP_VIEW;
+    t[5].src[0] = t[5].view_src = 2;
+    t[5].view_offs = 4 * (uint64_t)col;
+    size_t offs = 4 * (size_t)col;
+    memcpy(t[5].op_params, &offs, sizeof offs);
+    t[5].nb[1] = t[5].nb[2] = t[5].nb[3] = 32; /* the sort's row */
+    t[6] = wt_make(GGML_TYPE_F32, 4, k, 1, 1, BUF_H, 1024);
+    t[6].op = GGML_OP_GET_ROWS;
+    t[6].src[0] = 3;
+    t[6].src[1] = 6;
+}
+
+/* Where CUDA may fuse the router, the sort's other columns are never written: indices are
+ * trusted only inside the view's columns, as few as the narrowest weights node there */
+static void test_fused_router_indices(void **state)
+{
+    struct apir_wire_tensor t[8];
+    uint32_t fused[3] = {1, 5, 6};
+    fused_router_graph(t, 2, 0); /* llama's router: GET_ROWS (and MUL_MAT_ID) read the view */
+    assert_int_equal(cuts_on(&fake_gpu, t, 7, fused, 3), 0);
+    fused_router_graph(t, 2, 3); /* a view of columns 3-4: a fused kernel writes 0-1 */
+    assert_int_equal(cuts_on(&fake_gpu, t, 7, fused, 3), 1);
+    fused_router_graph(t, 2, 0); /* the whole sort read while a view of 2 columns follows it */
+    t[6] = wt_make(GGML_TYPE_F32, 4, 8, 1, 1, BUF_H, 1024);
+    t[6].op = GGML_OP_GET_ROWS;
+    t[6].src[0] = 3;
+    t[6].src[1] = 2;
+    assert_int_equal(cuts_on(&fake_gpu, t, 7, fused, 3), 1);
+    fused_router_graph(t, 2, 0); /* a SCALE at the weights position +3 with ne[1] = 1: one column */
+    t[7] = wt_make(GGML_TYPE_F32, 8, 1, 1, 1, BUF_H, 2048);
+    t[7].op = GGML_OP_SCALE;
+    t[7].src[0] = 1;
+    float one = 1.0f;
+    memcpy(t[7].op_params, &one, sizeof one);
+    uint32_t scaled[4] = {1, 5, 6, 7};
+    assert_int_equal(cuts_on(&fake_gpu, t, 8, scaled, 4), 1);
+}
+
+static void assert_sentinels(const struct ggml_cgraph *g)
+{
+    for (int i = 0; i < 4; i++) {
+        const struct ggml_tensor *s = g->nodes[g->n_nodes + i];
+        assert_non_null(s);
+        assert_int_equal(s->op, GGML_OP_NONE);
+        for (int j = 0; j < GGML_MAX_SRC; j++)
+            assert_null(s->src[j]);
+    }
+}
+
+/* ggml-cuda's fusion matchers read past a graph's last node: every decoded graph, and every
+ * part of one cut for indices, ends in nodes with no op and no sources (not the next part's
+ * nodes, nor the uninitialised leaf array) */
+static void test_sentinels_after_last_node(void **state)
+{
+    struct apir_wire_tensor t[8];
+    uint32_t nodes[2] = {1, 3};
+    sorted_ids_graph(t, 8);
+    struct decoded_graph g;
+    decode_on(NULL, t, 4, nodes, 2, &g); /* no device: the computed indices cut the graph */
+    assert_int_equal(g.n_parts, 2);
+    assert_sentinels(g.graph);
+    for (uint32_t i = 0; i < g.n_parts; i++)
+        assert_sentinels(g.parts[i]);
+    decoded_graph_free(&g);
+    decode_on(&fake_gpu, t, 4, nodes, 2, &g); /* trusted: one graph, no parts */
+    assert_int_equal(g.n_parts, 0);
+    assert_sentinels(g.graph);
+    decoded_graph_free(&g);
+}
+
 /* x[16x2x3] (f32), pos[3] (i32), rope(x, pos) */
 static uint32_t rope_case(int n_dims, int mode, int64_t n_pos, int section)
 {
@@ -407,6 +567,9 @@ int main(void)
         cmocka_unit_test(test_hostile_tensors),
         cmocka_unit_test(test_extent),
         cmocka_unit_test(test_index_aliasing),
+        cmocka_unit_test(test_sorted_indices),
+        cmocka_unit_test(test_fused_router_indices),
+        cmocka_unit_test(test_sentinels_after_last_node),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_op_tensors),
     };
