@@ -16,6 +16,8 @@
 #   ppbreakdown  the same for the prompt (pp512), without the round trip
 #   cpubench   bench/llama-bench.sh on the CPU backend (BENCH_BACKEND=cpu): native CPU, VirtGPU0 and
 #              RPC0 on this host's cores
+#   opsmoe     the ops step for the ops of a mixture-of-experts layer only (TOPK_MOE, MUL_MAT_ID, ARGSORT,
+#              TOP_K, GET_ROWS and their fusions)
 #   tools      the llama.cpp programs and libraries built here, xz-compressed in parts of 15 MB
 #              (llama-tools.tar.xz.*), to carry to the next run as LLAMA_TOOLS_DIR
 # LLAMA_TOOLS_DIR: such a folder, unpacked: nothing is built (scripts/build-llama-tools.sh).
@@ -63,6 +65,14 @@ step_ops() {
     timeout -k 5 $((left - 15)) bash tests/conformance/run.sh --skip support --skip archs "$build" >"$res/conformance-ops.txt" 2>&1
     log "ops (exit $?): $(tail -n1 "$res/conformance-ops.txt")"
     tar czf "$res/conformance-logs.tgz" -C "$work" conformance 2>/dev/null
+}
+# the ops a mixture-of-experts router and its experts run (a quick conformance check after a change there)
+step_opsmoe() {
+    bash tests/conformance/run.sh --skip support --skip archs --ops TOPK_MOE,MUL_MAT_ID,MUL_MAT_ID_FUSION,ARGSORT,TOP_K,GET_ROWS \
+        "$build" >"$res/conformance-opsmoe.txt" 2>&1
+    log "opsmoe (exit $?): $(tail -n1 "$res/conformance-opsmoe.txt")"
+    grep -E '^  [A-Z0-9_]+\(.*FAIL|^Failing tests:|^  [A-Z0-9_]+\(' "$CONFORMANCE_OUT/ops.txt" | grep -v ': OK' |
+        grep -v 'not supported' | head -n 40 >>"$res/conformance-opsmoe.txt"
 }
 # breakdown NAME TEST LLAMA_BENCH_ARGS...: one llama-bench run of TEST through VirtGPU0 with both
 # sides' statistics, into RESULTS/NAME-{guest.txt,host.log}
