@@ -46,6 +46,26 @@ bool backend_ctx_reads_indices(struct backend_ctx *ctx, ggml_backend_buffer_t bu
 
 static ggml_backend_buffer_t resolve_buffer(void *user, uint32_t h) { return backend_ctx_buffer(user, h); }
 
+uint64_t backend_ctx_room(const struct backend_ctx *ctx)
+{
+    uint64_t limit = ctx->buffer_bytes_limit;
+    if (!limit)
+        return UINT64_MAX;
+    uint64_t used = ctx->buffer_bytes + ctx->shadow.bytes + queued_writes_stage_bytes(&ctx->writes);
+    return used < limit ? limit - used : 0;
+}
+
+void backend_ctx_make_room(struct backend_ctx *ctx, uint64_t size)
+{
+    uint64_t limit = ctx->buffer_bytes_limit;
+    if (!limit || size > limit || ctx->buffer_bytes > limit - size)
+        return; /* refused by the caller, or no limit */
+    uint64_t left = limit - ctx->buffer_bytes - size, stage = queued_writes_stage_bytes(&ctx->writes);
+    write_shadow_shrink(&ctx->shadow, left > stage ? left - stage : 0);
+    if (ctx->shadow.bytes + stage > left)
+        queued_writes_drop_stage(&ctx->writes);
+}
+
 struct buffer_resolver backend_ctx_resolver(struct backend_ctx *ctx)
 {
     return (struct buffer_resolver){.user = ctx, .resolve = resolve_buffer};

@@ -53,7 +53,8 @@ struct backend_ctx {
     /* first failure of a command run without a reply (APIR_BACKEND_OK: none); returned by
      * the next command that waits (apir_forward.h, fire-and-forget). Under call_lock. */
     uint32_t deferred_error;
-    /* per-guest limits (apir.limit.buffer_bytes, apir.limit.handles; 0: none) and usage */
+    /* per-guest limits (apir.limit.buffer_bytes, apir.limit.handles; 0: none) and usage;
+     * buffer_bytes counts the buffers, backend_ctx_room adds the shadow and the stage */
     uint64_t buffer_bytes_limit, buffer_bytes;
     struct backend_stats stats; /* VIRGL_APIR_STATS; under call_lock */
     struct queued_writes writes; /* BUFFER_SET_INLINE queued on a stream; under call_lock */
@@ -74,6 +75,12 @@ struct backend_stream *backend_ctx_stream(struct backend_ctx *ctx, uint32_t h);
 void backend_ctx_drop_graphs(struct backend_ctx *ctx);
 /* a kept graph of ctx checks indices it does not compute in [offset, offset+size) of buf */
 bool backend_ctx_reads_indices(struct backend_ctx *ctx, ggml_backend_buffer_t buf, uint64_t offset, uint64_t size);
+/* What apir.limit.buffer_bytes leaves after the context's buffers, write shadow and staging
+ * buffer: the shadow and the stage only take what the buffers leave (UINT64_MAX: no limit) */
+uint64_t backend_ctx_room(const struct backend_ctx *ctx);
+/* a buffer of size bytes the limit allows is about to be allocated: the shadow, then the
+ * stage, give way so that buffers, shadow and stage together stay within the limit */
+void backend_ctx_make_room(struct backend_ctx *ctx, uint64_t size);
 /* resolver over this context's buffer handles */
 struct buffer_resolver backend_ctx_resolver(struct backend_ctx *ctx);
 

@@ -53,6 +53,7 @@ uint32_t cmd_buft_alloc_buffer(struct cmd_call *c)
              (unsigned long long)size, (unsigned long long)c->ctx->buffer_bytes, (unsigned long long)limit);
         return APIR_BACKEND_ERR_OUT_OF_MEMORY;
     }
+    backend_ctx_make_room(c->ctx, size);
     ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(buft, (size_t)size);
     if (!buf) {
         backend_log("cannot allocate a buffer of %llu bytes in %s", (unsigned long long)size, ggml_backend_buft_name(buft));
@@ -150,14 +151,14 @@ static uint32_t transfer(struct cmd_call *c, bool to_buffer)
          * next compute checks them without reading them back. Other bytes are not recorded
          * (the guest may change the resource while ggml copies from it). */
         const uint8_t *kept = size <= WRITE_SHADOW_MAX_INDEX_RECORD && backend_ctx_reads_indices(c->ctx, buf, offset, size)
-                                  ? write_shadow_keep(&c->ctx->shadow, buf, offset, src, size)
+                                  ? write_shadow_keep(&c->ctx->shadow, buf, offset, src, size, backend_ctx_room(c->ctx))
                                   : NULL;
         if (kept)
             src = kept;
         else
             write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
         /* queued: copied out of the resource now, so the guest may reuse it after any reply */
-        if (queued_writes_try(&c->ctx->writes, buf, offset, src, (size_t)size))
+        if (queued_writes_try(&c->ctx->writes, buf, offset, src, (size_t)size, backend_ctx_room(c->ctx)))
             return APIR_BACKEND_OK;
         queued_writes_settle(&c->ctx->writes); /* earlier queued writes land first */
         ggml_backend_tensor_set(&t, src, 0, (size_t)size);
@@ -189,8 +190,8 @@ uint32_t cmd_buffer_set_inline(struct cmd_call *c)
         return st;
     /* data is this host's private copy of the message: what the buffer holds once the write
      * is done (queued: before any compute on its stream, and before anything else runs) */
-    write_shadow_record(&c->ctx->shadow, buf, offset, data, size);
-    if (queued_writes_try(&c->ctx->writes, buf, offset, data, size))
+    write_shadow_record(&c->ctx->shadow, buf, offset, data, size, backend_ctx_room(c->ctx));
+    if (queued_writes_try(&c->ctx->writes, buf, offset, data, size, backend_ctx_room(c->ctx)))
         return APIR_BACKEND_OK;
     struct ggml_tensor t;
     tensor_byte_view(&t, buf, offset, size);

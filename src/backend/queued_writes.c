@@ -21,11 +21,14 @@ void queued_writes_settle(struct queued_writes *q)
     q->len = 0;
 }
 
-/* the stage lives as long as the target's device: made at the first queued write */
-static bool ensure_stage(struct queued_writes *q)
+/* the stage lives as long as the target's device: made at the first queued write, when the
+ * guest's buffer limit leaves room for it */
+static bool ensure_stage(struct queued_writes *q, uint64_t room)
 {
     if (q->stage)
         return true;
+    if (room < STAGE_BYTES)
+        return false;
     ggml_backend_dev_t dev = ggml_backend_get_device(q->target->backend);
     ggml_backend_buffer_type_t host = dev ? ggml_backend_dev_host_buffer_type(dev) : NULL;
     if (!host)
@@ -38,13 +41,13 @@ static bool ensure_stage(struct queued_writes *q)
 }
 
 bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint64_t offset, const void *data,
-                       size_t size)
+                       size_t size, uint64_t room)
 {
     struct backend_stream *s = q->target;
     /* only where ggml's set_tensor_async accepts the buffer (CUDA asserts on another type) */
     if (!s || !s->backend->iface.set_tensor_async ||
         ggml_backend_buffer_get_type(buf) != ggml_backend_get_default_buffer_type(s->backend) || size > STAGE_BYTES ||
-        !ensure_stage(q))
+        !ensure_stage(q, room))
         return false;
     if (q->stream && q->stream != s)
         queued_writes_settle(q);
@@ -62,6 +65,17 @@ bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint6
     q->stream = s;
     q->len += (size + STAGE_ALIGN - 1) & ~(size_t)(STAGE_ALIGN - 1);
     return true;
+}
+
+size_t queued_writes_stage_bytes(const struct queued_writes *q) { return q->stage ? STAGE_BYTES : 0; }
+
+void queued_writes_drop_stage(struct queued_writes *q)
+{
+    queued_writes_settle(q);
+    if (q->stage)
+        ggml_backend_buffer_free(q->stage);
+    q->stage = NULL;
+    q->stage_base = NULL;
 }
 
 void queued_writes_before_compute(struct queued_writes *q, struct backend_stream *s)
@@ -85,11 +99,8 @@ void queued_writes_after_compute(struct queued_writes *q, struct backend_stream 
     if (q->target != s) {
         queued_writes_settle(q);
         /* the stage belongs to the old target's device */
-        if (q->stage && (!q->target || ggml_backend_get_device(q->target->backend) != ggml_backend_get_device(s->backend))) {
-            ggml_backend_buffer_free(q->stage);
-            q->stage = NULL;
-            q->stage_base = NULL;
-        }
+        if (!q->target || ggml_backend_get_device(q->target->backend) != ggml_backend_get_device(s->backend))
+            queued_writes_drop_stage(q);
         q->target = s;
     }
 }
@@ -99,18 +110,13 @@ void queued_writes_forget(struct queued_writes *q, struct backend_stream *s)
     if (q->stream == s || q->target == s)
         queued_writes_settle(q);
     if (q->target == s) {
-        if (q->stage)
-            ggml_backend_buffer_free(q->stage);
-        q->stage = NULL;
-        q->stage_base = NULL;
+        queued_writes_drop_stage(q);
         q->target = NULL;
     }
 }
 
 void queued_writes_fini(struct queued_writes *q)
 {
-    queued_writes_settle(q);
-    if (q->stage)
-        ggml_backend_buffer_free(q->stage);
+    queued_writes_drop_stage(q);
     memset(q, 0, sizeof *q);
 }

@@ -29,9 +29,14 @@ struct queued_writes {
 };
 
 /* Queues the write on q->target when its backend can, and returns true; false: the caller
- * writes synchronously. The queue settles first when the write does not fit in the stage. */
+ * writes synchronously. The queue settles first when the write does not fit in the stage.
+ * room: the bytes a stage not made yet may take (the guest's buffer limit: backend_ctx_room) */
 bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint64_t offset, const void *data,
-                       size_t size);
+                       size_t size, uint64_t room);
+/* the bytes the stage holds (0: none made) */
+size_t queued_writes_stage_bytes(const struct queued_writes *q);
+/* settles and frees the stage (the next queued write makes it again) */
+void queued_writes_drop_stage(struct queued_writes *q);
 /* waits until every queued write is done (no-op when none) */
 void queued_writes_settle(struct queued_writes *q);
 /* a compute on s is about to run: queued writes on another stream are settled first */

@@ -28,7 +28,7 @@ void write_shadow_invalidate(struct write_shadow *s, const void *buffer, uint64_
 }
 
 static const uint8_t *record(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
-                             uint64_t size, uint64_t max)
+                             uint64_t size, uint64_t max, uint64_t room)
 {
     /* llama.cpp rewrites the same inputs every token: the record's memory is reused, and it
      * becomes the newest (records never overlap, so it is the only one the write touches) */
@@ -43,10 +43,11 @@ static const uint8_t *record(struct write_shadow *s, const void *buffer, uint64_
         }
     }
     write_shadow_invalidate(s, buffer, offset, size);
-    if (!size || size > max)
+    uint64_t cap = room < WRITE_SHADOW_MAX_BYTES - s->bytes ? s->bytes + room : WRITE_SHADOW_MAX_BYTES;
+    if (!size || size > max || size > cap)
         return NULL;
     /* room first, so that the peak stays within the bound */
-    while (s->n && (s->n == WRITE_SHADOW_MAX_RECORDS || s->bytes + size > WRITE_SHADOW_MAX_BYTES))
+    while (s->n && (s->n == WRITE_SHADOW_MAX_RECORDS || s->bytes + size > cap))
         drop(s, 0);
     uint8_t *copy = malloc(size);
     if (!copy)
@@ -58,15 +59,21 @@ static const uint8_t *record(struct write_shadow *s, const void *buffer, uint64_
 }
 
 void write_shadow_record(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
-                         uint64_t size)
+                         uint64_t size, uint64_t room)
 {
-    record(s, buffer, offset, data, size, WRITE_SHADOW_MAX_RECORD);
+    record(s, buffer, offset, data, size, WRITE_SHADOW_MAX_RECORD, room);
 }
 
 const uint8_t *write_shadow_keep(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
-                                 uint64_t size)
+                                 uint64_t size, uint64_t room)
 {
-    return record(s, buffer, offset, data, size, WRITE_SHADOW_MAX_INDEX_RECORD);
+    return record(s, buffer, offset, data, size, WRITE_SHADOW_MAX_INDEX_RECORD, room);
+}
+
+void write_shadow_shrink(struct write_shadow *s, uint64_t max_bytes)
+{
+    while (s->n && s->bytes > max_bytes)
+        drop(s, 0);
 }
 
 /* the first range of w at or after (buffer, start) ends after start of the record's range:

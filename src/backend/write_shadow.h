@@ -37,14 +37,18 @@ struct write_shadow {
 };
 
 /* data was written at [offset, offset+size) of buffer: records it (or, when too large or out
- * of memory, only drops what it overlaps) */
+ * of memory, only drops what it overlaps). room: how many bytes more than it holds the shadow
+ * may take, older records going first (what the guest's buffer limit leaves: backend_ctx_room;
+ * UINT64_MAX: only the bounds above) */
 void write_shadow_record(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
-                         uint64_t size);
+                         uint64_t size, uint64_t room);
 /* as write_shadow_record, for a write of at most WRITE_SHADOW_MAX_INDEX_RECORD bytes, reading
  * data once: returns the record's copy, which is what the buffer must receive (data may be
  * shared memory the guest changes meanwhile), or NULL when not recorded */
 const uint8_t *write_shadow_keep(struct write_shadow *s, const void *buffer, uint64_t offset, const void *data,
-                                 uint64_t size);
+                                 uint64_t size, uint64_t room);
+/* drops the oldest records until at most max_bytes are held */
+void write_shadow_shrink(struct write_shadow *s, uint64_t max_bytes);
 /* bytes [offset, offset+size) of buffer changed in a way not recorded (size UINT64_MAX: to
  * the end of the buffer) */
 void write_shadow_invalidate(struct write_shadow *s, const void *buffer, uint64_t offset, uint64_t size);

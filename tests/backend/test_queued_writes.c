@@ -114,9 +114,9 @@ static void test_queued_then_settled(void **state)
     uint8_t data[4096];
     fill(data, sizeof data, 1);
     /* nothing computed yet: no stream to queue on, the caller writes synchronously */
-    assert_false(queued_writes_try(&x.q, x.buf, 0, data, sizeof data));
+    assert_false(queued_writes_try(&x.q, x.buf, 0, data, sizeof data, UINT64_MAX));
     queued_writes_after_compute(&x.q, &x.a.s, true);
-    assert_true(queued_writes_try(&x.q, x.buf, 100, data, sizeof data));
+    assert_true(queued_writes_try(&x.q, x.buf, 100, data, sizeof data, UINT64_MAX));
     /* the caller's bytes may change at once: the queue copied them */
     memset(data, 0xee, sizeof data);
     uint8_t want[4096];
@@ -126,7 +126,7 @@ static void test_queued_then_settled(void **state)
     assert_memory_equal(x.base + 100, want, sizeof want);
     /* a compute that stopped before running (an index refused) left them in flight: landed */
     fill(data, sizeof data, 2);
-    assert_true(queued_writes_try(&x.q, x.buf, 8192, data, sizeof data));
+    assert_true(queued_writes_try(&x.q, x.buf, 8192, data, sizeof data, UINT64_MAX));
     assert_int_equal(x.base[8192], 0);
     queued_writes_after_compute(&x.q, &x.a.s, false);
     assert_memory_equal(x.base + 8192, data, sizeof data);
@@ -146,7 +146,7 @@ static void test_more_than_the_stage(void **state)
     static uint8_t data[N][SIZE];
     for (unsigned i = 0; i < N; i++) {
         fill(data[i], sizeof data[i], i + 7);
-        assert_true(queued_writes_try(&x.q, x.buf, (uint64_t)i * SIZE, data[i], sizeof data[i]));
+        assert_true(queued_writes_try(&x.q, x.buf, (uint64_t)i * SIZE, data[i], sizeof data[i], UINT64_MAX));
     }
     assert_true(x.a.f.syncs >= 2); /* 40 MiB through a 16 MiB stage */
     queued_writes_before_compute(&x.q, &x.a.s); /* same stream: stays queued for the compute */
@@ -155,7 +155,7 @@ static void test_more_than_the_stage(void **state)
     queued_writes_after_compute(&x.q, &x.a.s, true);
     for (unsigned i = 0; i < N; i++)
         assert_memory_equal(x.base + (size_t)i * SIZE, data[i], sizeof data[i]);
-    assert_false(queued_writes_try(&x.q, x.buf, 0, data, APIR_MAX_QUEUED_SET + 1));
+    assert_false(queued_writes_try(&x.q, x.buf, 0, data, APIR_MAX_QUEUED_SET + 1, UINT64_MAX));
     assert_int_equal(x.a.f.n, 0);
     teardown(&x);
 }
@@ -171,18 +171,18 @@ static void test_other_stream_and_forget(void **state)
     uint8_t data[512];
     fill(data, sizeof data, 3);
     queued_writes_after_compute(&x.q, &x.a.s, true);
-    assert_true(queued_writes_try(&x.q, x.buf, 0, data, sizeof data));
+    assert_true(queued_writes_try(&x.q, x.buf, 0, data, sizeof data, UINT64_MAX));
     queued_writes_before_compute(&x.q, &b.s);
     assert_memory_equal(x.base, data, sizeof data);
     /* b computed: later writes go to b; forgetting b lands them and leaves no target */
     queued_writes_after_compute(&x.q, &b.s, true);
     fill(data, sizeof data, 4);
-    assert_true(queued_writes_try(&x.q, x.buf, 4096, data, sizeof data));
+    assert_true(queued_writes_try(&x.q, x.buf, 4096, data, sizeof data, UINT64_MAX));
     assert_int_equal(b.f.n, 1);
     queued_writes_forget(&x.q, &b.s);
     assert_int_equal(b.f.n, 0);
     assert_memory_equal(x.base + 4096, data, sizeof data);
-    assert_false(queued_writes_try(&x.q, x.buf, 0, data, sizeof data));
+    assert_false(queued_writes_try(&x.q, x.buf, 0, data, sizeof data, UINT64_MAX));
     teardown(&x);
 }
 
@@ -195,7 +195,48 @@ static void test_no_async_backend(void **state)
     x.a.backend.iface.set_tensor_async = NULL;
     queued_writes_after_compute(&x.q, &x.a.s, true);
     uint8_t data[16] = {1};
-    assert_false(queued_writes_try(&x.q, x.buf, 0, data, sizeof data));
+    assert_false(queued_writes_try(&x.q, x.buf, 0, data, sizeof data, UINT64_MAX));
+    teardown(&x);
+}
+
+/* apir.limit.buffer_bytes covers the write shadow and the stage as well as the guest's
+ * buffers: they take only what the buffers leave, and give way to a buffer the limit allows */
+static void test_within_the_buffer_limit(void **state)
+{
+    (void)state;
+    struct fixture x;
+    setup(&x);
+    static struct backend_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    const uint64_t MiB = 1u << 20;
+    ctx.buffer_bytes_limit = 20 * MiB;
+    ctx.buffer_bytes = 2 * MiB;
+    static uint8_t data[2u << 20];
+    fill(data, sizeof data, 5);
+    assert_non_null(write_shadow_keep(&ctx.shadow, x.buf, 0, data, MiB, backend_ctx_room(&ctx)));
+    queued_writes_after_compute(&ctx.writes, &x.a.s, true);
+    /* 17 MiB left: the 16 MiB stage fits */
+    assert_true(queued_writes_try(&ctx.writes, x.buf, 8 * MiB, data, 4096, backend_ctx_room(&ctx)));
+    assert_int_equal(queued_writes_stage_bytes(&ctx.writes), APIR_MAX_QUEUED_SET);
+    assert_int_equal(backend_ctx_room(&ctx), 20 * MiB - 2 * MiB - MiB - APIR_MAX_QUEUED_SET);
+    /* a 2 MiB record: the older 1 MiB one goes to make room */
+    assert_non_null(write_shadow_keep(&ctx.shadow, x.buf, 4 * MiB, data, 2 * MiB, backend_ctx_room(&ctx)));
+    assert_null(write_shadow_find(&ctx.shadow, x.buf, 0, 1));
+    assert_int_equal(ctx.shadow.bytes + queued_writes_stage_bytes(&ctx.writes) + ctx.buffer_bytes, 20 * MiB);
+    /* a 2 MiB buffer: the shadow gives way */
+    backend_ctx_make_room(&ctx, 2 * MiB);
+    assert_int_equal(ctx.shadow.bytes, 0);
+    assert_int_equal(queued_writes_stage_bytes(&ctx.writes), APIR_MAX_QUEUED_SET);
+    ctx.buffer_bytes += 2 * MiB;
+    /* 3 MiB more: so does the stage, landing what it held */
+    backend_ctx_make_room(&ctx, 3 * MiB);
+    assert_int_equal(queued_writes_stage_bytes(&ctx.writes), 0);
+    assert_memory_equal(x.base + 8 * MiB, data, 4096);
+    ctx.buffer_bytes += 3 * MiB;
+    /* 13 MiB left: no stage, the write is the caller's to copy */
+    assert_false(queued_writes_try(&ctx.writes, x.buf, 8 * MiB, data, 4096, backend_ctx_room(&ctx)));
+    queued_writes_fini(&ctx.writes);
+    write_shadow_free(&ctx.shadow);
     teardown(&x);
 }
 
@@ -206,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_more_than_the_stage),
         cmocka_unit_test(test_other_stream_and_forget),
         cmocka_unit_test(test_no_async_backend),
+        cmocka_unit_test(test_within_the_buffer_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
