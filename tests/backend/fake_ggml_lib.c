@@ -17,3 +17,80 @@ static struct ggml_backend_reg empty = {GGML_BACKEND_API_VERSION, {fake_name, no
 EXPORT ggml_backend_reg_t fake_reg_null(void) { return NULL; }
 EXPORT ggml_backend_reg_t fake_reg_old_api(void) { return &old_api; }
 EXPORT ggml_backend_reg_t fake_reg_no_device(void) { return &empty; }
+
+/* fake_reg_async: one GPU-type device whose backend queues set_tensor_async copies until it
+ * synchronizes, as a GPU stream does, and computes nothing (a compute runs the queue: it is
+ * stream-ordered after the writes). Its buffers are host memory (the CPU buffer type), so the
+ * test reads what landed with BUFFER_GET. For the host's queued-write ordering through the
+ * dispatcher (test_dispatch), which the CPU backend never exercises. */
+#include <string.h>
+
+#define ASYNC_MAX 64
+static struct {
+    void *dst;
+    const void *src;
+    size_t n;
+} pending[ASYNC_MAX];
+static int n_pending;
+
+static void run_pending(void)
+{
+    for (int i = 0; i < n_pending; i++)
+        memcpy(pending[i].dst, pending[i].src, pending[i].n); /* the stage must still hold them */
+    n_pending = 0;
+}
+
+EXPORT int fake_async_pending(void) { return n_pending; }
+
+static const char *async_name(ggml_backend_t b) { return "FakeAsync"; }
+static void async_free(ggml_backend_t b) { run_pending(); }
+static void async_set(ggml_backend_t b, struct ggml_tensor *t, const void *data, size_t off, size_t size)
+{
+    if (n_pending == ASYNC_MAX)
+        run_pending();
+    pending[n_pending].dst = (char *)t->data + off;
+    pending[n_pending].src = data;
+    pending[n_pending].n = size;
+    n_pending++;
+}
+static void async_sync(ggml_backend_t b) { run_pending(); }
+static enum ggml_status async_compute(ggml_backend_t b, struct ggml_cgraph *g)
+{
+    run_pending();
+    return GGML_STATUS_SUCCESS;
+}
+
+static struct ggml_backend_reg async_reg;
+static struct ggml_backend_device async_dev;
+static struct ggml_backend async_backend = {
+    .iface = {.get_name = async_name, .free = async_free, .set_tensor_async = async_set,
+              .synchronize = async_sync, .graph_compute = async_compute},
+    .device = &async_dev,
+};
+
+static const char *dev_name(ggml_backend_dev_t d) { return "FakeAsync0"; }
+static enum ggml_backend_dev_type dev_type(ggml_backend_dev_t d) { return GGML_BACKEND_DEVICE_TYPE_GPU; }
+static void dev_memory(ggml_backend_dev_t d, size_t *free, size_t *total) { *free = *total = (size_t)1 << 30; }
+static void dev_props(ggml_backend_dev_t d, struct ggml_backend_dev_props *p)
+{
+    memset(p, 0, sizeof *p);
+    p->name = "FakeAsync0";
+    p->description = "queues writes until it synchronizes";
+    p->type = GGML_BACKEND_DEVICE_TYPE_GPU;
+    p->memory_free = p->memory_total = (size_t)1 << 30;
+}
+static ggml_backend_t dev_init(ggml_backend_dev_t d, const char *params) { return &async_backend; }
+static ggml_backend_buffer_type_t dev_buft(ggml_backend_dev_t d) { return ggml_backend_cpu_buffer_type(); }
+static bool dev_supports_op(ggml_backend_dev_t d, const struct ggml_tensor *op) { return true; }
+static bool dev_supports_buft(ggml_backend_dev_t d, ggml_backend_buffer_type_t b) { return true; }
+static struct ggml_backend_device async_dev = {
+    .iface = {.get_name = dev_name, .get_description = dev_name, .get_memory = dev_memory, .get_type = dev_type,
+              .get_props = dev_props, .init_backend = dev_init, .get_buffer_type = dev_buft,
+              .get_host_buffer_type = dev_buft, .supports_op = dev_supports_op, .supports_buft = dev_supports_buft},
+    .reg = &async_reg,
+};
+static size_t one_device(ggml_backend_reg_t reg) { return 1; }
+static ggml_backend_dev_t the_device(ggml_backend_reg_t reg, size_t i) { return i == 0 ? &async_dev : NULL; }
+static struct ggml_backend_reg async_reg = {GGML_BACKEND_API_VERSION, {fake_name, one_device, the_device, NULL}, NULL};
+
+EXPORT ggml_backend_reg_t fake_reg_async(void) { return &async_reg; }

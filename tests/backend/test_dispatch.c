@@ -8,6 +8,7 @@
 #include "session_fixture.h"
 #include "wire_util.h"
 
+#include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -526,6 +527,90 @@ static void test_session(const char *cpu)
     CHECK(cb == before_cb && ud == before_ud);
 }
 
+/* ---- a GPU-like host: fake_reg_async queues writes until its stream synchronizes ---- */
+#define BIG_RES 9
+#define BIG_SHM ((size_t)APIR_MAX_QUEUED_SET + 8192)
+static uint8_t *big_shm;
+static void *big_ptr(uint32_t ctx, uint32_t res) { return res == BIG_RES ? big_shm : NULL; }
+static uint64_t big_size(uint32_t ctx, uint32_t res) { return res == BIG_RES ? BIG_SHM : 0; }
+static struct virgl_apir_callbacks async_cbs = {get_config, big_ptr, big_size};
+static uint32_t async_call(uint32_t cmd) { return sf_call(7, &async_cbs, cmd, args, a.pos, reply, sizeof reply, &r); }
+
+static int all_bytes(const uint8_t *p, size_t n, uint8_t v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != v)
+            return 0;
+    return 1;
+}
+
+/* The CPU backend never queues a write, so this order is pinned here: a BUFFER_SET that
+ * cannot queue (larger than the stage) lands after the queued ones before it, not under them;
+ * a queued SET holds the resource's bytes as they were when it ran */
+static void test_queued_write_order(void)
+{
+    cfg_path = FAKE_GGML_LIB;
+    cfg_reg = "fake_reg_async";
+    big_shm = calloc(1, BIG_SHM);
+    CHECK_EQ(apir_backend_initialize(7, &async_cbs), APIR_BACKEND_INIT_SUCCESS);
+    void *lib = dlopen(FAKE_GGML_LIB, RTLD_NOW | RTLD_NOLOAD);
+    int (*pending)(void) = lib ? (int (*)(void))dlsym(lib, "fake_async_pending") : NULL;
+    CHECK(pending != NULL);
+    begin();
+    apir_put_u32(&a, 0);
+    CHECK_EQ(async_call(APIR_FWD_DEVICE_GET_INFO), APIR_BACKEND_OK);
+    char name[128];
+    apir_get_str(&r, name, sizeof name);
+    apir_get_str(&r, name, sizeof name);
+    CHECK_EQ(apir_get_u32(&r), 1 /* GGML_BACKEND_DEVICE_TYPE_GPU */);
+    for (int i = 0; i < 4; i++)
+        apir_get_u8(&r);
+    uint32_t buft = apir_get_u32(&r);
+    begin();
+    apir_put_u32(&a, 0);
+    CHECK_EQ(async_call(APIR_FWD_BACKEND_INIT), APIR_BACKEND_OK);
+    uint32_t be = apir_get_u32(&r);
+    begin();
+    apir_put_u32(&a, buft);
+    apir_put_u64(&a, BIG_SHM);
+    CHECK_EQ(async_call(APIR_FWD_BUFT_ALLOC_BUFFER), APIR_BACKEND_OK);
+    uint32_t buf = apir_get_u32(&r);
+    /* a compute first: writes queue on the stream that computed last */
+    struct apir_wire_tensor t[3];
+    wt_mul_mat(t, buf);
+    uint32_t node = 2;
+    begin_graph(be, t, 3, &node, 1);
+    CHECK_EQ(async_call(APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+
+    memset(big_shm, 'A', 4096);
+    begin();
+    wt_put_transfer(&a, buf, 0, 4096, BIG_RES, 0);
+    CHECK_EQ(async_call(APIR_FWD_BUFFER_SET), APIR_BACKEND_OK);
+    CHECK(pending && pending() > 0); /* queued, not landed */
+    memset(big_shm, 'X', 4096);      /* the guest reuses its page at once */
+    memset(big_shm + 4096, 'B', APIR_MAX_QUEUED_SET + 1);
+    begin();
+    wt_put_transfer(&a, buf, 0, APIR_MAX_QUEUED_SET + 1, BIG_RES, 4096);
+    CHECK_EQ(async_call(APIR_FWD_BUFFER_SET), APIR_BACKEND_OK);
+    begin();
+    wt_put_transfer(&a, buf, 0, 4096, BIG_RES, 0);
+    CHECK_EQ(async_call(APIR_FWD_BUFFER_GET), APIR_BACKEND_OK);
+    CHECK(all_bytes(big_shm, 4096, 'B'));
+
+    memset(big_shm, 'C', 4096);
+    begin();
+    wt_put_transfer(&a, buf, APIR_MAX_QUEUED_SET + 4096, 4096, BIG_RES, 0);
+    CHECK_EQ(async_call(APIR_FWD_BUFFER_SET), APIR_BACKEND_OK);
+    CHECK(pending && pending() > 0);
+    memset(big_shm, 'Y', 4096);
+    begin();
+    wt_put_transfer(&a, buf, APIR_MAX_QUEUED_SET + 4096, 4096, BIG_RES, 0);
+    CHECK_EQ(async_call(APIR_FWD_BUFFER_GET), APIR_BACKEND_OK);
+    CHECK(all_bytes(big_shm, 4096, 'C'));
+    apir_backend_deinit(7);
+    free(big_shm);
+}
+
 int main(void)
 {
     char cpu[PATH_MAX];
@@ -539,6 +624,7 @@ int main(void)
     shm = calloc(1, SHM_SIZE);
     test_init_errors(cpu);
     test_session(cpu);
+    test_queued_write_order();
     free(shm);
     unlink(log_path);
     if (failures)
