@@ -100,6 +100,22 @@ static uint32_t recompute_slot(uint32_t ctx, uint32_t be, uint32_t slot)
 /* of slot 0, where the first graph a backend computes is kept */
 static uint32_t recompute(uint32_t ctx, uint32_t be) { return recompute_slot(ctx, be, 0); }
 
+/* DEVICE_GET_INFO's reply: name, description, type, four capabilities, the device's buffer
+ * type and host buffer type; returns the buffer type */
+static uint32_t device_info_reply(char *name, size_t cap, uint32_t *type)
+{
+    char desc[256];
+    apir_get_str(&r, name, cap);
+    apir_get_str(&r, desc, sizeof desc);
+    *type = apir_get_u32(&r);
+    for (int i = 0; i < 4; i++)
+        apir_get_u8(&r);
+    uint32_t buft = apir_get_u32(&r);
+    apir_get_u32(&r);
+    CHECK(apir_decoder_done(&r));
+    return buft;
+}
+
 static char log_path[256];
 static int log_has(const char *needle)
 {
@@ -311,15 +327,10 @@ static void test_session(const char *cpu)
 
     /* device */
     CHECK_EQ(call_u32(1, APIR_FWD_DEVICE_GET_INFO, 0), APIR_BACKEND_OK);
-    char name[128], desc[256];
-    apir_get_str(&r, name, sizeof name);
-    apir_get_str(&r, desc, sizeof desc);
-    CHECK_EQ(apir_get_u32(&r), 0 /* GGML_BACKEND_DEVICE_TYPE_CPU */);
-    for (int i = 0; i < 4; i++)
-        apir_get_u8(&r);
-    uint32_t buft = apir_get_u32(&r);
-    apir_get_u32(&r);
-    CHECK(apir_decoder_done(&r) && buft != 0 && !strcmp(name, "CPU"));
+    char name[128];
+    uint32_t type;
+    uint32_t buft = device_info_reply(name, sizeof name, &type);
+    CHECK(type == 0 /* GGML_BACKEND_DEVICE_TYPE_CPU */ && buft != 0 && !strcmp(name, "CPU"));
     CHECK_EQ(call_cap(1, APIR_FWD_DEVICE_GET_INFO, 6), APIR_BACKEND_ERR_REPLY_TOO_SMALL);
     CHECK_EQ(call(1, APIR_FWD_DEVICE_GET_MEMORY), APIR_BACKEND_OK);
     CHECK_EQ(call_u32(1, APIR_FWD_DEVICE_GET_INFO, n_dev), APIR_BACKEND_ERR_HANDLE);
@@ -560,12 +571,9 @@ static void test_queued_write_order(void)
     apir_put_u32(&a, 0);
     CHECK_EQ(async_call(APIR_FWD_DEVICE_GET_INFO), APIR_BACKEND_OK);
     char name[128];
-    apir_get_str(&r, name, sizeof name);
-    apir_get_str(&r, name, sizeof name);
-    CHECK_EQ(apir_get_u32(&r), 1 /* GGML_BACKEND_DEVICE_TYPE_GPU */);
-    for (int i = 0; i < 4; i++)
-        apir_get_u8(&r);
-    uint32_t buft = apir_get_u32(&r);
+    uint32_t type;
+    uint32_t buft = device_info_reply(name, sizeof name, &type);
+    CHECK_EQ(type, 1 /* GGML_BACKEND_DEVICE_TYPE_GPU */);
     begin();
     apir_put_u32(&a, 0);
     CHECK_EQ(async_call(APIR_FWD_BACKEND_INIT), APIR_BACKEND_OK);

@@ -381,6 +381,29 @@ static void mode_bad_node(void)
     check_no_anomaly();
 }
 
+static void mode_apir(void) { mode_connect("1"); }
+static void mode_apir_any_value(void) { mode_connect("0"); }
+static void mode_venus(void) { mode_connect(NULL); }
+
+/* the modes run_emu_test.sh runs, one process each */
+static const struct emu_mode {
+    const char *name;
+    void (*run)(void);
+} modes[] = {
+    {"apir", mode_apir},
+    {"apir-any-value", mode_apir_any_value},
+    {"venus", mode_venus},
+    {"venus-unrouted", mode_venus_unrouted},
+    {"apir-not-offered", mode_apir_not_offered},
+    {"no-blob", mode_no_blob},
+    {"no-backend", mode_no_backend},
+    {"bad-node", mode_bad_node},
+    {"denied", mode_denied},
+    {"device-lost", mode_device_lost},
+    {"bad-ioctls", mode_bad_ioctls},
+    {NULL, NULL},
+};
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -400,32 +423,14 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    if (!strcmp(mode, "apir"))
-        mode_connect("1");
-    else if (!strcmp(mode, "apir-any-value"))
-        mode_connect("0");
-    else if (!strcmp(mode, "venus"))
-        mode_connect(NULL);
-    else if (!strcmp(mode, "venus-unrouted"))
-        mode_venus_unrouted();
-    else if (!strcmp(mode, "apir-not-offered"))
-        mode_apir_not_offered();
-    else if (!strcmp(mode, "no-blob"))
-        mode_no_blob();
-    else if (!strcmp(mode, "no-backend"))
-        mode_no_backend();
-    else if (!strcmp(mode, "bad-node"))
-        mode_bad_node();
-    else if (!strcmp(mode, "denied"))
-        mode_denied();
-    else if (!strcmp(mode, "device-lost"))
-        mode_device_lost();
-    else if (!strcmp(mode, "bad-ioctls"))
-        mode_bad_ioctls();
-    else {
+    const struct emu_mode *m = modes;
+    while (m->name && strcmp(m->name, mode))
+        m++;
+    if (!m->name) {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
     }
+    m->run();
     if (failures)
         fprintf(stderr, "--- emulation record:\n%s--- host log %s kept\n", stats, log_path);
     else
