@@ -20,8 +20,9 @@ EXPORT ggml_backend_reg_t fake_reg_no_device(void) { return &empty; }
 
 /* fake_reg_async: one GPU-type device whose backend queues set_tensor_async copies until it
  * synchronizes, as a GPU stream does, and computes nothing (a compute runs the queue: it is
- * stream-ordered after the writes). Its buffers are host memory (the CPU buffer type), so the
- * test reads what landed with BUFFER_GET. For the host's queued-write ordering through the
+ * stream-ordered after the writes). Its buffers are host memory (CPU buffers whose writes can
+ * scribble on the guest's resource first: fake_async_scribble), so the test reads what landed
+ * with BUFFER_GET. For the host's queued-write ordering through the
  * dispatcher (test_dispatch), which the CPU backend never exercises. */
 #include <string.h>
 
@@ -54,6 +55,46 @@ static void async_set(ggml_backend_t b, struct ggml_tensor *t, const void *data,
     n_pending++;
 }
 static void async_sync(ggml_backend_t b) { run_pending(); }
+
+/* scribble mode: each buffer write first overwrites `scribble` with `with` (a guest changing
+ * its shared resource while the host copies from it), and the backend stops queueing */
+static void *scribble;
+static const void *with;
+static size_t scribble_n;
+static void async_set(ggml_backend_t b, struct ggml_tensor *t, const void *data, size_t off, size_t size);
+static struct ggml_backend async_backend;
+
+EXPORT void fake_async_scribble(void *dst, const void *bytes, size_t n)
+{
+    scribble = dst;
+    with = bytes;
+    scribble_n = n;
+    async_backend.iface.set_tensor_async = dst ? NULL : async_set;
+}
+
+static void (*cpu_set_tensor)(ggml_backend_buffer_t, struct ggml_tensor *, const void *, size_t, size_t);
+static void scribbling_set(ggml_backend_buffer_t buf, struct ggml_tensor *t, const void *data, size_t off, size_t size)
+{
+    if (scribble)
+        memcpy(scribble, with, scribble_n);
+    cpu_set_tensor(buf, t, data, off, size);
+}
+
+/* host memory whose writes go through scribbling_set */
+static struct ggml_backend_buffer_type async_buft;
+static const char *buft_name(ggml_backend_buffer_type_t t) { return "FakeAsync"; }
+static ggml_backend_buffer_t buft_alloc(ggml_backend_buffer_type_t t, size_t size)
+{
+    ggml_backend_buffer_t b = ggml_backend_buft_alloc_buffer(ggml_backend_cpu_buffer_type(), size);
+    if (b) {
+        cpu_set_tensor = b->iface.set_tensor;
+        b->iface.set_tensor = scribbling_set;
+        b->buft = &async_buft;
+    }
+    return b;
+}
+static size_t buft_align(ggml_backend_buffer_type_t t) { return 64; }
+static bool buft_host(ggml_backend_buffer_type_t t) { return true; }
 static enum ggml_status async_compute(ggml_backend_t b, struct ggml_cgraph *g)
 {
     run_pending();
@@ -62,6 +103,10 @@ static enum ggml_status async_compute(ggml_backend_t b, struct ggml_cgraph *g)
 
 static struct ggml_backend_reg async_reg;
 static struct ggml_backend_device async_dev;
+static struct ggml_backend_buffer_type async_buft = {
+    .iface = {.get_name = buft_name, .alloc_buffer = buft_alloc, .get_alignment = buft_align, .is_host = buft_host},
+    .device = &async_dev,
+};
 static struct ggml_backend async_backend = {
     .iface = {.get_name = async_name, .free = async_free, .set_tensor_async = async_set,
               .synchronize = async_sync, .graph_compute = async_compute},
@@ -80,7 +125,7 @@ static void dev_props(ggml_backend_dev_t d, struct ggml_backend_dev_props *p)
     p->memory_free = p->memory_total = (size_t)1 << 30;
 }
 static ggml_backend_t dev_init(ggml_backend_dev_t d, const char *params) { return &async_backend; }
-static ggml_backend_buffer_type_t dev_buft(ggml_backend_dev_t d) { return ggml_backend_cpu_buffer_type(); }
+static ggml_backend_buffer_type_t dev_buft(ggml_backend_dev_t d) { return &async_buft; }
 static bool dev_supports_op(ggml_backend_dev_t d, const struct ggml_tensor *op) { return true; }
 static bool dev_supports_buft(ggml_backend_dev_t d, ggml_backend_buffer_type_t b) { return true; }
 static struct ggml_backend_device async_dev = {

@@ -557,7 +557,8 @@ static int all_bytes(const uint8_t *p, size_t n, uint8_t v)
 
 /* The CPU backend never queues a write, so this order is pinned here: a BUFFER_SET that
  * cannot queue (larger than the stage) lands after the queued ones before it, not under them;
- * a queued SET holds the resource's bytes as they were when it ran */
+ * a queued SET holds the resource's bytes as they were when it ran. Then the resource is read
+ * once for indices a kept graph reads. */
 static void test_queued_write_order(void)
 {
     cfg_path = FAKE_GGML_LIB;
@@ -615,6 +616,41 @@ static void test_queued_write_order(void)
     wt_put_transfer(&a, buf, APIR_MAX_QUEUED_SET + 4096, 4096, BIG_RES, 0);
     CHECK_EQ(async_call(APIR_FWD_BUFFER_GET), APIR_BACKEND_OK);
     CHECK(all_bytes(big_shm, 4096, 'C'));
+
+    /* Indices a kept graph reads, written through the resource: the host copies them once
+     * into its write shadow and writes the buffer from that copy, so a guest that changes the
+     * resource while the host copies cannot make the buffer hold what was not checked. A
+     * GET_ROWS graph with its indices at IDX, computed and kept; then, with writes synchronous,
+     * each buffer write first overwrites the resource with out-of-range indices. */
+    enum { IDX = 8192 };
+    static const int32_t good[4] = {0, 1, 1, 0}, bad[4] = {0, 1, 7, 0};
+    t[0] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, buf, 0);
+    t[1] = wt_make(GGML_TYPE_I32, 4, 1, 1, 1, buf, IDX);
+    t[2] = wt_make(GGML_TYPE_F32, 4, 4, 1, 1, buf, 2 * IDX);
+    wt_op2(&t[2], GGML_OP_GET_ROWS);
+    t[2].flags = GGML_TENSOR_FLAG_COMPUTE;
+    memcpy(big_shm, good, sizeof good);
+    begin();
+    wt_put_transfer(&a, buf, IDX, sizeof good, BIG_RES, 0);
+    CHECK_EQ(async_call(APIR_FWD_BUFFER_SET), APIR_BACKEND_OK);
+    begin_graph(be, t, 3, &node, 1);
+    CHECK_EQ(async_call(APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    void (*scribble)(void *, const void *, size_t) =
+        lib ? (void (*)(void *, const void *, size_t))dlsym(lib, "fake_async_scribble") : NULL;
+    CHECK(scribble != NULL);
+    if (scribble)
+        scribble(big_shm, bad, sizeof bad);
+    memcpy(big_shm, good, sizeof good);
+    begin();
+    wt_put_transfer(&a, buf, IDX, sizeof good, BIG_RES, 0);
+    CHECK_EQ(async_call(APIR_FWD_BUFFER_SET), APIR_BACKEND_OK);
+    CHECK(!memcmp(big_shm, bad, sizeof bad)); /* the resource did change during the write */
+    if (scribble)
+        scribble(NULL, NULL, 0);
+    begin();
+    wt_put_transfer(&a, buf, IDX, sizeof good, BIG_RES, 4096);
+    CHECK_EQ(async_call(APIR_FWD_BUFFER_GET), APIR_BACKEND_OK);
+    CHECK(!memcmp(big_shm + 4096, good, sizeof good));
     apir_backend_deinit(7);
     free(big_shm);
 }
