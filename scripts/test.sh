@@ -4,8 +4,9 @@
 # builds the libFuzzer targets with clang and runs each for a short while, and last runs the
 # conformance stage: llama.cpp's own test-backend-ops and test-llama-archs through VirtGPU0
 # (tests/conformance/README.md; the first run builds them from the release bundle into
-# ~/.cache/ggml-virtgpu), and llama.cpp's llama-server and llama-completion on VirtGPU0 while
-# the host is killed, terminated or stopped. APIR_SKIP_CONFORMANCE=1 leaves both out.
+# ~/.cache/ggml-virtgpu), again with a host that queues writes as a GPU does (--async-host),
+# and llama.cpp's llama-server and llama-completion on VirtGPU0 while the host is killed,
+# terminated or stopped. APIR_SKIP_CONFORMANCE=1 leaves both out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -39,6 +40,10 @@ if [ $vm_rc -eq 77 ]; then echo "VM stage skipped (reason above)"; elif [ $vm_rc
 if [ "${APIR_SKIP_CONFORMANCE:-0}" != 1 ]; then
     echo "== conformance (llama.cpp's test-backend-ops and test-llama-archs through VirtGPU0) =="
     bash tests/conformance/run.sh build
+    echo "== conformance on a host that queues writes as a GPU does (--async-host: tests/backend/async_cpu_lib.c) =="
+    # the CPU backend never queues a guest's write; CUDA does (src/backend/queued_writes.c)
+    CONFORMANCE_OUT="$PWD/build/conformance-async" bash tests/conformance/run.sh --async-host --skip support \
+        --ops GET_ROWS,SET_ROWS,MUL_MAT_ID --params '^type=|^type_src=|m=64,n=16,k=' build
     echo "== device lost under llama.cpp's own llama-server and llama-completion (tests/frontend, docs/frontend.md) =="
     tools=$(bash scripts/build-llama-tools.sh llama-server llama-completion | tail -n1)
     bash tests/frontend/llama-server-host-fails.sh build "$tools"

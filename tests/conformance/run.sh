@@ -2,7 +2,8 @@
 # Conformance stage: llama.cpp's own test programs (release v0.5.0, built from the release
 # bundle by scripts/build-llama-tools.sh) run through VirtGPU0 against apir-server.
 #
-#   tests/conformance/run.sh [--full] [--ops REGEX] [--archs REGEX] [--skip STEP...] [BUILD_DIR]
+#   tests/conformance/run.sh [--full] [--ops REGEX] [--params REGEX] [--archs REGEX] [--skip STEP...]
+#                            [--async-host] [BUILD_DIR]
 #
 # Steps (each one's output is kept in OUT_DIR, default BUILD_DIR/conformance):
 #   support  `test-backend-ops support` on the host backend's own device (CPU) and on VirtGPU0:
@@ -15,6 +16,10 @@
 #            crash costs one architecture, not the rest): fails when an architecture and
 #            configuration (dense/MoE) that passes on the host backend's device fails or
 #            crashes through VirtGPU0. --archs REGEX limits the architectures.
+# --params REGEX: only the cases whose parameters match (test-backend-ops -p).
+# --async-host: apir-server runs the CPU backend behind a GPU-like device whose writes wait for
+#            the next synchronize or compute (tests/backend/async_cpu_lib.c), so the host queues
+#            guest writes as it does on CUDA, with ggml's CPU kernels computing for real.
 # The last line is the summary: "conformance: PASS|FAIL (...)". Exit status 0 only on PASS.
 #
 # Environment:
@@ -29,11 +34,13 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-full=0; ops_filter=; archs_filter=; skip=" "; build=
+full=0; ops_filter=; params_filter=; archs_filter=; skip=" "; build=; async_host=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --full) full=1 ;;
     --ops) ops_filter=$2; shift ;;
+    --params) params_filter=$2; shift ;;
+    --async-host) async_host=1 ;;
     --archs) archs_filter=$2; shift ;;
     --skip) skip="$skip$2 "; shift ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -56,6 +63,10 @@ fi
 tools=$(cd "$tools" && pwd) || exit 2
 native=${CONFORMANCE_NATIVE:-CPU}
 host_lib=${CONFORMANCE_HOST_LIB:-$tools/libggml-cpu.so}
+if [ $async_host = 1 ]; then
+    export APIR_ASYNC_CPU_LIBRARY="$tools/libggml-cpu.so" APIR_LLAMA_CPP_GGML_LIBRARY_REG=apir_async_cpu_reg
+    host_lib="$build/tests/backend/libapir_async_cpu.so"
+fi
 out=${CONFORMANCE_OUT:-$build/conformance}
 arch_timeout=${CONFORMANCE_ARCH_TIMEOUT:-900}
 mkdir -p "$out"
@@ -138,6 +149,7 @@ if [[ "$skip" != *" ops "* ]]; then
         ops_filter=$(grep -v '^#' "$here/ops-representative.txt" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
         ops_args=(-o "$ops_filter"); label="representative ops (tests/conformance/ops-representative.txt)"
     fi
+    [ -n "$params_filter" ] && { ops_args+=(-p "$params_filter"); label="$label, -p $params_filter"; }
     step "test-backend-ops test -b VirtGPU0, $label"
     t0=$(now)
     remote "$tools/test-backend-ops" test -b VirtGPU0 "${ops_args[@]}" >"$out/ops.out" 2>"$out/ops.log"
