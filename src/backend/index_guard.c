@@ -244,12 +244,15 @@ static uint32_t collect_writes(struct ggml_cgraph *graph, struct index_guard *g)
 }
 
 /* ggml-cuda (v0.5.0, ggml_cuda_topk_moe_fusion) runs a MoE router - ARGSORT, a VIEW of its
- * first columns, GET_ROWS, then optional norm and scale nodes - as one kernel that writes only
- * the view's columns, as many as the final weights node's ne[1] (n_expert_used); the rest of
- * the sort's rows keep whatever the guest left there. So when a view of the sort follows it
- * (the shape every such fusion starts with), only that view's columns are trusted, no more of
- * them than any node at a weights position (GET_ROWS +2, SCALE +3/+8, RESHAPE +5/+7 from the
- * sort) has in ne[1], and only read as the view lies: 2D, from each row's start. */
+ * first columns, GET_ROWS, then optional norm and scale nodes - as one kernel that writes, in
+ * each of the sort's rows, only the first n_expert_used ids: the final weights node's ne[1].
+ * The rest of the rows keep whatever the guest left there, and an n_expert_used wider than the
+ * view writes past it (into the next row) and picks padding lanes, ids past the experts. So
+ * when a view of the sort follows it (the shape every such fusion starts with), each node
+ * that may be the weights - at +2 a GET_ROWS of the view, at +3/+8 a SCALE and at +5/+7 a
+ * RESHAPE of the node before, as the matcher links them - must be no wider than the view and
+ * hold all its rows, and only indices read as the view lies (2D, from each row's start, no
+ * more columns than the narrowest such node) are trusted. */
 static bool fused_router_covers(struct ggml_cgraph *graph, int k, const struct ggml_tensor *idx)
 {
     const struct ggml_tensor *s = ggml_graph_node(graph, k), *v;
@@ -263,18 +266,33 @@ static bool fused_router_covers(struct ggml_cgraph *graph, int k, const struct g
                       {8, GGML_OP_SCALE}};
     int64_t cols = v->ne[0];
     for (size_t i = 0; i < sizeof weights_at / sizeof weights_at[0]; i++) {
-        const struct ggml_tensor *w = k + weights_at[i].at < n ? ggml_graph_node(graph, k + weights_at[i].at) : NULL;
-        if (w && w->op == weights_at[i].op && w->ne[1] < cols)
+        int at = k + weights_at[i].at;
+        const struct ggml_tensor *w = at < n ? ggml_graph_node(graph, at) : NULL;
+        if (!w || w->op != weights_at[i].op ||
+            (weights_at[i].op == GGML_OP_GET_ROWS ? w->src[1] != v : w->src[0] != ggml_graph_node(graph, at - 1)))
+            continue;
+        int64_t need;
+        if (w->ne[1] > v->ne[0] || __builtin_mul_overflow(w->ne[1], s->ne[1], &need) || ggml_nelements(w) < need)
+            return false;
+        if (w->ne[1] < cols)
             cols = w->ne[1];
     }
     return v->data == s->data && v->nb[1] == s->nb[1] && s->ne[2] == 1 && s->ne[3] == 1 && idx->data == s->data &&
-           idx->type == GGML_TYPE_I32 && idx->nb[0] == sizeof(int32_t) && idx->nb[1] == s->nb[1] && idx->ne[0] <= cols && idx->ne[1] <= s->ne[1] &&
-           idx->ne[2] == 1 && idx->ne[3] == 1;
+           idx->nb[1] == s->nb[1] && idx->ne[0] <= cols && idx->ne[1] <= s->ne[1] && idx->ne[2] == 1 && idx->ne[3] == 1;
 }
 
-/* the last node before r that writes bytes of its indices is an ARGSORT or TOP_K whose output
- * holds them all and whose rows are at most r's bound long, and a fused router would have
- * written them too (false too when the scan runs out of *budget) */
+/* idx reads whole int32 slots of the sort's output s: I32, at a multiple of 4 bytes from its
+ * start, strides of whole slots */
+static bool reads_whole_slots(const struct ggml_tensor *idx, const struct ggml_tensor *s)
+{
+    return idx->type == GGML_TYPE_I32 && ((const char *)idx->data - (const char *)s->data) % 4 == 0 &&
+           idx->nb[0] == 4 && idx->nb[1] % 4 == 0 && idx->nb[2] % 4 == 0 && idx->nb[3] % 4 == 0;
+}
+
+/* the last node before r that writes bytes of its indices is an ARGSORT or TOP_K the backend
+ * runs (COMPUTE flag), unbiased (ggml-cuda's fused router does not sanitise a NaN bias), whose
+ * output holds them all in whole slots and whose rows are at most r's bound long, and a fused
+ * router would have written them too (false too when the scan runs out of *budget) */
 static bool sorted_in_range(struct ggml_cgraph *graph, const struct index_read *r, size_t *budget)
 {
     struct region ir = region_of(r->idx, 0);
@@ -291,9 +309,10 @@ static bool sorted_in_range(struct ggml_cgraph *graph, const struct index_read *
         if (w.buffer != ir.buffer || w.end <= ir.start || ir.end <= w.start)
             continue;
         struct region own = region_of(t, k);
-        return (t->op == GGML_OP_ARGSORT || t->op == GGML_OP_TOP_K) && t->type == GGML_TYPE_I32 &&
-               ggml_is_contiguous(t) && t->src[0] && t->src[0]->ne[0] <= r->bound && own.start <= ir.start &&
-               ir.end <= own.end && fused_router_covers(graph, k, r->idx);
+        return (t->op == GGML_OP_ARGSORT || t->op == GGML_OP_TOP_K) && (t->flags & GGML_TENSOR_FLAG_COMPUTE) &&
+               t->type == GGML_TYPE_I32 && ggml_is_contiguous(t) && t->src[0] && t->src[0]->op != GGML_OP_ADD &&
+               t->src[0]->ne[0] <= r->bound && own.start <= ir.start && ir.end <= own.end &&
+               reads_whole_slots(r->idx, t) && fused_router_covers(graph, k, r->idx);
     }
     return false;
 }

@@ -360,6 +360,7 @@ static void sorted_ids_graph(struct apir_wire_tensor t[5], int64_t n_rows)
     t[1].op = GGML_OP_ARGSORT;
     t[1].src[0] = 1;
     t[1].op_params[0] = GGML_SORT_ORDER_DESC;
+    t[1].flags = GGML_TENSOR_FLAG_COMPUTE; /* ggml's backends skip a node without it */
     t[2] = wt_make(GGML_TYPE_F32, 4, n_rows, 1, 1, BUF_H, 256);
     t[3] = wt_make(GGML_TYPE_F32, 4, 8, 1, 1, BUF_H, 1024);
     t[3].op = GGML_OP_GET_ROWS;
@@ -395,6 +396,35 @@ static void test_sorted_indices(void **state)
     t[3] = wt_make(GGML_TYPE_I32, 8, 1, 1, 1, BUF_H, 64); /* the indices read: a leaf over them */
     uint32_t half[2] = {1, 4};
     assert_int_equal(cuts_on(&fake_gpu, t, 5, half, 2), 1);
+    sorted_ids_graph(t, 8); /* a sort the backend skips (no COMPUTE flag) writes nothing */
+    t[1].flags = 0;
+    assert_int_equal(cuts_on(&fake_gpu, t, 4, nodes, 2), 1);
+    sorted_ids_graph(t, 8); /* indices read misaligned inside the sort's output */
+    t[3] = wt_make(GGML_TYPE_I32, 4, 1, 1, 1, BUF_H, 66);
+    t[4] = wt_make(GGML_TYPE_F32, 4, 4, 1, 1, BUF_H, 1024);
+    t[4].op = GGML_OP_GET_ROWS;
+    t[4].src[0] = 3;
+    t[4].src[1] = 4;
+    assert_int_equal(cuts_on(&fake_gpu, t, 5, half, 2), 1);
+    /* a biased router (ADD before the sort): ggml-cuda's fused kernel does not sanitise a NaN
+     * bias and may then pick a padding lane, an id past the experts */
+    struct apir_wire_tensor u[6];
+    u[0] = wt_make(GGML_TYPE_F32, 8, 1, 1, 1, BUF_H, 0);
+    u[1] = wt_make(GGML_TYPE_F32, 8, 1, 1, 1, BUF_H, 32);
+    u[2] = wt_make(GGML_TYPE_F32, 8, 1, 1, 1, BUF_H, 128);
+    wt_op2(&u[2], GGML_OP_ADD);
+    u[2].flags = GGML_TENSOR_FLAG_COMPUTE;
+    sorted_ids_graph(t, 8);
+    u[3] = t[1];
+    u[3].src[0] = 3;
+    u[4] = t[2];
+    u[5] = t[3];
+    u[5].src[0] = 5;
+    u[5].src[1] = 4;
+    uint32_t biased[3] = {2, 3, 5};
+    assert_int_equal(cuts_on(&fake_gpu, u, 6, biased, 3), 1);
+    u[2].op = GGML_OP_MUL; /* the same graph without an ADD: trusted */
+    assert_int_equal(cuts_on(&fake_gpu, u, 6, biased, 3), 0);
 }
 
 /* sorted_ids_graph plus, as nodes right after the ARGSORT, a VIEW of its first k columns at
@@ -417,7 +447,8 @@ static void fused_router_graph(struct apir_wire_tensor t[8], int64_t k, int64_t 
 }
 
 /* Where CUDA may fuse the router, the sort's other columns are never written: indices are
- * trusted only inside the view's columns, as few as the narrowest weights node there */
+ * trusted only inside the view's columns, as few as the weights node may have (a node at a
+ * weights position counts when it is fed as ggml-cuda's matcher requires) */
 static void test_fused_router_indices(void **state)
 {
     struct apir_wire_tensor t[8];
@@ -432,15 +463,68 @@ static void test_fused_router_indices(void **state)
     t[6].src[0] = 3;
     t[6].src[1] = 2;
     assert_int_equal(cuts_on(&fake_gpu, t, 7, fused, 3), 1);
-    fused_router_graph(t, 2, 0); /* a SCALE at the weights position +3 with ne[1] = 1: one column */
-    t[7] = wt_make(GGML_TYPE_F32, 8, 1, 1, 1, BUF_H, 2048);
+    fused_router_graph(t, 2, 0); /* a SCALE of the GET_ROWS at +3: the weights, as wide as the view */
+    t[7] = wt_make(GGML_TYPE_F32, 4, 2, 1, 1, BUF_H, 2048);
     t[7].op = GGML_OP_SCALE;
-    t[7].src[0] = 1;
+    t[7].src[0] = 7;
     float one = 1.0f;
     memcpy(t[7].op_params, &one, sizeof one);
     uint32_t scaled[4] = {1, 5, 6, 7};
-    assert_int_equal(cuts_on(&fake_gpu, t, 8, scaled, 4), 1);
+    assert_int_equal(cuts_on(&fake_gpu, t, 8, scaled, 4), 0);
+    t[7] = wt_make(GGML_TYPE_F32, 8, 1, 1, 1, BUF_H, 2048); /* a SCALE of something else: no say */
+    t[7].op = GGML_OP_SCALE;
+    t[7].src[0] = 1;
+    memcpy(t[7].op_params, &one, sizeof one);
+    assert_int_equal(cuts_on(&fake_gpu, t, 8, scaled, 4), 0);
 }
+
+/* ggml-cuda's delayed-softmax router (ARGSORT, VIEW, GET_ROWS, RESHAPE, SOFT_MAX, RESHAPE) with
+ * 2 rows of 8 experts: the last RESHAPE is the fused kernel's weights, and its ne[1] is how
+ * many ids it writes per row. Reshaped to [1, 16] it would write 16 ids into rows of 8 (into
+ * the next row, and ids past the experts): the indices keep their cut */
+static void test_fused_router_too_wide(void **state)
+{
+    struct apir_wire_tensor t[8];
+    float one = 1.0f;
+    size_t zero = 0;
+    t[0] = wt_make(GGML_TYPE_F32, 8, 2, 1, 1, BUF_H, 0); /* logits */
+    t[1] = wt_make(GGML_TYPE_I32, 8, 2, 1, 1, BUF_H, 64);
+    t[1].op = GGML_OP_ARGSORT;
+    t[1].src[0] = 1;
+    t[1].op_params[0] = GGML_SORT_ORDER_DESC;
+    t[1].flags = GGML_TENSOR_FLAG_COMPUTE;
+    t[2] = wt_make(GGML_TYPE_F32, 1, 8, 2, 1, BUF_H, 256); /* probabilities as [1, 8, 2] */
+    t[3] = wt_make(GGML_TYPE_I32, 8, 2, 1, 1, BUF_H, 64);  /* the view: all 8 columns */
+    t[3].op = GGML_OP_VIEW;
+    t[3].src[0] = t[3].view_src = 2;
+    memcpy(t[3].op_params, &zero, sizeof zero);
+    t[4] = wt_make(GGML_TYPE_F32, 1, 8, 2, 1, BUF_H, 1024);
+    t[4].op = GGML_OP_GET_ROWS;
+    t[4].src[0] = 3;
+    t[4].src[1] = 4;
+    t[5] = wt_make(GGML_TYPE_F32, 8, 2, 1, 1, BUF_H, 1024);
+    t[5].op = GGML_OP_RESHAPE;
+    t[5].src[0] = t[5].view_src = 5;
+    t[6] = wt_make(GGML_TYPE_F32, 8, 2, 1, 1, BUF_H, 2048);
+    t[6].op = GGML_OP_SOFT_MAX;
+    t[6].src[0] = 6;
+    memcpy(t[6].op_params, &one, sizeof one);
+    t[7] = wt_make(GGML_TYPE_F32, 1, 8, 2, 1, BUF_H, 2048);
+    t[7].op = GGML_OP_RESHAPE;
+    t[7].src[0] = t[7].view_src = 7;
+    uint32_t nodes[6] = {1, 3, 4, 5, 6, 7};
+    assert_int_equal(cuts_on(&fake_gpu, t, 8, nodes, 6), 0); /* [1, 8, 2]: 8 ids a row, trusted */
+    t[7].ne[1] = 4; /* [1, 4, 4]: 4 ids a row written, 8 read */
+    t[7].ne[2] = 4;
+    t[7].nb[2] = 16;
+    t[7].nb[3] = 64;
+    assert_int_equal(cuts_on(&fake_gpu, t, 8, nodes, 6), 1);
+    t[7] = wt_make(GGML_TYPE_F32, 1, 16, 1, 1, BUF_H, 2048);
+    t[7].op = GGML_OP_RESHAPE;
+    t[7].src[0] = t[7].view_src = 7;
+    assert_int_equal(cuts_on(&fake_gpu, t, 8, nodes, 6), 1);
+}
+
 
 static void assert_sentinels(const struct ggml_cgraph *g)
 {
@@ -569,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_index_aliasing),
         cmocka_unit_test(test_sorted_indices),
         cmocka_unit_test(test_fused_router_indices),
+        cmocka_unit_test(test_fused_router_too_wide),
         cmocka_unit_test(test_sentinels_after_last_node),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_op_tensors),
