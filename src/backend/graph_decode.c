@@ -129,14 +129,15 @@ static uint32_t check_node(struct node_rebuild *rb, struct ggml_tensor *node, gg
     return APIR_BACKEND_OK;
 }
 
-/* one graph per stretch between index cuts, built once per decoded graph: views of the whole
- * graph, so they share its use counts (fusions never reach across a cut: a view ends there) */
 static void end_with_sentinels(struct ggml_tensor **nodes, int n, struct ggml_tensor *sentinel)
 {
     for (int i = 0; i < GRAPH_SENTINELS; i++)
         nodes[n + i] = sentinel;
 }
 
+/* one graph per stretch between index cuts, built once per decoded graph: views of the whole
+ * graph, so they share its use counts, each with its own copy of its node list ending in the
+ * whole graph's sentinels (a matcher reading past a part's end must not meet the next part) */
 static uint32_t build_parts(struct decoded_graph *g)
 {
     const struct index_guard *ig = &g->indices;

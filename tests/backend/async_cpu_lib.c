@@ -8,11 +8,10 @@
  *   CONFORMANCE_HOST_LIB=build/tests/backend/libapir_async_cpu.so
  *   APIR_LLAMA_CPP_GGML_LIBRARY_REG=apir_async_cpu_reg APIR_ASYNC_CPU_LIBRARY=.../libggml-cpu.so
  *   bash tests/conformance/run.sh ... */
+#include "deferred_copies.h"
 #include "ggml-backend-impl.h"
 
 #include <dlfcn.h>
-#include <stdlib.h>
-#include <string.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -21,55 +20,29 @@ static ggml_backend_dev_t cpu_dev;
 static struct ggml_backend_device dev;
 static struct ggml_backend_reg reg;
 
-/* the copies set_tensor_async deferred, in order (one backend per worker process) */
-static struct pending {
-    void *dst;
-    const void *src;
-    size_t n;
-} *pending;
-static size_t n_pending, cap_pending;
-
-static void run_pending(void)
-{
-    for (size_t i = 0; i < n_pending; i++)
-        memcpy(pending[i].dst, pending[i].src, pending[i].n);
-    n_pending = 0;
-}
-
 static struct ggml_backend_i cpu_iface; /* the CPU backend's own functions */
 
 static void deferred_set(ggml_backend_t b, struct ggml_tensor *t, const void *data, size_t off, size_t size)
 {
-    if (n_pending == cap_pending) {
-        size_t cap = cap_pending ? 2 * cap_pending : 64;
-        struct pending *p = realloc(pending, cap * sizeof *p);
-        if (!p) { /* no memory: the write lands now, still after the ones before it */
-            run_pending();
-            memcpy((char *)t->data + off, data, size);
-            return;
-        }
-        pending = p;
-        cap_pending = cap;
-    }
-    pending[n_pending++] = (struct pending){(char *)t->data + off, data, size};
+    deferred_add((char *)t->data + off, data, size);
 }
 
 static void deferred_sync(ggml_backend_t b)
 {
-    run_pending();
+    deferred_run();
     if (cpu_iface.synchronize)
         cpu_iface.synchronize(b);
 }
 
 static enum ggml_status deferred_compute(ggml_backend_t b, struct ggml_cgraph *g)
 {
-    run_pending(); /* the writes queued before the compute come first in stream order */
+    deferred_run(); /* the writes queued before the compute come first in stream order */
     return cpu_iface.graph_compute(b, g);
 }
 
 static void deferred_free(ggml_backend_t b)
 {
-    run_pending();
+    deferred_run();
     cpu_iface.free(b);
 }
 

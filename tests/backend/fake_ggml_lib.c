@@ -24,37 +24,19 @@ EXPORT ggml_backend_reg_t fake_reg_no_device(void) { return &empty; }
  * scribble on the guest's resource first: fake_async_scribble), so the test reads what landed
  * with BUFFER_GET. For the host's queued-write ordering through the
  * dispatcher (test_dispatch), which the CPU backend never exercises. */
+#include "deferred_copies.h"
+
 #include <string.h>
 
-#define ASYNC_MAX 64
-static struct {
-    void *dst;
-    const void *src;
-    size_t n;
-} pending[ASYNC_MAX];
-static int n_pending;
-
-static void run_pending(void)
-{
-    for (int i = 0; i < n_pending; i++)
-        memcpy(pending[i].dst, pending[i].src, pending[i].n); /* the stage must still hold them */
-    n_pending = 0;
-}
-
-EXPORT int fake_async_pending(void) { return n_pending; }
+EXPORT int fake_async_pending(void) { return (int)n_deferred; }
 
 static const char *async_name(ggml_backend_t b) { return "FakeAsync"; }
-static void async_free(ggml_backend_t b) { run_pending(); }
+static void async_free(ggml_backend_t b) { deferred_run(); }
 static void async_set(ggml_backend_t b, struct ggml_tensor *t, const void *data, size_t off, size_t size)
 {
-    if (n_pending == ASYNC_MAX)
-        run_pending();
-    pending[n_pending].dst = (char *)t->data + off;
-    pending[n_pending].src = data;
-    pending[n_pending].n = size;
-    n_pending++;
+    deferred_add((char *)t->data + off, data, size);
 }
-static void async_sync(ggml_backend_t b) { run_pending(); }
+static void async_sync(ggml_backend_t b) { deferred_run(); }
 
 /* scribble mode: each buffer write first overwrites `scribble` with `with` (a guest changing
  * its shared resource while the host copies from it), and the backend stops queueing */
@@ -97,7 +79,7 @@ static size_t buft_align(ggml_backend_buffer_type_t t) { return 64; }
 static bool buft_host(ggml_backend_buffer_type_t t) { return true; }
 static enum ggml_status async_compute(ggml_backend_t b, struct ggml_cgraph *g)
 {
-    run_pending();
+    deferred_run();
     return GGML_STATUS_SUCCESS;
 }
 

@@ -46,8 +46,15 @@ static const char *get_config(uint32_t ctx, const char *key)
         return cfg_reg;
     return NULL;
 }
-static void *get_shmem_ptr(uint32_t ctx, uint32_t res) { return res == RES_ID ? shm : NULL; }
-static uint64_t get_shmem_size(uint32_t ctx, uint32_t res) { return res == RES_ID ? SHM_SIZE : 0; }
+/* and a second resource, larger than the host's stage, for test_queued_write_order */
+#define BIG_RES 9
+#define BIG_SHM ((size_t)APIR_MAX_QUEUED_SET + 8192)
+static uint8_t *big_shm;
+static void *get_shmem_ptr(uint32_t ctx, uint32_t res) { return res == RES_ID ? shm : res == BIG_RES ? big_shm : NULL; }
+static uint64_t get_shmem_size(uint32_t ctx, uint32_t res)
+{
+    return res == RES_ID ? SHM_SIZE : res == BIG_RES && big_shm ? BIG_SHM : 0;
+}
 static struct virgl_apir_callbacks cbs = {get_config, get_shmem_ptr, get_shmem_size};
 
 /* ---- FORWARD calls ---- */
@@ -539,13 +546,6 @@ static void test_session(const char *cpu)
 }
 
 /* ---- a GPU-like host: fake_reg_async queues writes until its stream synchronizes ---- */
-#define BIG_RES 9
-#define BIG_SHM ((size_t)APIR_MAX_QUEUED_SET + 8192)
-static uint8_t *big_shm;
-static void *big_ptr(uint32_t ctx, uint32_t res) { return res == BIG_RES ? big_shm : NULL; }
-static uint64_t big_size(uint32_t ctx, uint32_t res) { return res == BIG_RES ? BIG_SHM : 0; }
-static struct virgl_apir_callbacks async_cbs = {get_config, big_ptr, big_size};
-static uint32_t async_call(uint32_t cmd) { return sf_call(7, &async_cbs, cmd, args, a.pos, reply, sizeof reply, &r); }
 
 static int all_bytes(const uint8_t *p, size_t n, uint8_t v)
 {
@@ -564,57 +564,40 @@ static void test_queued_write_order(void)
     cfg_path = FAKE_GGML_LIB;
     cfg_reg = "fake_reg_async";
     big_shm = calloc(1, BIG_SHM);
-    CHECK_EQ(apir_backend_initialize(7, &async_cbs), APIR_BACKEND_INIT_SUCCESS);
+    CHECK_EQ(apir_backend_initialize(7, &cbs), APIR_BACKEND_INIT_SUCCESS);
     void *lib = dlopen(FAKE_GGML_LIB, RTLD_NOW | RTLD_NOLOAD);
     int (*pending)(void) = lib ? (int (*)(void))dlsym(lib, "fake_async_pending") : NULL;
     CHECK(pending != NULL);
-    begin();
-    apir_put_u32(&a, 0);
-    CHECK_EQ(async_call(APIR_FWD_DEVICE_GET_INFO), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(7, APIR_FWD_DEVICE_GET_INFO, 0), APIR_BACKEND_OK);
     char name[128];
     uint32_t type;
     uint32_t buft = device_info_reply(name, sizeof name, &type);
     CHECK_EQ(type, 1 /* GGML_BACKEND_DEVICE_TYPE_GPU */);
-    begin();
-    apir_put_u32(&a, 0);
-    CHECK_EQ(async_call(APIR_FWD_BACKEND_INIT), APIR_BACKEND_OK);
+    CHECK_EQ(call_u32(7, APIR_FWD_BACKEND_INIT, 0), APIR_BACKEND_OK);
     uint32_t be = apir_get_u32(&r);
-    begin();
-    apir_put_u32(&a, buft);
-    apir_put_u64(&a, BIG_SHM);
-    CHECK_EQ(async_call(APIR_FWD_BUFT_ALLOC_BUFFER), APIR_BACKEND_OK);
-    uint32_t buf = apir_get_u32(&r);
+    uint32_t buf = alloc_buffer(7, buft, BIG_SHM);
+    CHECK(buf != 0);
     /* a compute first: writes queue on the stream that computed last */
     struct apir_wire_tensor t[3];
     wt_mul_mat(t, buf);
     uint32_t node = 2;
     begin_graph(be, t, 3, &node, 1);
-    CHECK_EQ(async_call(APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    CHECK_EQ(call(7, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
 
     memset(big_shm, 'A', 4096);
-    begin();
-    wt_put_transfer(&a, buf, 0, 4096, BIG_RES, 0);
-    CHECK_EQ(async_call(APIR_FWD_BUFFER_SET), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(7, APIR_FWD_BUFFER_SET, buf, 0, 4096, BIG_RES, 0), APIR_BACKEND_OK);
     CHECK(pending && pending() > 0); /* queued, not landed */
     memset(big_shm, 'X', 4096);      /* the guest reuses its page at once */
     memset(big_shm + 4096, 'B', APIR_MAX_QUEUED_SET + 1);
-    begin();
-    wt_put_transfer(&a, buf, 0, APIR_MAX_QUEUED_SET + 1, BIG_RES, 4096);
-    CHECK_EQ(async_call(APIR_FWD_BUFFER_SET), APIR_BACKEND_OK);
-    begin();
-    wt_put_transfer(&a, buf, 0, 4096, BIG_RES, 0);
-    CHECK_EQ(async_call(APIR_FWD_BUFFER_GET), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(7, APIR_FWD_BUFFER_SET, buf, 0, APIR_MAX_QUEUED_SET + 1, BIG_RES, 4096), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(7, APIR_FWD_BUFFER_GET, buf, 0, 4096, BIG_RES, 0), APIR_BACKEND_OK);
     CHECK(all_bytes(big_shm, 4096, 'B'));
 
     memset(big_shm, 'C', 4096);
-    begin();
-    wt_put_transfer(&a, buf, APIR_MAX_QUEUED_SET + 4096, 4096, BIG_RES, 0);
-    CHECK_EQ(async_call(APIR_FWD_BUFFER_SET), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(7, APIR_FWD_BUFFER_SET, buf, APIR_MAX_QUEUED_SET + 4096, 4096, BIG_RES, 0), APIR_BACKEND_OK);
     CHECK(pending && pending() > 0);
     memset(big_shm, 'Y', 4096);
-    begin();
-    wt_put_transfer(&a, buf, APIR_MAX_QUEUED_SET + 4096, 4096, BIG_RES, 0);
-    CHECK_EQ(async_call(APIR_FWD_BUFFER_GET), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(7, APIR_FWD_BUFFER_GET, buf, APIR_MAX_QUEUED_SET + 4096, 4096, BIG_RES, 0), APIR_BACKEND_OK);
     CHECK(all_bytes(big_shm, 4096, 'C'));
 
     /* Indices a kept graph reads, written through the resource: the host copies them once
@@ -630,29 +613,24 @@ static void test_queued_write_order(void)
     wt_op2(&t[2], GGML_OP_GET_ROWS);
     t[2].flags = GGML_TENSOR_FLAG_COMPUTE;
     memcpy(big_shm, good, sizeof good);
-    begin();
-    wt_put_transfer(&a, buf, IDX, sizeof good, BIG_RES, 0);
-    CHECK_EQ(async_call(APIR_FWD_BUFFER_SET), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(7, APIR_FWD_BUFFER_SET, buf, IDX, sizeof good, BIG_RES, 0), APIR_BACKEND_OK);
     begin_graph(be, t, 3, &node, 1);
-    CHECK_EQ(async_call(APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    CHECK_EQ(call(7, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
     void (*scribble)(void *, const void *, size_t) =
         lib ? (void (*)(void *, const void *, size_t))dlsym(lib, "fake_async_scribble") : NULL;
     CHECK(scribble != NULL);
     if (scribble)
         scribble(big_shm, bad, sizeof bad);
     memcpy(big_shm, good, sizeof good);
-    begin();
-    wt_put_transfer(&a, buf, IDX, sizeof good, BIG_RES, 0);
-    CHECK_EQ(async_call(APIR_FWD_BUFFER_SET), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(7, APIR_FWD_BUFFER_SET, buf, IDX, sizeof good, BIG_RES, 0), APIR_BACKEND_OK);
     CHECK(!memcmp(big_shm, bad, sizeof bad)); /* the resource did change during the write */
     if (scribble)
         scribble(NULL, NULL, 0);
-    begin();
-    wt_put_transfer(&a, buf, IDX, sizeof good, BIG_RES, 4096);
-    CHECK_EQ(async_call(APIR_FWD_BUFFER_GET), APIR_BACKEND_OK);
+    CHECK_EQ(transfer(7, APIR_FWD_BUFFER_GET, buf, IDX, sizeof good, BIG_RES, 4096), APIR_BACKEND_OK);
     CHECK(!memcmp(big_shm + 4096, good, sizeof good));
     apir_backend_deinit(7);
     free(big_shm);
+    big_shm = NULL;
 }
 
 int main(void)
