@@ -229,6 +229,11 @@ const struct apir_shmem *apir_client_data_page(const struct apir_client *c)
     return c->begin_error || !c->data.ptr ? NULL : &c->data;
 }
 
+uint32_t apir_client_blob_res_id(const struct apir_client *c, const struct apir_client_blob *b)
+{
+    return apir_client_data_page(c) && b->shm.ptr && b->generation == c->generation ? b->shm.res_id : 0;
+}
+
 /* fire-and-forget writes keep 64-byte aligned slices, as the host's copies like them */
 #define DATA_SLICE_ALIGN 64u
 

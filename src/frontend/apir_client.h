@@ -77,6 +77,14 @@ struct apir_client {
     void *on_connect_user;
     int begin_error;          /* set by begin when the command must not be sent (under lock) */
     uint32_t cur_cmd;         /* FORWARD index being run, for the loss message (under lock) */
+    uint32_t generation;      /* counts connections: which one a kept blob belongs to (under lock) */
+};
+
+/* A shared resource the caller keeps as memory of its own (the host buffer type's buffers):
+ * made on the connection of the time, which may end before it does. */
+struct apir_client_blob {
+    struct apir_shmem shm;
+    uint32_t generation; /* apir_client.generation when it was made */
 };
 
 
@@ -138,6 +146,18 @@ uint64_t apir_client_data_free(const struct apir_client *c, size_t *room);
  * fire-and-forget command until the next reply; false (nothing kept) when fewer than n bytes
  * are free or more than half the page would be kept, so a waiting transfer always has room. */
 bool apir_client_data_keep(struct apir_client *c, size_t n, uint64_t *offset);
+
+/* Makes a kept blob of size bytes on the current connection (connecting if needed); 0 or a
+ * negative errno: -ENOMEM the host refused it (apir.limit.blobs, apir.limit.blob_bytes),
+ * -ENOTCONN no connection (device lost). */
+int apir_client_blob_create(struct apir_client *c, size_t size, struct apir_client_blob *b);
+/* Unmaps it, and gives it back to the host when its connection is still the current one (an
+ * ended connection took the host's side with it). */
+void apir_client_blob_destroy(struct apir_client *c, struct apir_client_blob *b);
+/* Between begin and end: the resource id that names b in this command, 0 when b belongs to an
+ * ended connection or the command will not be sent (the caller then copies through the data
+ * page). */
+uint32_t apir_client_blob_res_id(const struct apir_client *c, const struct apir_client_blob *b);
 
 const char *apir_client_status_str(int status);
 

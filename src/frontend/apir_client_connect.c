@@ -8,10 +8,12 @@
 #include "apir_protocol.h"
 #include "guest_log.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #define DEFAULT_TIMEOUT_S 300
@@ -132,6 +134,7 @@ static bool attach_transport(struct apir_client *c, struct apir_transport *t, ui
                              size_t why_len)
 {
     c->transport = t;
+    c->generation++; /* blobs kept from an earlier connection no longer name anything */
     c->cmd_offset = t->capset_id == APIR_CAPSET_ID_VENUS ? APIR_VENUS_CMD_OFFSET : 0;
     int err = apir_transport_create_blob(t, APIR_CLIENT_REPLY_PAGE_SIZE, &c->reply);
     if (err) {
@@ -398,4 +401,32 @@ void apir_client_close(struct apir_client *c)
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->connect_lock);
     free(c);
+}
+
+int apir_client_blob_create(struct apir_client *c, size_t size, struct apir_client_blob *b)
+{
+    memset(b, 0, sizeof *b);
+    if (apir_client_ensure_connected(c))
+        return -ENOTCONN;
+    pthread_mutex_lock(&c->lock);
+    int rc = -ENOTCONN;
+    if (atomic_load(&c->state) == APIR_CLIENT_CONNECTED && c->transport) {
+        rc = apir_transport_create_blob(c->transport, size, &b->shm);
+        b->generation = c->generation;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+void apir_client_blob_destroy(struct apir_client *c, struct apir_client_blob *b)
+{
+    if (!b->shm.ptr)
+        return;
+    pthread_mutex_lock(&c->lock);
+    if (c->transport && b->generation == c->generation)
+        apir_transport_destroy_blob(c->transport, &b->shm);
+    else
+        munmap(b->shm.ptr, b->shm.size); /* both transports map blobs with mmap */
+    pthread_mutex_unlock(&c->lock);
+    memset(b, 0, sizeof *b);
 }

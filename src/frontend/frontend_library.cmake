@@ -9,7 +9,7 @@ add_library(ggml_virtgpu_core STATIC ${_core_srcs})
 target_include_directories(ggml_virtgpu_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(ggml_virtgpu_core PUBLIC apir_protocol ggml_base Threads::Threads PRIVATE apir_common)
 
-set(_ggml_srcs vgpu_reg.c vgpu_device.c vgpu_buft.c vgpu_listing.c vgpu_device_cache.c vgpu_buffer.c vgpu_backend.c)
+set(_ggml_srcs vgpu_reg.c vgpu_device.c vgpu_buft.c vgpu_listing.c vgpu_device_cache.c vgpu_buffer.c vgpu_host_buffer.c vgpu_backend.c)
 list(TRANSFORM _ggml_srcs PREPEND "${CMAKE_CURRENT_LIST_DIR}/")
 add_library(ggml-virtgpu SHARED ${_ggml_srcs})
 set_target_properties(ggml-virtgpu PROPERTIES OUTPUT_NAME ggml-virtgpu C_VISIBILITY_PRESET hidden)

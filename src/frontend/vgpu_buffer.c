@@ -3,6 +3,7 @@
  * goes to the host by offset from that base. */
 #include "guest_log.h"
 #include "vgpu_fake_addr.h"
+#include "vgpu_host_buffer.h"
 #include "vgpu_internal.h"
 #include "vgpu_outputs.h"
 
@@ -42,6 +43,20 @@ static void buffer_free(ggml_backend_buffer_t buffer)
 
 static void *buffer_get_base(ggml_backend_buffer_t buffer) { return ctx_of(buffer)->base; }
 
+/* A transfer whose guest side lies in a shared host buffer (vgpu_host_buffer.h) names its blob
+ * instead of copying through the data page; small writes stay inline (fire-and-forget).
+ * false: not such a transfer, or not sent (the caller copies). */
+static bool transfer_blob(struct vgpu_buffer *b, bool to_buffer, uint64_t off, void *data, size_t size, int *rc)
+{
+    const struct apir_client_blob *blob;
+    uint64_t at;
+    bool sent = false;
+    if ((to_buffer && size <= APIR_MAX_INLINE_SET) || !vgpu_host_buffer_find(b->client, data, size, &blob, &at))
+        return false;
+    *rc = vgpu_rpc_buffer_transfer_blob(b->client, to_buffer, b->handle, off, blob, at, size, &sent);
+    return sent;
+}
+
 /* set_tensor (data) and memset_tensor (fill: size bytes of value): the same checks and the
  * same invalidation of a cached output, one command each */
 static void write_tensor(ggml_backend_buffer_t buffer, struct ggml_tensor *tensor, bool fill, const void *data,
@@ -54,8 +69,11 @@ static void write_tensor(ggml_backend_buffer_t buffer, struct ggml_tensor *tenso
         return;
     }
     vgpu_outputs_invalidate(b->handle, off, size);
-    int rc = fill ? vgpu_rpc_buffer_memset(b->client, b->handle, off, size, value)
-                  : vgpu_rpc_buffer_set(b->client, b->handle, off, data, size);
+    int rc;
+    if (fill)
+        rc = vgpu_rpc_buffer_memset(b->client, b->handle, off, size, value);
+    else if (!transfer_blob(b, true, off, (void *)(uintptr_t)data, size, &rc))
+        rc = vgpu_rpc_buffer_set(b->client, b->handle, off, data, size);
     if (rc)
         log_failure(fill ? "BUFFER_MEMSET" : "BUFFER_SET", tensor, rc);
 }
@@ -89,7 +107,9 @@ static void buffer_get_tensor(ggml_backend_buffer_t buffer, const struct ggml_te
     /* the graph's outputs came back with the compute that produced them */
     if (vgpu_outputs_get(b->handle, off, data, size))
         return;
-    int rc = vgpu_rpc_buffer_get(b->client, b->handle, off, data, size);
+    int rc;
+    if (!transfer_blob(b, false, off, data, size, &rc))
+        rc = vgpu_rpc_buffer_get(b->client, b->handle, off, data, size);
     if (rc) {
         /* get_tensor cannot fail: never leave the caller's bytes looking refreshed */
         memset(data, POISON_BYTE, size);

@@ -2,6 +2,7 @@
  * listing, vgpu_listing.h; op support: asked once) are cached; memory is asked every time
  * while connected since it changes. */
 #include "guest_log.h"
+#include "vgpu_host_buffer.h"
 #include "vgpu_internal.h"
 #include "vgpu_policy.h"
 #include "vgpu_wire.h"
@@ -46,7 +47,7 @@ static void dev_get_props(ggml_backend_dev_t dev, struct ggml_backend_dev_props 
     props->device_id = NULL;
     /* what this guest library implements, whatever the host device could do */
     props->caps.async = false;
-    props->caps.host_buffer = false;
+    props->caps.host_buffer = true; /* guest memory, shared with the host (vgpu_host_buffer.h) */
     props->caps.buffer_from_host_ptr = false;
     props->caps.events = false;
     props->caps.mmap_support = true; /* the model file is mmapped in the guest, then uploaded */
@@ -58,6 +59,8 @@ static ggml_backend_t dev_init_backend(ggml_backend_dev_t dev, const char *param
 }
 
 static ggml_backend_buffer_type_t dev_get_buffer_type(ggml_backend_dev_t dev) { return &ctx_of(dev)->buft.buft; }
+
+static ggml_backend_buffer_type_t dev_get_host_buffer_type(ggml_backend_dev_t dev) { return &ctx_of(dev)->host_buft; }
 
 static bool dev_supports_op(ggml_backend_dev_t dev, const struct ggml_tensor *op)
 {
@@ -111,7 +114,7 @@ static const struct ggml_backend_device_i vgpu_device_iface = {
     .get_props = dev_get_props,
     .init_backend = dev_init_backend,
     .get_buffer_type = dev_get_buffer_type,
-    .get_host_buffer_type = NULL,
+    .get_host_buffer_type = dev_get_host_buffer_type,
     .buffer_from_host_ptr = NULL,
     .supports_op = dev_supports_op,
     .supports_buft = dev_supports_buft,
@@ -139,6 +142,7 @@ bool vgpu_device_init(struct vgpu_device *d, ggml_backend_reg_t reg, struct apir
         GUEST_LOG_ERROR("%s: out of memory\n", d->name);
         return false;
     }
+    vgpu_host_buft_init(&d->host_buft, d);
     if (!vgpu_buft_init(&d->buft, d, d->host.buft, &listed->buft)) {
         vgpu_sig_cache_free(&d->op_cache);
         return false;

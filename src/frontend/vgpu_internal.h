@@ -37,6 +37,8 @@ struct vgpu_device {
     struct vgpu_host_device_info host;
     enum ggml_backend_dev_type type;
     struct vgpu_buft buft;
+    struct ggml_backend_buffer_type host_buft; /* vgpu_host_buffer.h */
+    char host_buft_name[48];
     struct vgpu_sig_cache op_cache;
     /* last memory answer: given while not connected (listing holds no host context) and
      * after the device is lost */

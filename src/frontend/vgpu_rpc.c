@@ -287,6 +287,27 @@ int vgpu_rpc_buffer_get(struct apir_client *c, uint32_t buffer, uint64_t offset,
     return transfer(c, APIR_FWD_BUFFER_GET, buffer, offset, data, size);
 }
 
+int vgpu_rpc_buffer_transfer_blob(struct apir_client *c, bool to_buffer, uint32_t buffer, uint64_t offset,
+                                  const struct apir_client_blob *blob, uint64_t at, size_t size, bool *sent)
+{
+    uint32_t cmd = to_buffer ? APIR_FWD_BUFFER_SET : APIR_FWD_BUFFER_GET;
+    struct apir_encoder *e = apir_client_begin(c, cmd, 0);
+    uint32_t res_id = apir_client_blob_res_id(c, blob);
+    *sent = res_id != 0;
+    if (!*sent) {
+        apir_client_end(c);
+        return APIR_BACKEND_OK;
+    }
+    apir_put_u32(e, buffer);
+    apir_put_u64(e, offset);
+    apir_put_u64(e, size);
+    apir_put_u32(e, res_id);
+    apir_put_u64(e, at);
+    if (vgpu_stats_on())
+        vgpu_stats_data(cmd, size);
+    return call(c, NULL, NULL);
+}
+
 int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, uint32_t dst, uint64_t dst_off,
                          uint64_t size, bool *done)
 {

@@ -50,6 +50,12 @@ int vgpu_rpc_buffer_memset(struct apir_client *c, uint32_t buffer, uint64_t offs
 int vgpu_rpc_buffer_set(struct apir_client *c, uint32_t buffer, uint64_t offset, const void *data, size_t size);
 /* through the data page, in page-sized chunks */
 int vgpu_rpc_buffer_get(struct apir_client *c, uint32_t buffer, uint64_t offset, void *data, size_t size);
+/* SET (to_buffer) or GET straight between the buffer and [at, at+size) of a blob the guest
+ * keeps (a VirtGPU host buffer, vgpu_host_buffer.h): no copy through the data page. Waits,
+ * since the caller may change the blob as soon as this returns. *sent false: the blob belongs
+ * to an ended connection, nothing was sent (copy through the data page instead). */
+int vgpu_rpc_buffer_transfer_blob(struct apir_client *c, bool to_buffer, uint32_t buffer, uint64_t offset,
+                                  const struct apir_client_blob *blob, uint64_t at, size_t size, bool *sent);
 int vgpu_rpc_buffer_copy(struct apir_client *c, uint32_t src, uint64_t src_off, uint32_t dst, uint64_t dst_off,
                          uint64_t size, bool *done);
 int vgpu_rpc_backend_init(struct apir_client *c, uint32_t dev, uint32_t *backend);

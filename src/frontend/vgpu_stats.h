@@ -20,7 +20,8 @@ uint64_t vgpu_stats_now(void);
 /* one FORWARD command: request bytes sent, reply bytes received, and, when waited for, the
  * time from submit to reply */
 void vgpu_stats_command(uint32_t cmd, size_t sent, size_t received, bool waited, uint64_t wait_ns);
-/* tensor bytes that went through the data page (BUFFER_SET: sent, BUFFER_GET: received) */
+/* tensor bytes a transfer moved, through the data page or a host buffer's blob (BUFFER_SET:
+ * sent, BUFFER_GET: received) */
 void vgpu_stats_data(uint32_t cmd, size_t bytes);
 
 /* one ggml graph_compute of the VirtGPU backend: time spent encoding and comparing the graph

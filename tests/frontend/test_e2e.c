@@ -367,6 +367,62 @@ static bool test_transfers(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
     return true;
 }
 
+/* true when p lies in a mapping of a shared-memory file (a blob the host maps too) */
+static bool in_shared_mapping(const void *p)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    bool shared = false;
+    while (f && !shared && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && (uintptr_t)p >= lo && (uintptr_t)p < hi)
+            shared = perms[3] == 's';
+    }
+    if (f)
+        fclose(f);
+    return shared;
+}
+
+/* VirtGPU0_Host: CPU memory shared with the host; transfers between it and VirtGPU buffers
+ * name its blob (larger than a data page here, so a copy through the page would take two
+ * rounds), and a set_tensor from it is done when it returns */
+static bool test_host_buffer(ggml_backend_dev_t vdev)
+{
+    enum { N = 9 * 1024 * 1024 + 17 }; /* 36 MiB of floats */
+    struct ggml_backend_dev_props props;
+    ggml_backend_dev_get_props(vdev, &props);
+    ggml_backend_buffer_type_t hbt = ggml_backend_dev_host_buffer_type(vdev);
+    CHECK(props.caps.host_buffer && hbt != NULL, "a host buffer type");
+    CHECK(ggml_backend_buft_is_host(hbt) && !ggml_backend_dev_supports_buft(vdev, hbt), "host memory, not VirtGPU's");
+    CHECK(strcmp(ggml_backend_buft_name(hbt), "VirtGPU0_Host") == 0, "named %s", ggml_backend_buft_name(hbt));
+    struct ggml_context *hctx = new_ctx(), *dctx = new_ctx();
+    struct ggml_tensor *h = ggml_new_tensor_1d(hctx, GGML_TYPE_F32, N);
+    struct ggml_tensor *back = ggml_new_tensor_1d(hctx, GGML_TYPE_F32, N);
+    struct ggml_tensor *d = ggml_new_tensor_1d(dctx, GGML_TYPE_F32, N);
+    ggml_backend_buffer_t hbuf = ggml_backend_alloc_ctx_tensors_from_buft(hctx, hbt);
+    ggml_backend_buffer_t dbuf = ggml_backend_alloc_ctx_tensors_from_buft(dctx, ggml_backend_dev_buffer_type(vdev));
+    CHECK(hbuf && dbuf, "alloc host %p, device %p", (void *)hbuf, (void *)dbuf);
+    CHECK(ggml_backend_buffer_is_host(hbuf) && in_shared_mapping(h->data), "the host buffer is a shared mapping");
+    float *want = malloc((size_t)N * 4);
+    fill(want, N);
+    memcpy(h->data, want, (size_t)N * 4); /* the CPU backend writes host buffers directly */
+    ggml_backend_tensor_copy(h, d);       /* ggml: set_tensor(d, h->data) */
+    memset(h->data, 0, (size_t)N * 4);    /* the write is done: this must not reach d */
+    memset(back->data, 0xff, (size_t)N * 4);
+    ggml_backend_tensor_get(d, back->data, 0, (size_t)N * 4);
+    CHECK(memcmp(back->data, want, (size_t)N * 4) == 0, "host buffer -> VirtGPU -> host buffer");
+    /* a range inside, at an odd offset */
+    ggml_backend_tensor_get(d, (float *)back->data + 3, 4 * 1001, 4 * 70000);
+    CHECK(memcmp((float *)back->data + 3, want + 1001, 4 * 70000) == 0, "a range into the host buffer");
+    ggml_backend_buffer_free(dbuf);
+    ggml_backend_buffer_free(hbuf);
+    ggml_free(hctx);
+    ggml_free(dctx);
+    free(want);
+    return true;
+}
+
 static bool test_device(ggml_backend_dev_t vdev)
 {
     const char *desc = ggml_backend_dev_description(vdev);
@@ -506,6 +562,7 @@ int main(int argc, char **argv)
     }
     test_device(vdev);
     test_transfers(vdev, cdev);
+    test_host_buffer(vdev);
     test_graph_direct(vdev, cdev);
     test_recompute_sees_new_data(vdev, cdev);
     test_alternating_graphs(vdev, cdev);
