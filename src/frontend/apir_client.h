@@ -17,6 +17,7 @@
 #include "transport.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,6 +78,7 @@ struct apir_client {
     void *on_connect_user;
     int begin_error;          /* set by begin when the command must not be sent (under lock) */
     uint32_t cur_cmd;         /* FORWARD index being run, for the loss message (under lock) */
+    _Atomic bool host_off_cpu; /* every host device computes off the host's CPUs (a GPU) */
     uint32_t generation;      /* counts connections: which one a kept blob belongs to (under lock) */
 };
 
@@ -146,6 +148,10 @@ uint64_t apir_client_data_free(const struct apir_client *c, size_t *room);
  * fire-and-forget command until the next reply; false (nothing kept) when fewer than n bytes
  * are free or more than half the page would be kept, so a waiting transfer always has room. */
 bool apir_client_data_keep(struct apir_client *c, size_t n, uint64_t *offset);
+
+/* The host's devices all compute off its CPUs (GPUs): waits for a reply spin through a
+ * compute instead of sleeping (docs/configuration.md, GGML_VIRTGPU_SPIN_US). */
+void apir_client_set_host_off_cpu(struct apir_client *c, bool off_cpu);
 
 /* Makes a kept blob of size bytes on the current connection (connecting if needed); 0 or a
  * negative errno: -ENOMEM the host refused it (apir.limit.blobs, apir.limit.blob_bytes),

@@ -119,6 +119,13 @@ static bool make_devices(struct apir_client *c)
             break; /* keep the devices before it: indices must stay dense */
         state.n_devices++;
     }
+    bool off_cpu = state.n_devices > 0;
+    for (size_t i = 0; i < state.n_devices; i++)
+        off_cpu = off_cpu && (state.devices[i].host.type == GGML_BACKEND_DEVICE_TYPE_GPU ||
+                              state.devices[i].host.type == GGML_BACKEND_DEVICE_TYPE_IGPU);
+    apir_client_set_host_off_cpu(c, off_cpu);
+    if (off_cpu)
+        GUEST_LOG_DEBUG("every host device is a GPU: waits for the host spin before they sleep (GGML_VIRTGPU_SPIN_US)\n");
     return true;
 }
 
