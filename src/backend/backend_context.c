@@ -86,6 +86,7 @@ static void free_ctx(struct backend_ctx *ctx)
     uint32_t pos = 0;
     struct backend_stream *s;
     queued_writes_fini(&ctx->writes); /* its bytes may be in flight to a buffer */
+    pinned_blobs_fini(&ctx->pinned);
     /* graphs point into buffers: drop them first, then backends, then buffers */
     while ((s = handle_table_next(&ctx->handles, &pos, HANDLE_BACKEND, NULL)))
         backend_stream_free(s);

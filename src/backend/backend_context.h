@@ -9,6 +9,7 @@
 #include "ggml-backend.h"
 #include "graph_decode.h"
 #include "handle_table.h"
+#include "pinned_blobs.h"
 #include "queued_writes.h"
 #include "write_shadow.h"
 
@@ -61,6 +62,7 @@ struct backend_ctx {
     /* bytes written by BUFFER_SET_INLINE into this context's buffers, for index checks
      * without a read-back; under call_lock */
     struct write_shadow shadow;
+    struct pinned_blobs pinned; /* resources the device copies from directly; under call_lock */
     /* registry bookkeeping */
     unsigned users; /* dispatch calls running */
     pthread_cond_t idle;

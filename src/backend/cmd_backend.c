@@ -151,8 +151,8 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, uint32_t s
     write_shadow_invalidate_ranges(&c->ctx->shadow, dg->indices.writes, dg->indices.n_writes);
     if (st != APIR_BACKEND_OK)
         return st;
-    if (outs && gs == GGML_STATUS_SUCCESS)
-        cmd_outputs_copy(outs);
+    if (outs && gs == GGML_STATUS_SUCCESS && (st = cmd_outputs_copy(c->ctx, outs)) != APIR_BACKEND_OK)
+        return st;
     if (backend_stats_on()) {
         struct backend_stats *bs = &c->ctx->stats;
         t[BS_GRAPHS] = 1;

@@ -9,6 +9,7 @@
 #include "ggml-backend-impl.h"
 #include "tensor_validate.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -119,6 +120,36 @@ uint32_t cmd_buffer_memset(struct cmd_call *c)
     return APIR_BACKEND_OK;
 }
 
+/* Device bytes into shared memory: through the stage where there is one (pinned memory, which
+ * the device fills faster than the driver stages a copy into pageable memory), else directly,
+ * except into a pinned resource, which the device must not write (pinned_blobs.h): there
+ * through memory of the host's own, in pieces. */
+#define READ_PIECE_BYTES ((uint64_t)16 << 20)
+
+static uint32_t read_into_shm(struct backend_ctx *ctx, ggml_backend_buffer_t buf, uint64_t offset, uint64_t size,
+                              char *dst)
+{
+    if (queued_writes_read(&ctx->writes, buf, offset, dst, (size_t)size))
+        return APIR_BACKEND_OK;
+    struct ggml_tensor t;
+    if (ggml_backend_buffer_is_host(buf) || !pinned_blobs_overlap(&ctx->pinned, dst, size)) {
+        tensor_byte_view(&t, buf, offset, size);
+        ggml_backend_tensor_get(&t, dst, 0, (size_t)size);
+        return APIR_BACKEND_OK;
+    }
+    void *tmp = malloc(size < READ_PIECE_BYTES ? size : READ_PIECE_BYTES);
+    if (!tmp)
+        return APIR_BACKEND_ERR_OUT_OF_MEMORY;
+    for (uint64_t at = 0; at < size; at += READ_PIECE_BYTES) {
+        uint64_t n = size - at < READ_PIECE_BYTES ? size - at : READ_PIECE_BYTES;
+        tensor_byte_view(&t, buf, offset + at, n);
+        ggml_backend_tensor_get(&t, tmp, 0, (size_t)n);
+        memcpy(dst + at, tmp, n);
+    }
+    free(tmp);
+    return APIR_BACKEND_OK;
+}
+
 /* SET/GET: buffer range and shared resource range, both checked */
 static uint32_t transfer(struct cmd_call *c, bool to_buffer)
 {
@@ -157,14 +188,22 @@ static uint32_t transfer(struct cmd_call *c, bool to_buffer)
             src = kept;
         else
             write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
+        /* from a pinned resource the device copies directly (pinned_blobs.h); the copy is done
+         * when ggml returns, so the guest may change the resource after the reply */
+        if (!kept && !ggml_backend_buffer_is_host(buf) &&
+            pinned_blobs_use(&c->ctx->pinned, c->ctx->reg, res_id, shm, shm_size, size)) {
+            queued_writes_settle(&c->ctx->writes); /* earlier queued writes land first */
+            ggml_backend_tensor_set(&t, src, 0, (size_t)size);
+            return APIR_BACKEND_OK;
+        }
         /* queued: copied out of the resource now, so the guest may reuse it after any reply */
         if (queued_writes_try(&c->ctx->writes, buf, offset, src, (size_t)size, backend_ctx_room(c->ctx)))
             return APIR_BACKEND_OK;
         queued_writes_settle(&c->ctx->writes); /* earlier queued writes land first */
         ggml_backend_tensor_set(&t, src, 0, (size_t)size);
-    } else
-        ggml_backend_tensor_get(&t, shm + shm_offset, 0, (size_t)size);
-    return APIR_BACKEND_OK;
+        return APIR_BACKEND_OK;
+    }
+    return read_into_shm(c->ctx, buf, offset, size, shm + shm_offset);
 }
 
 uint32_t cmd_buffer_set(struct cmd_call *c) { return transfer(c, true); }
@@ -259,13 +298,11 @@ uint32_t cmd_outputs_decode(struct cmd_call *c, struct cmd_outputs *o)
     return range_ok(0, at, shm_size) ? APIR_BACKEND_OK : APIR_BACKEND_ERR_BOUNDS;
 }
 
-void cmd_outputs_copy(const struct cmd_outputs *o)
+uint32_t cmd_outputs_copy(struct backend_ctx *ctx, const struct cmd_outputs *o)
 {
-    for (uint32_t i = 0; i < o->n; i++) {
-        if (!o->r[i].size)
-            continue;
-        struct ggml_tensor t;
-        tensor_byte_view(&t, o->r[i].buf, o->r[i].offset, o->r[i].size);
-        ggml_backend_tensor_get(&t, o->shm + o->r[i].at, 0, (size_t)o->r[i].size);
-    }
+    uint32_t st = APIR_BACKEND_OK;
+    for (uint32_t i = 0; i < o->n && st == APIR_BACKEND_OK; i++)
+        if (o->r[i].size)
+            st = read_into_shm(ctx, o->r[i].buf, o->r[i].offset, o->r[i].size, o->shm + o->r[i].at);
+    return st;
 }

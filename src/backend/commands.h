@@ -35,7 +35,9 @@ struct cmd_outputs {
     } r[APIR_MAX_RECOMPUTE_OUTPUTS];
 };
 uint32_t cmd_outputs_decode(struct cmd_call *c, struct cmd_outputs *o);
-void cmd_outputs_copy(const struct cmd_outputs *o);
+/* copies the outputs into the shared resource; APIR_BACKEND_ERR_OUT_OF_MEMORY when a bounce
+ * buffer could not be had */
+uint32_t cmd_outputs_copy(struct backend_ctx *ctx, const struct cmd_outputs *o);
 
 /* one handler per FORWARD command, cmd_<stem> of apir_forward_table.h */
 #define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) uint32_t cmd_##stem(struct cmd_call *c);

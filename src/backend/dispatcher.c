@@ -147,6 +147,17 @@ EXPORT uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir
     return st;
 }
 
+EXPORT void apir_backend_resource_detach(uint32_t virgl_ctx_id, uint32_t res_id)
+{
+    struct backend_ctx *ctx = backend_ctx_acquire(virgl_ctx_id);
+    if (!ctx)
+        return;
+    pthread_mutex_lock(&ctx->call_lock);
+    pinned_blobs_forget(&ctx->pinned, res_id);
+    pthread_mutex_unlock(&ctx->call_lock);
+    backend_ctx_release(ctx);
+}
+
 EXPORT void apir_backend_deinit(uint32_t virgl_ctx_id)
 {
     if (backend_ctx_destroy(virgl_ctx_id)) {

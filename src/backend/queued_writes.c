@@ -67,6 +67,24 @@ bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint6
     return true;
 }
 
+bool queued_writes_read(struct queued_writes *q, ggml_backend_buffer_t buf, uint64_t offset, void *dst, size_t size)
+{
+    struct backend_stream *s = q->target;
+    if (!s || !q->stage || !s->backend->iface.get_tensor_async ||
+        ggml_backend_buffer_get_type(buf) != ggml_backend_get_default_buffer_type(s->backend))
+        return false;
+    queued_writes_settle(q); /* the stage is free again */
+    for (size_t at = 0; at < size; at += STAGE_BYTES) {
+        size_t n = size - at < STAGE_BYTES ? size - at : STAGE_BYTES;
+        struct ggml_tensor t;
+        tensor_byte_view(&t, buf, offset + at, n);
+        ggml_backend_tensor_get_async(s->backend, &t, q->stage_base, 0, n);
+        ggml_backend_synchronize(s->backend);
+        memcpy((uint8_t *)dst + at, q->stage_base, n);
+    }
+    return true;
+}
+
 size_t queued_writes_stage_bytes(const struct queued_writes *q) { return q->stage ? STAGE_BYTES : 0; }
 
 void queued_writes_drop_stage(struct queued_writes *q)

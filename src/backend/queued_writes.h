@@ -33,6 +33,10 @@ struct queued_writes {
  * room: the bytes a stage not made yet may take (the guest's buffer limit: backend_ctx_room) */
 bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint64_t offset, const void *data,
                        size_t size, uint64_t room);
+/* Reads [offset, offset + size) of buf into dst through the stage (pinned memory: the device
+ * copies into it at full speed, the host then copies out), after settling the queue; false:
+ * no stage or a buffer the target stream cannot read asynchronously (the caller reads). */
+bool queued_writes_read(struct queued_writes *q, ggml_backend_buffer_t buf, uint64_t offset, void *dst, size_t size);
 /* the bytes the stage holds (0: none made) */
 size_t queued_writes_stage_bytes(const struct queued_writes *q);
 /* settles and frees the stage (the next queued write makes it again) */

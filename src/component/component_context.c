@@ -106,6 +106,9 @@ static void activity_begin(struct apir_activity *a, const struct apir_command *c
 
 void apir_context_detach_resource(struct apir_context *ctx, uint32_t res_id)
 {
+    /* before the caller unmaps it: the backend may have pinned it for the device */
+    if (ctx->lib && ctx->lib->resource_detach && apir_resources_find(&ctx->resources, res_id))
+        ctx->lib->resource_detach(ctx->ctx_id, res_id);
     apir_resources_detach(&ctx->resources, res_id);
 }
 

@@ -47,6 +47,7 @@ struct apir_library {
     apir_backend_initialize_fn initialize;
     apir_backend_dispatcher_fn dispatcher;
     apir_backend_deinit_fn deinit;
+    apir_backend_resource_detach_fn resource_detach; /* optional (NULL) */
 };
 /* Loads (or shares) the library at path; returns an apir_load_library_code (0 on success,
  * CANNOT_OPEN, SYMBOL_MISSING) and logs the reason. */

@@ -43,6 +43,7 @@ static int library_open(const char *path, struct apir_library **out)
     lib.initialize = (apir_backend_initialize_fn)dlsym(handle, APIR_BACKEND_SYM_INITIALIZE);
     lib.dispatcher = (apir_backend_dispatcher_fn)dlsym(handle, APIR_BACKEND_SYM_DISPATCHER);
     lib.deinit = (apir_backend_deinit_fn)dlsym(handle, APIR_BACKEND_SYM_DEINIT);
+    lib.resource_detach = (apir_backend_resource_detach_fn)dlsym(handle, APIR_BACKEND_SYM_RESOURCE_DETACH);
     const char *missing = !lib.initialize ? APIR_BACKEND_SYM_INITIALIZE
                           : !lib.dispatcher ? APIR_BACKEND_SYM_DISPATCHER
                           : !lib.deinit ? APIR_BACKEND_SYM_DEINIT

@@ -98,18 +98,11 @@ static void host_buffer_clear(ggml_backend_buffer_t buffer, uint8_t value)
     memset(ctx_of(buffer)->base, value, ctx_of(buffer)->size);
 }
 
+/* ggml's CPU buffer, in substance; the members left out are NULL */
 static const struct ggml_backend_buffer_i host_buffer_iface = {
-    .free_buffer = host_buffer_free,
-    .get_base = host_buffer_get_base,
-    .init_tensor = NULL,
-    .memset_tensor = host_buffer_memset_tensor,
-    .set_tensor = host_buffer_set_tensor,
-    .get_tensor = host_buffer_get_tensor,
-    .set_tensor_2d = NULL,
-    .get_tensor_2d = NULL,
-    .cpy_tensor = host_buffer_cpy_tensor,
-    .clear = host_buffer_clear,
-    .reset = NULL,
+    .free_buffer = host_buffer_free, .get_base = host_buffer_get_base,
+    .memset_tensor = host_buffer_memset_tensor, .set_tensor = host_buffer_set_tensor,
+    .get_tensor = host_buffer_get_tensor, .cpy_tensor = host_buffer_cpy_tensor, .clear = host_buffer_clear,
 };
 
 static struct vgpu_device *dev_of(ggml_backend_buffer_type_t buft) { return buft->context; }
@@ -171,13 +164,10 @@ static size_t host_buft_get_alignment(ggml_backend_buffer_type_t buft) { return 
 
 static bool host_buft_is_host(ggml_backend_buffer_type_t buft) { return true; }
 
+/* no maximum size, ggml_nbytes per tensor (NULL members) */
 static const struct ggml_backend_buffer_type_i host_buft_iface = {
-    .get_name = host_buft_get_name,
-    .alloc_buffer = host_buft_alloc_buffer,
-    .get_alignment = host_buft_get_alignment,
-    .get_max_size = NULL,
-    .get_alloc_size = NULL,
-    .is_host = host_buft_is_host,
+    .get_name = host_buft_get_name, .alloc_buffer = host_buft_alloc_buffer,
+    .get_alignment = host_buft_get_alignment, .is_host = host_buft_is_host,
 };
 
 void vgpu_host_buft_init(struct ggml_backend_buffer_type *buft, struct vgpu_device *d)

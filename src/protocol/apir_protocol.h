@@ -114,6 +114,8 @@ struct virgl_apir_callbacks {
 #define APIR_BACKEND_SYM_INITIALIZE "apir_backend_initialize"
 #define APIR_BACKEND_SYM_DISPATCHER "apir_backend_dispatcher"
 #define APIR_BACKEND_SYM_DEINIT "apir_backend_deinit"
+/* optional: the guest's resource res_id is about to be unmapped (the backend lets go of it) */
+#define APIR_BACKEND_SYM_RESOURCE_DETACH "apir_backend_resource_detach"
 
 typedef uint32_t (*apir_backend_initialize_fn)(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs);
 /* Runs FORWARD command `cmd_index` whose arguments are [dec_cur, dec_end) (a private copy);
@@ -123,5 +125,6 @@ typedef uint32_t (*apir_backend_dispatcher_fn)(uint32_t virgl_ctx_id, struct vir
                                                uint32_t cmd_index, char *dec_cur, const char *dec_end,
                                                char *enc_cur, const char *enc_end, char **enc_cur_after);
 typedef void (*apir_backend_deinit_fn)(uint32_t virgl_ctx_id);
+typedef void (*apir_backend_resource_detach_fn)(uint32_t virgl_ctx_id, uint32_t res_id);
 
 #endif

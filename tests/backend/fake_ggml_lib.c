@@ -62,7 +62,10 @@ static void scribbling_set(ggml_backend_buffer_t buf, struct ggml_tensor *t, con
     cpu_set_tensor(buf, t, data, off, size);
 }
 
-/* host memory whose writes go through scribbling_set */
+static void (*cpu_get_tensor)(ggml_backend_buffer_t, const struct ggml_tensor *, void *, size_t, size_t);
+static void checking_get(ggml_backend_buffer_t buf, const struct ggml_tensor *t, void *data, size_t off, size_t size);
+
+/* host memory whose writes go through scribbling_set (and reads through checking_get) */
 static struct ggml_backend_buffer_type async_buft;
 static const char *buft_name(ggml_backend_buffer_type_t t) { return "FakeAsync"; }
 static ggml_backend_buffer_t buft_alloc(ggml_backend_buffer_type_t t, size_t size)
@@ -71,12 +74,63 @@ static ggml_backend_buffer_t buft_alloc(ggml_backend_buffer_type_t t, size_t siz
     if (b) {
         cpu_set_tensor = b->iface.set_tensor;
         b->iface.set_tensor = scribbling_set;
+        cpu_get_tensor = b->iface.get_tensor;
+        b->iface.get_tensor = checking_get;
         b->buft = &async_buft;
     }
     return b;
 }
 static size_t buft_align(ggml_backend_buffer_type_t t) { return 64; }
-static bool buft_host(ggml_backend_buffer_type_t t) { return true; }
+static bool device_memory;
+static bool buft_host(ggml_backend_buffer_type_t t) { return !device_memory; }
+
+/* Pinning, as ggml-cuda offers it (ggml_backend_register_host_buffer: read-only for the
+ * device). With fake_async_device_memory(true) the buffers say they are device memory, so the
+ * host pins the resources it writes from; a read of a buffer into a pinned range (the device
+ * writing read-only memory: CUDA fails the copy) counts as a violation. */
+enum { MAX_PINNED = 16 };
+static struct {
+    const char *p;
+    size_t n;
+} pinned[MAX_PINNED];
+static int n_pinned, pin_violations;
+static bool pin(void *p, size_t n)
+{
+    if (n_pinned == MAX_PINNED)
+        return false;
+    pinned[n_pinned].p = p;
+    pinned[n_pinned++].n = n;
+    return true;
+}
+static void unpin(void *p)
+{
+    for (int i = 0; i < n_pinned; i++)
+        if (pinned[i].p == p) {
+            pinned[i] = pinned[--n_pinned];
+            return;
+        }
+    pin_violations++; /* never pinned */
+}
+EXPORT void fake_async_device_memory(bool on) { device_memory = on; }
+EXPORT int fake_pinned_count(void) { return n_pinned; }
+EXPORT int fake_pin_violations(void) { return pin_violations; }
+
+static void checking_get(ggml_backend_buffer_t buf, const struct ggml_tensor *t, void *data, size_t off, size_t size)
+{
+    for (int i = 0; i < n_pinned; i++)
+        if ((const char *)data < pinned[i].p + pinned[i].n && pinned[i].p < (const char *)data + size)
+            pin_violations++;
+    cpu_get_tensor(buf, t, data, off, size);
+}
+
+static void *get_proc(ggml_backend_reg_t reg, const char *name)
+{
+    if (!strcmp(name, "ggml_backend_register_host_buffer"))
+        return (void *)pin;
+    if (!strcmp(name, "ggml_backend_unregister_host_buffer"))
+        return (void *)unpin;
+    return NULL;
+}
 static enum ggml_status async_compute(ggml_backend_t b, struct ggml_cgraph *g)
 {
     deferred_run();
@@ -118,6 +172,7 @@ static struct ggml_backend_device async_dev = {
 };
 static size_t one_device(ggml_backend_reg_t reg) { return 1; }
 static ggml_backend_dev_t the_device(ggml_backend_reg_t reg, size_t i) { return i == 0 ? &async_dev : NULL; }
-static struct ggml_backend_reg async_reg = {GGML_BACKEND_API_VERSION, {fake_name, one_device, the_device, NULL}, NULL};
+static struct ggml_backend_reg async_reg = {GGML_BACKEND_API_VERSION, {fake_name, one_device, the_device, get_proc},
+                                            NULL};
 
 EXPORT ggml_backend_reg_t fake_reg_async(void) { return &async_reg; }

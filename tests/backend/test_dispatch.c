@@ -633,6 +633,53 @@ static void test_queued_write_order(void)
     big_shm = NULL;
 }
 
+/* Pinned resources on a GPU-like host that offers pinning (as ggml-cuda does, read-only for
+ * the device): a large write from a resource pins it and lands; a read into a pinned resource
+ * never has the device write it (CUDA fails such a copy: the guest's worker would abort); a
+ * small write pins nothing; the component's detach hook and deinit unpin. */
+static void test_pinned_resources(void)
+{
+    enum { BIG = 2 << 20 };
+    cfg_path = FAKE_GGML_LIB;
+    cfg_reg = "fake_reg_async";
+    big_shm = calloc(1, BIG_SHM);
+    void *lib = dlopen(FAKE_GGML_LIB, RTLD_NOW | RTLD_NOLOAD);
+    void (*device_memory)(bool) = lib ? (void (*)(bool))dlsym(lib, "fake_async_device_memory") : NULL;
+    int (*pinned)(void) = lib ? (int (*)(void))dlsym(lib, "fake_pinned_count") : NULL;
+    int (*violations)(void) = lib ? (int (*)(void))dlsym(lib, "fake_pin_violations") : NULL;
+    CHECK(device_memory && pinned && violations);
+    if (!device_memory || !pinned || !violations)
+        return;
+    device_memory(true);
+    CHECK_EQ(apir_backend_initialize(8, &cbs), APIR_BACKEND_INIT_SUCCESS);
+    CHECK_EQ(call_u32(8, APIR_FWD_DEVICE_GET_INFO, 0), APIR_BACKEND_OK);
+    char name[128];
+    uint32_t type;
+    uint32_t buft = device_info_reply(name, sizeof name, &type);
+    uint32_t buf = alloc_buffer(8, buft, 2 * BIG);
+    CHECK(buf != 0);
+    for (size_t i = 0; i < BIG; i++)
+        big_shm[i] = (uint8_t)(i * 7);
+    CHECK_EQ(transfer(8, APIR_FWD_BUFFER_SET, buf, 0, BIG, BIG_RES, 0), APIR_BACKEND_OK);
+    CHECK_EQ(pinned(), 1);
+    CHECK_EQ(transfer(8, APIR_FWD_BUFFER_GET, buf, 0, BIG, BIG_RES, BIG), APIR_BACKEND_OK);
+    CHECK(!memcmp(big_shm, big_shm + BIG, BIG));
+    CHECK_EQ(violations(), 0);
+    memset(shm, 'S', 4096);
+    CHECK_EQ(transfer(8, APIR_FWD_BUFFER_SET, buf, BIG, 4096, RES_ID, 0), APIR_BACKEND_OK);
+    CHECK_EQ(pinned(), 1); /* a small write from the other resource: not worth pinning it */
+    apir_backend_resource_detach(8, BIG_RES);
+    CHECK_EQ(pinned(), 0);
+    CHECK_EQ(transfer(8, APIR_FWD_BUFFER_SET, buf, 0, BIG, BIG_RES, 0), APIR_BACKEND_OK);
+    CHECK_EQ(pinned(), 1);
+    apir_backend_deinit(8); /* unpins what is left */
+    CHECK_EQ(pinned(), 0);
+    CHECK_EQ(violations(), 0);
+    device_memory(false);
+    free(big_shm);
+    big_shm = NULL;
+}
+
 int main(void)
 {
     char cpu[PATH_MAX];
@@ -647,6 +694,7 @@ int main(void)
     test_init_errors(cpu);
     test_session(cpu);
     test_queued_write_order();
+    test_pinned_resources();
     free(shm);
     unlink(log_path);
     if (failures)
