@@ -47,6 +47,9 @@ bool pinned_blobs_use(struct pinned_blobs *p, ggml_backend_reg_t reg, uint32_t r
         return false;
     p->items[p->n++] = (struct pinned_blob){res_id, ptr, size};
     p->bytes += size;
+    backend_log("resource %u (%llu bytes) pinned for the device's copies (%u of %d, %llu of %llu bytes)", res_id,
+                (unsigned long long)size, p->n, PINNED_BLOBS_MAX, (unsigned long long)p->bytes,
+                (unsigned long long)PINNED_BLOBS_BYTES);
     return true;
 }
 
