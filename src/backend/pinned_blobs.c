@@ -33,18 +33,29 @@ static struct pinned_blob *find(struct pinned_blobs *p, uint32_t res_id)
 bool pinned_blobs_use(struct pinned_blobs *p, ggml_backend_reg_t reg, uint32_t res_id, void *ptr, uint64_t size,
                       uint64_t write_bytes)
 {
+    /* smaller writes keep the stage: queued, they cost the guest no wait */
+    if (write_bytes < PINNED_BLOBS_MIN_WRITE)
+        return false;
     struct pinned_blob *b = find(p, res_id);
     if (b) {
         if (b->ptr == ptr && b->size == size)
             return true;
         pinned_blobs_forget(p, res_id); /* the same id mapped anew: should not happen, cheap to handle */
     }
-    if (write_bytes < PINNED_BLOBS_MIN_WRITE || p->n == PINNED_BLOBS_MAX || size > PINNED_BLOBS_BYTES - p->bytes)
+    if (p->n == PINNED_BLOBS_MAX || size > PINNED_BLOBS_BYTES - p->bytes)
         return false;
     if (!p->probed)
         probe(p, reg);
-    if (!p->reg || !p->reg(ptr, (size_t)size))
+    if (!p->reg)
         return false;
+    if (!p->reg(ptr, (size_t)size)) {
+        /* (ggml-cuda says why at debug level) a platform that refuses once refuses again:
+         * do not pay the attempt at every write */
+        backend_log("pinning a %llu-byte resource failed: its writes, and later ones, copy through the stage",
+                    (unsigned long long)size);
+        p->reg = NULL;
+        return false;
+    }
     p->items[p->n++] = (struct pinned_blob){res_id, ptr, size};
     p->bytes += size;
     backend_log("resource %u (%llu bytes) pinned for the device's copies (%u of %d, %llu of %llu bytes)", res_id,

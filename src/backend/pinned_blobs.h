@@ -21,7 +21,8 @@
 
 #define PINNED_BLOBS_MAX 8
 #define PINNED_BLOBS_BYTES ((uint64_t)256 << 20)
-/* smaller writes cost less than registering would save */
+/* smaller writes stay queued on the stage (no wait for the guest), even from a pinned
+ * resource: the direct copy is synchronous */
 #define PINNED_BLOBS_MIN_WRITE ((uint64_t)1 << 20)
 
 struct pinned_blob {
@@ -40,8 +41,9 @@ struct pinned_blobs {
 };
 
 /* The resource res_id (mapped at ptr, size bytes) is the source of a write of write_bytes into
- * a device buffer: true if it is pinned (now or before), so the device may copy from it
- * directly; false: copy as usual. reg: the ggml library's registry. */
+ * a device buffer: true if the write is large enough and the resource pinned (now or before),
+ * so the device may copy from it directly; false: copy as usual. A refused pin switches
+ * pinning off for the context. reg: the ggml library's registry. */
 bool pinned_blobs_use(struct pinned_blobs *p, ggml_backend_reg_t reg, uint32_t res_id, void *ptr, uint64_t size,
                       uint64_t write_bytes);
 /* does [ptr, ptr + size) overlap a pinned resource? */

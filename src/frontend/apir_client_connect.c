@@ -133,8 +133,12 @@ static void drop_transport(struct apir_client *c, bool lost)
 static bool attach_transport(struct apir_client *c, struct apir_transport *t, uint64_t deadline_ns, char *why,
                              size_t why_len)
 {
+    /* under the lock: apir_client_blob_destroy must see both or neither (blobs kept from an
+     * earlier connection no longer name anything) */
+    pthread_mutex_lock(&c->lock);
+    c->generation++;
     c->transport = t;
-    c->generation++; /* blobs kept from an earlier connection no longer name anything */
+    pthread_mutex_unlock(&c->lock);
     c->cmd_offset = t->capset_id == APIR_CAPSET_ID_VENUS ? APIR_VENUS_CMD_OFFSET : 0;
     int err = apir_transport_create_blob(t, APIR_CLIENT_REPLY_PAGE_SIZE, &c->reply);
     if (err) {
@@ -413,6 +417,15 @@ int apir_client_blob_create(struct apir_client *c, size_t size, struct apir_clie
     if (atomic_load(&c->state) == APIR_CLIENT_CONNECTED && c->transport) {
         rc = apir_transport_create_blob(c->transport, size, &b->shm);
         b->generation = c->generation;
+        /* refused (or out of address space): the connection is fine. Anything else may leave
+         * the vtest stream in the middle of a reply: the device is lost, as for a command. */
+        if (rc && rc != -ENOMEM && rc != -EINVAL && rc != -ENOSPC) {
+            char what[160];
+            snprintf(what, sizeof what, "making a %zu-byte shared host buffer over %s failed: %s", size,
+                     c->transport->name, strerror(-rc));
+            apir_client_lose_locked(c, APIR_CLIENT_ERR_TRANSPORT, what);
+            rc = -ENOTCONN;
+        }
     }
     pthread_mutex_unlock(&c->lock);
     return rc;

@@ -37,6 +37,7 @@ static void async_set(ggml_backend_t b, struct ggml_tensor *t, const void *data,
     deferred_add((char *)t->data + off, data, size);
 }
 static void async_sync(ggml_backend_t b) { deferred_run(); }
+static void async_get(ggml_backend_t b, const struct ggml_tensor *t, void *data, size_t off, size_t size);
 
 /* scribble mode: each buffer write first overwrites `scribble` with `with` (a guest changing
  * its shared resource while the host copies from it), and the backend stops queueing */
@@ -112,14 +113,25 @@ static void unpin(void *p)
     pin_violations++; /* never pinned */
 }
 EXPORT void fake_async_device_memory(bool on) { device_memory = on; }
+
+static void count_violations(const void *data, size_t size)
+{
+    for (int i = 0; i < n_pinned; i++)
+        if ((const char *)data < pinned[i].p + pinned[i].n && pinned[i].p < (const char *)data + size)
+            pin_violations++;
+}
+/* a device-to-host copy queued on the stream, as the writes are */
+static void async_get(ggml_backend_t b, const struct ggml_tensor *t, void *data, size_t off, size_t size)
+{
+    count_violations(data, size);
+    deferred_add(data, (const char *)t->data + off, size);
+}
 EXPORT int fake_pinned_count(void) { return n_pinned; }
 EXPORT int fake_pin_violations(void) { return pin_violations; }
 
 static void checking_get(ggml_backend_buffer_t buf, const struct ggml_tensor *t, void *data, size_t off, size_t size)
 {
-    for (int i = 0; i < n_pinned; i++)
-        if ((const char *)data < pinned[i].p + pinned[i].n && pinned[i].p < (const char *)data + size)
-            pin_violations++;
+    count_violations(data, size);
     cpu_get_tensor(buf, t, data, off, size);
 }
 
@@ -145,7 +157,7 @@ static struct ggml_backend_buffer_type async_buft = {
 };
 static struct ggml_backend async_backend = {
     .iface = {.get_name = async_name, .free = async_free, .set_tensor_async = async_set,
-              .synchronize = async_sync, .graph_compute = async_compute},
+              .get_tensor_async = async_get, .synchronize = async_sync, .graph_compute = async_compute},
     .device = &async_dev,
 };
 

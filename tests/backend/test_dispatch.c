@@ -635,8 +635,9 @@ static void test_queued_write_order(void)
 
 /* Pinned resources on a GPU-like host that offers pinning (as ggml-cuda does, read-only for
  * the device): a large write from a resource pins it and lands; a read into a pinned resource
- * never has the device write it (CUDA fails such a copy: the guest's worker would abort); a
- * small write pins nothing; the component's detach hook and deinit unpin. */
+ * never has the device write it (CUDA fails such a copy: the guest's worker would abort),
+ * through the stage or without one, nor do a recompute's outputs; a small write pins nothing;
+ * the component's detach hook and deinit unpin. */
 static void test_pinned_resources(void)
 {
     enum { BIG = 2 << 20 };
@@ -668,6 +669,31 @@ static void test_pinned_resources(void)
     memset(shm, 'S', 4096);
     CHECK_EQ(transfer(8, APIR_FWD_BUFFER_SET, buf, BIG, 4096, RES_ID, 0), APIR_BACKEND_OK);
     CHECK_EQ(pinned(), 1); /* a small write from the other resource: not worth pinning it */
+    /* a compute, so that writes queue on its stream and reads go through the stage */
+    CHECK_EQ(call_u32(8, APIR_FWD_BACKEND_INIT, 0), APIR_BACKEND_OK);
+    uint32_t be = apir_get_u32(&r);
+    struct apir_wire_tensor t[3];
+    uint32_t node = 2;
+    wt_mul_mat(t, buf);
+    begin_graph(be, t, 3, &node, 1);
+    CHECK_EQ(call(8, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    apir_get_u32(&r);
+    uint32_t slot = apir_get_u32(&r);
+    CHECK_EQ(transfer(8, APIR_FWD_BUFFER_SET, buf, BIG, 4096, RES_ID, 0), APIR_BACKEND_OK); /* makes the stage */
+    memset(big_shm + BIG, 0, BIG);
+    CHECK_EQ(transfer(8, APIR_FWD_BUFFER_GET, buf, 0, BIG, BIG_RES, BIG), APIR_BACKEND_OK);
+    CHECK(!memcmp(big_shm, big_shm + BIG, BIG));
+    begin();
+    apir_put_u32(&a, be);
+    apir_put_u32(&a, slot);
+    apir_put_u32(&a, 1);
+    apir_put_u32(&a, BIG_RES);
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, BIG);
+    apir_put_u64(&a, 4096);
+    CHECK_EQ(call(8, APIR_FWD_GRAPH_RECOMPUTE), APIR_BACKEND_OK);
+    CHECK(all_bytes(big_shm, 4096, 'S'));
+    CHECK_EQ(violations(), 0);
     apir_backend_resource_detach(8, BIG_RES);
     CHECK_EQ(pinned(), 0);
     CHECK_EQ(transfer(8, APIR_FWD_BUFFER_SET, buf, 0, BIG, BIG_RES, 0), APIR_BACKEND_OK);
