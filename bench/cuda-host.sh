@@ -14,6 +14,8 @@
 #              and VIRGL_APIR_STATS, the host's ggml log at debug level (the CUDA backend says there
 #              whether it reused its CUDA graphs), and bench-roundtrip's no-op round trip
 #   ppbreakdown  the same for the prompt (pp512), without the round trip
+#   decodetimes  bench/decode-times.sh: per llama_decode, natively and through VirtGPU0, the time in
+#              tensor_set and in graph computes, and the host's own graph compute next to native's
 #   cpubench   bench/llama-bench.sh on the CPU backend (BENCH_BACKEND=cpu): native CPU, VirtGPU0 and
 #              RPC0 on this host's cores
 #   opsmoe     the ops step for the ops of a mixture-of-experts layer only (TOPK_MOE, MUL_MAT_ID, ARGSORT,
@@ -99,6 +101,10 @@ step_breakdown() {
     LD_LIBRARY_PATH="$tools" bash tests/lib/with-server.sh "$build" -- "$build/bin/bench-roundtrip" \
         >"$res/breakdown-roundtrip.txt" 2>&1
     log "bench-roundtrip (exit $?): $(tail -n 1 "$res/breakdown-roundtrip.txt")"
+}
+step_decodetimes() {
+    bash bench/decode-times.sh "$build" >"$res/decode-times.txt" 2>&1
+    log "decode times:"; grep -v '^build-llama-tools' "$res/decode-times.txt" | tee -a "$res/summary.txt"
 }
 step_tools() {
     tar cf - -C "$tools" --exclude='*.a' . | xz -T0 -6 | split -b 15M -d - "$res/llama-tools.tar.xz."
