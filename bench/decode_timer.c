@@ -103,23 +103,18 @@ void ggml_backend_tensor_copy(struct ggml_tensor *s, struct ggml_tensor *d)
     TIMED(F_COPY, 0, r(s, d));
 }
 
-int ggml_backend_sched_graph_compute_async(struct ggml_backend_sched *s, struct ggml_cgraph *g)
-{
-    static int (*r)(struct ggml_backend_sched *, struct ggml_cgraph *);
-    REAL(r, "ggml_backend_sched_graph_compute_async");
-    int st;
-    TIMED(F_SCHED_COMPUTE, 0, st = r(s, g));
-    return st;
-}
-
-bool ggml_backend_sched_alloc_graph(struct ggml_backend_sched *s, struct ggml_cgraph *g)
-{
-    static bool (*r)(struct ggml_backend_sched *, struct ggml_cgraph *);
-    REAL(r, "ggml_backend_sched_alloc_graph");
-    bool st;
-    TIMED(F_SCHED_ALLOC, 0, st = r(s, g));
-    return st;
-}
+/* a scheduler call of two pointer arguments, timed into field f */
+#define SCHED_WRAPPER(ret, fn, f)                                                                  \
+    ret fn(struct ggml_backend_sched *s, struct ggml_cgraph *g)                                    \
+    {                                                                                              \
+        static ret (*r)(struct ggml_backend_sched *, struct ggml_cgraph *);                        \
+        REAL(r, #fn);                                                                              \
+        ret st;                                                                                    \
+        TIMED(f, 0, st = r(s, g));                                                                 \
+        return st;                                                                                 \
+    }
+SCHED_WRAPPER(int, ggml_backend_sched_graph_compute_async, F_SCHED_COMPUTE)
+SCHED_WRAPPER(bool, ggml_backend_sched_alloc_graph, F_SCHED_ALLOC)
 
 static void (*real_sync)(backend_t);
 
