@@ -9,7 +9,11 @@
 
 #include "apir_component.h"
 #include "apir_forward.h"
+#include "apir_codec.h"
 #include "apir_protocol.h"
+
+#include <dlfcn.h>
+#include <stdbool.h>
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -31,6 +35,7 @@ struct fixture {
 static const char *backend_lib(void) { return getenv("APIR_TEST_BACKEND_LIB"); }
 static const char *cpu_lib(void) { return getenv("APIR_TEST_CPU_LIB"); }
 static const char *base_lib(void) { return getenv("APIR_TEST_BASE_LIB"); }
+static const char *fake_lib(void) { return getenv("APIR_TEST_FAKE_GGML_LIB"); }
 
 static void clear_env(void)
 {
@@ -297,6 +302,78 @@ static void test_load_library_backend_codes(void **state)
     close_ctx(&g);
 }
 
+/* one FORWARD: cmd, then args; returns the backend status, the reply payload in f->page + 8 */
+static int forward(struct fixture *f, uint32_t cmd, const void *args, size_t n_args)
+{
+    uint8_t buf[128];
+    size_t n = put_header(buf, APIR_COMMAND_TYPE_FORWARD, REPLY_RES);
+    memcpy(buf + n, &cmd, 4);
+    memcpy(buf + n + 4, args, n_args);
+    return run(f, buf, n + 4 + n_args, 0) - APIR_FORWARD_BASE_INDEX;
+}
+
+/* The component tells the backend before a resource goes (apir_backend_resource_detach): a
+ * resource the backend pinned for the device is unpinned while it is still mapped. On the
+ * fake GGML library's GPU-like device, which pins as ggml-cuda does. */
+static void test_detach_unpins(void **state)
+{
+    if (!backend_lib() || !fake_lib())
+        skip();
+    clear_env();
+    struct fixture f = open_ctx(APIR_CAPSET_ID_APIR);
+    apir_context_configure(f.ctx, APIR_KEY_LOAD_LIBRARY_PATH, backend_lib());
+    apir_context_configure(f.ctx, APIR_KEY_GGML_LIBRARY_PATH, fake_lib());
+    apir_context_configure(f.ctx, APIR_KEY_GGML_LIBRARY_REG, "fake_reg_async");
+    assert_int_equal(load_library(&f, 0), APIR_LOAD_LIBRARY_SUCCESS);
+    void *lib = dlopen(fake_lib(), RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(lib);
+    void (*device_memory)(bool) = (void (*)(bool))dlsym(lib, "fake_async_device_memory");
+    int (*pinned)(void) = (int (*)(void))dlsym(lib, "fake_pinned_count");
+    assert_true(device_memory && pinned);
+    device_memory(true);
+
+    uint32_t dev = 0;
+    assert_int_equal(forward(&f, APIR_FWD_DEVICE_GET_INFO, &dev, 4), APIR_BACKEND_OK);
+    uint32_t len;
+    memcpy(&len, f.page + 4, 4);
+    struct apir_decoder d;
+    apir_decoder_init(&d, f.page + 8, len);
+    char s[256];
+    apir_get_str(&d, s, sizeof s);
+    apir_get_str(&d, s, sizeof s);
+    apir_get_u32(&d);
+    for (int i = 0; i < 4; i++)
+        apir_get_u8(&d);
+    uint32_t buft = apir_get_u32(&d);
+    assert_false(d.error);
+
+    enum { BIG = 2 << 20, RES = 42 };
+    uint8_t args[40];
+    struct apir_encoder e;
+    apir_encoder_init(&e, args, sizeof args);
+    apir_put_u32(&e, buft);
+    apir_put_u64(&e, BIG);
+    assert_int_equal(forward(&f, APIR_FWD_BUFT_ALLOC_BUFFER, args, e.pos), APIR_BACKEND_OK);
+    uint32_t buf;
+    memcpy(&buf, f.page + 8, 4);
+    uint8_t *res = mmap(NULL, BIG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(res != MAP_FAILED);
+    assert_int_equal(apir_context_attach_resource(f.ctx, RES, res, BIG), 0);
+    apir_encoder_init(&e, args, sizeof args);
+    apir_put_u32(&e, buf);
+    apir_put_u64(&e, 0);
+    apir_put_u64(&e, BIG);
+    apir_put_u32(&e, RES);
+    apir_put_u64(&e, 0);
+    assert_int_equal(forward(&f, APIR_FWD_BUFFER_SET, args, e.pos), APIR_BACKEND_OK);
+    assert_int_equal(pinned(), 1);
+    apir_context_detach_resource(f.ctx, RES);
+    assert_int_equal(pinned(), 0); /* before the caller unmaps it */
+    munmap(res, BIG);
+    device_memory(false);
+    close_ctx(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_configure_keys),
         cmocka_unit_test(test_load_library_component_codes),
         cmocka_unit_test(test_load_library_backend_codes),
+        cmocka_unit_test(test_detach_unpins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
