@@ -155,7 +155,7 @@ void apir_client_set_host_off_cpu(struct apir_client *c, bool off_cpu);
 
 /* Makes a kept blob of size bytes on the current connection (connecting if needed); 0 or a
  * negative errno: -ENOMEM the host refused it (apir.limit.blobs, apir.limit.blob_bytes),
- * -ENOTCONN no connection (device lost). */
+ * -ENOTCONN no connection (device lost), -EOPNOTSUPP not over this transport (kept_blobs). */
 int apir_client_blob_create(struct apir_client *c, size_t size, struct apir_client_blob *b);
 /* Unmaps it, and gives it back to the host when its connection is still the current one (an
  * ended connection took the host's side with it). */

@@ -47,6 +47,12 @@ struct apir_transport {
     /* the host wakes reply waiters with FUTEX_WAKE on the shared page (same-host vtest);
      * false in a VM, where the guest spins then backs off */
     bool host_futex_wake;
+    /* the guest may keep blobs as memory of its own (apir_client_blob_create: host buffers).
+     * Not over virtio-gpu yet: there each is a host-visible blob mapped through the device's
+     * BAR, which QEMU unmaps asynchronously when it goes, and in the test VM (QEMU 10, TCG) one
+     * run of seven stalled the virtio-gpu queue after a process that had kept three exited
+     * (cause not found; not known to happen without them) */
+    bool kept_blobs;
     /* set by the client before destroying a transport whose host is gone or hung: say
      * nothing more to it (a stopped host must not block the guest) */
     bool lost;

@@ -118,6 +118,8 @@ static bool share(struct host_buffer *hb, struct vgpu_device *d, size_t size)
     if (size > VGPU_HOST_BUFFER_SHARED_MAX || bytes < size)
         return false;
     int rc = apir_client_blob_create(d->client, bytes, &hb->blob);
+    if (rc == -EOPNOTSUPP)
+        return false; /* a transport that does not offer them (transport.h, kept_blobs) */
     if (rc) {
         if (!atomic_exchange(&told, true))
             GUEST_LOG_INFO("%s: a host buffer of %zu bytes is not shared with the host (%s); its transfers "

@@ -5,7 +5,8 @@
  * VirtGPU buffer names the blob and moves no byte through the data page
  * (vgpu_rpc_buffer_transfer_blob). A buffer the host does not share (larger than
  * VGPU_HOST_BUFFER_SHARED_MAX, over apir.limit.blobs or apir.limit.blob_bytes, no host) is
- * plain guest memory and its transfers copy through the data page as any other memory. */
+ * plain guest memory and its transfers copy through the data page as any other memory; so
+ * are all of them over virtio-gpu, for now (transport.h, kept_blobs). */
 #ifndef VGPU_HOST_BUFFER_H
 #define VGPU_HOST_BUFFER_H
 

@@ -449,7 +449,7 @@ struct apir_transport *apir_transport_vtest_open(const char *socket_path, uint32
         v->read_deadline.tv_sec++;
         v->read_deadline.tv_nsec -= 1000000000L;
     }
-    v->base = (struct apir_transport){.ops = &vtest_ops, .name = "vtest", .capset_id = capset_id,
+    v->base = (struct apir_transport){.ops = &vtest_ops, .name = "vtest", .capset_id = capset_id, .kept_blobs = true,
                                       .host_futex_wake = true};
     if (do_connect(v, socket_path, why, why_len) != 0 || do_init(v, capset_id, why, why_len) != 0) {
         if (v->fd >= 0)
