@@ -188,16 +188,12 @@ static uint32_t transfer(struct cmd_call *c, bool to_buffer)
             src = kept;
         else
             write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
-        /* from a pinned resource the device copies directly (pinned_blobs.h); the copy is done
-         * when ggml returns, so the guest may change the resource after the reply */
-        if (!kept && !ggml_backend_buffer_is_host(buf) &&
-            pinned_blobs_use(&c->ctx->pinned, c->ctx->reg, res_id, shm, shm_size, size)) {
-            queued_writes_settle(&c->ctx->writes); /* earlier queued writes land first */
-            ggml_backend_tensor_set(&t, src, 0, (size_t)size);
-            return APIR_BACKEND_OK;
-        }
-        /* queued: copied out of the resource now, so the guest may reuse it after any reply */
-        if (queued_writes_try(&c->ctx->writes, buf, offset, src, (size_t)size, backend_ctx_room(c->ctx)))
+        /* from a pinned resource the device copies directly (pinned_blobs.h), synchronously, so
+         * the guest may change the resource after the reply; else queued: copied out of the
+         * resource now, so the guest may reuse it after any reply */
+        bool direct = !kept && !ggml_backend_buffer_is_host(buf) &&
+                      pinned_blobs_use(&c->ctx->pinned, c->ctx->reg, res_id, shm, shm_size, size);
+        if (!direct && queued_writes_try(&c->ctx->writes, buf, offset, src, (size_t)size, backend_ctx_room(c->ctx)))
             return APIR_BACKEND_OK;
         queued_writes_settle(&c->ctx->writes); /* earlier queued writes land first */
         ggml_backend_tensor_set(&t, src, 0, (size_t)size);

@@ -414,9 +414,10 @@ int apir_client_blob_create(struct apir_client *c, size_t size, struct apir_clie
         return -ENOTCONN;
     pthread_mutex_lock(&c->lock);
     int rc = -ENOTCONN;
-    if (atomic_load(&c->state) == APIR_CLIENT_CONNECTED && c->transport && !c->transport->kept_blobs) {
+    bool up = atomic_load(&c->state) == APIR_CLIENT_CONNECTED && c->transport;
+    if (up && !c->transport->kept_blobs) {
         rc = -EOPNOTSUPP;
-    } else if (atomic_load(&c->state) == APIR_CLIENT_CONNECTED && c->transport) {
+    } else if (up) {
         rc = apir_transport_create_blob(c->transport, size, &b->shm);
         b->generation = c->generation;
         /* refused (or out of address space): the connection is fine. Anything else may leave

@@ -188,20 +188,27 @@ static void copy_from_page(struct apir_decoder *d, void *out)
     memcpy(p->data, p->page, p->n);
 }
 
-/* a transfer's arguments: n bytes at offset of buffer through the data page at `at`; a SET's
- * bytes are copied there first */
+/* a transfer's arguments: n bytes at offset of buffer, through the shared resource res_id at
+ * `at` (the data page, or a blob the guest keeps) */
+static void put_transfer(struct apir_encoder *e, uint32_t cmd, uint32_t buffer, uint64_t offset, uint32_t res_id,
+                         uint64_t at, size_t n)
+{
+    apir_put_u32(e, buffer);
+    apir_put_u64(e, offset);
+    apir_put_u64(e, n);
+    apir_put_u32(e, res_id);
+    apir_put_u64(e, at);
+    if (vgpu_stats_on())
+        vgpu_stats_data(cmd, n);
+}
+
+/* the same through the data page at `at`; a SET's bytes are copied there first */
 static void put_page_transfer(struct apir_encoder *e, uint32_t cmd, uint32_t buffer, uint64_t offset,
                               const struct apir_shmem *page, uint64_t at, const void *data, size_t n)
 {
     if (cmd == APIR_FWD_BUFFER_SET)
         memcpy((uint8_t *)page->ptr + at, data, n);
-    apir_put_u32(e, buffer);
-    apir_put_u64(e, offset);
-    apir_put_u64(e, n);
-    apir_put_u32(e, page->res_id);
-    apir_put_u64(e, at);
-    if (vgpu_stats_on())
-        vgpu_stats_data(cmd, n);
+    put_transfer(e, cmd, buffer, offset, page->res_id, at, n);
 }
 
 /* One SET/GET of at most *n bytes (fewer when the data page has less room: *n says how many
@@ -298,13 +305,7 @@ int vgpu_rpc_buffer_transfer_blob(struct apir_client *c, bool to_buffer, uint32_
         apir_client_end(c);
         return APIR_BACKEND_OK;
     }
-    apir_put_u32(e, buffer);
-    apir_put_u64(e, offset);
-    apir_put_u64(e, size);
-    apir_put_u32(e, res_id);
-    apir_put_u64(e, at);
-    if (vgpu_stats_on())
-        vgpu_stats_data(cmd, size);
+    put_transfer(e, cmd, buffer, offset, res_id, at, size);
     return call(c, NULL, NULL);
 }
 
