@@ -235,29 +235,17 @@ static void backend_set_tensor_async(ggml_backend_t backend, struct ggml_tensor 
     ggml_backend_tensor_set(tensor, data, offset, size);
 }
 
+/* Members left out are NULL. synchronize among them, on purpose: every command with a reply
+ * has finished on the host when the reply arrives, and fire-and-forget writes need no waiting
+ * (their bytes were copied at submit, and the host runs them before anything later). ggml's
+ * scheduler calls synchronize before EVERY input copy, so a BACKEND_SYNCHRONIZE after pending
+ * writes (tried: see vgpu_rpc_synchronize_pending) cost one round trip per input and undid the
+ * gain; a failed write is still reported by the next GRAPH_COMPUTE/RECOMPUTE/BUFFER_GET. */
 static const struct ggml_backend_i vgpu_backend_iface = {
     .get_name = backend_get_name,
     .free = backend_free,
     .set_tensor_async = backend_set_tensor_async,
-    .get_tensor_async = NULL,
-    .set_tensor_2d_async = NULL,
-    .get_tensor_2d_async = NULL,
-    .cpy_tensor_async = NULL,
-    /* No round trip: every command with a reply has finished on the host when the reply
-     * arrives, and fire-and-forget writes need no waiting (their bytes were copied at submit,
-     * and the host runs them before anything later). ggml's scheduler calls synchronize
-     * before EVERY input copy, so a BACKEND_SYNCHRONIZE after pending writes (tried: see
-     * vgpu_rpc_synchronize_pending) cost one round trip per input and undid the gain; a
-     * failed write is still reported by the next GRAPH_COMPUTE/RECOMPUTE/BUFFER_GET. */
-    .synchronize = NULL,
-    .graph_plan_create = NULL,
-    .graph_plan_free = NULL,
-    .graph_plan_update = NULL,
-    .graph_plan_compute = NULL,
     .graph_compute = backend_graph_compute,
-    .event_record = NULL,
-    .event_wait = NULL,
-    .graph_optimize = NULL,
 };
 
 static ggml_guid_t vgpu_guid(void)

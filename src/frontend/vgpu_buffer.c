@@ -154,18 +154,15 @@ static void buffer_clear(ggml_backend_buffer_t buffer, uint8_t value)
         log_failure("BUFFER_CLEAR", NULL, rc);
 }
 
+/* Members left out are NULL; without set_tensor_2d, ggml loops over set_tensor. */
 static const struct ggml_backend_buffer_i vgpu_buffer_iface = {
     .free_buffer = buffer_free,
     .get_base = buffer_get_base,
-    .init_tensor = NULL,
     .memset_tensor = buffer_memset_tensor,
     .set_tensor = buffer_set_tensor,
     .get_tensor = buffer_get_tensor,
-    .set_tensor_2d = NULL, /* ggml loops over set_tensor */
-    .get_tensor_2d = NULL,
     .cpy_tensor = buffer_cpy_tensor,
     .clear = buffer_clear,
-    .reset = NULL,
 };
 
 bool vgpu_buffer_is_ours(ggml_backend_buffer_t buffer)

@@ -106,6 +106,7 @@ static bool dev_offload_op(ggml_backend_dev_t dev, const struct ggml_tensor *op)
     return vgpu_offload_op_heuristic(op);
 }
 
+/* Members left out are NULL: no events and no buffers from host pointers. */
 static const struct ggml_backend_device_i vgpu_device_iface = {
     .get_name = dev_get_name,
     .get_description = dev_get_description,
@@ -115,13 +116,9 @@ static const struct ggml_backend_device_i vgpu_device_iface = {
     .init_backend = dev_init_backend,
     .get_buffer_type = dev_get_buffer_type,
     .get_host_buffer_type = dev_get_host_buffer_type,
-    .buffer_from_host_ptr = NULL,
     .supports_op = dev_supports_op,
     .supports_buft = dev_supports_buft,
     .offload_op = dev_offload_op,
-    .event_new = NULL,
-    .event_free = NULL,
-    .event_synchronize = NULL,
 };
 
 bool vgpu_device_init(struct vgpu_device *d, ggml_backend_reg_t reg, struct apir_client *c, uint32_t index,
