@@ -51,7 +51,7 @@ uint64_t backend_ctx_room(const struct backend_ctx *ctx)
     uint64_t limit = ctx->buffer_bytes_limit;
     if (!limit)
         return UINT64_MAX;
-    uint64_t used = ctx->buffer_bytes + ctx->shadow.bytes + queued_writes_stage_bytes(&ctx->writes);
+    uint64_t used = ctx->buffer_bytes + ctx->shadow.bytes + queued_writes_stage_bytes(&ctx->writes) + ctx->repacked.bytes;
     return used < limit ? limit - used : 0;
 }
 
@@ -64,6 +64,16 @@ void backend_ctx_make_room(struct backend_ctx *ctx, uint64_t size)
     write_shadow_shrink(&ctx->shadow, left > stage ? left - stage : 0);
     if (ctx->shadow.bytes + stage > left)
         queued_writes_drop_stage(&ctx->writes);
+    if (ctx->shadow.bytes + queued_writes_stage_bytes(&ctx->writes) + ctx->repacked.bytes > left) {
+        backend_ctx_drop_graphs(ctx); /* they read the copies */
+        repacked_weights_free(&ctx->repacked);
+    }
+}
+
+void backend_ctx_bytes_changed(struct backend_ctx *ctx, ggml_backend_buffer_t buf, uint64_t offset, uint64_t size)
+{
+    write_shadow_invalidate(&ctx->shadow, buf, offset, size);
+    repacked_weights_invalidate(&ctx->repacked, buf, offset, size);
 }
 
 struct buffer_resolver backend_ctx_resolver(struct backend_ctx *ctx)
@@ -90,6 +100,7 @@ static void free_ctx(struct backend_ctx *ctx)
     /* graphs point into buffers: drop them first, then backends, then buffers */
     while ((s = handle_table_next(&ctx->handles, &pos, HANDLE_BACKEND, NULL)))
         backend_stream_free(s);
+    repacked_weights_free(&ctx->repacked);
     pos = 0;
     ggml_backend_buffer_t b;
     while ((b = handle_table_next(&ctx->handles, &pos, HANDLE_BUFFER, NULL)))
@@ -119,6 +130,7 @@ static uint32_t add_devices(struct backend_ctx *ctx)
         ggml_backend_buffer_type_t host = ggml_backend_dev_host_buffer_type(d->dev);
         d->buft = buft ? handle_table_add(&ctx->handles, HANDLE_BUFT, buft) : 0;
         d->host_buft = host ? handle_table_add(&ctx->handles, HANDLE_BUFT, host) : 0;
+        d->extra_bufts = repacked_weights_bufts(d->dev);
         if ((buft && !d->buft) || (host && !d->host_buft))
             return APIR_BACKEND_INIT_OUT_OF_MEMORY;
     }

@@ -11,6 +11,7 @@
 #include "handle_table.h"
 #include "pinned_blobs.h"
 #include "queued_writes.h"
+#include "repacked_weights.h"
 #include "write_shadow.h"
 
 #include <pthread.h>
@@ -21,6 +22,7 @@ struct backend_device {
     ggml_backend_dev_t dev;
     uint32_t buft;      /* handle of the device's buffer type */
     uint32_t host_buft; /* handle of its host buffer type, 0 if none */
+    ggml_backend_buffer_type_t *extra_bufts; /* a CPU device's, for repacked weights; NULL: none */
 };
 
 /* a BACKEND handle names one of these */
@@ -63,6 +65,7 @@ struct backend_ctx {
      * without a read-back; under call_lock */
     struct write_shadow shadow;
     struct pinned_blobs pinned; /* resources the device copies from directly; under call_lock */
+    struct repacked_weights repacked; /* the CPU backend's copies of weights; under call_lock */
     /* registry bookkeeping */
     unsigned users; /* dispatch calls running */
     pthread_cond_t idle;
@@ -75,13 +78,17 @@ ggml_backend_buffer_t backend_ctx_buffer(struct backend_ctx *ctx, uint32_t h);
 struct backend_stream *backend_ctx_stream(struct backend_ctx *ctx, uint32_t h);
 /* drops every cached graph (buffers they point into may be going away) */
 void backend_ctx_drop_graphs(struct backend_ctx *ctx);
+/* bytes [offset, offset+size) of buf change other than by BUFFER_SET_INLINE's record (size
+ * UINT64_MAX: to the end): the write shadow's records and the repacked weights there are stale */
+void backend_ctx_bytes_changed(struct backend_ctx *ctx, ggml_backend_buffer_t buf, uint64_t offset, uint64_t size);
 /* a kept graph of ctx checks indices it does not compute in [offset, offset+size) of buf */
 bool backend_ctx_reads_indices(struct backend_ctx *ctx, ggml_backend_buffer_t buf, uint64_t offset, uint64_t size);
-/* What apir.limit.buffer_bytes leaves after the context's buffers, write shadow and staging
- * buffer: the shadow and the stage only take what the buffers leave (UINT64_MAX: no limit) */
+/* What apir.limit.buffer_bytes leaves after the context's buffers, write shadow, staging
+ * buffer and repacked weights: those only take what the buffers leave (UINT64_MAX: no limit) */
 uint64_t backend_ctx_room(const struct backend_ctx *ctx);
 /* a buffer of size bytes the limit allows is about to be allocated: the shadow, then the
- * stage, give way so that buffers, shadow and stage together stay within the limit */
+ * stage, then the repacked weights (with the graphs reading them) give way so that all
+ * together stay within the limit */
 void backend_ctx_make_room(struct backend_ctx *ctx, uint64_t size);
 /* resolver over this context's buffer handles */
 struct buffer_resolver backend_ctx_resolver(struct backend_ctx *ctx);

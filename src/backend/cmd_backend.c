@@ -144,11 +144,16 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, uint32_t s
     enum ggml_status gs = GGML_STATUS_SUCCESS;
     struct queued_writes *q = &c->ctx->writes;
     queued_writes_before_compute(q, s);
+    if (c->ctx->repacked.any_stale) {
+        queued_writes_settle(q); /* the guest's bytes they are repacked from */
+        repacked_weights_refresh(&c->ctx->repacked);
+    }
     uint32_t st = compute_parts(s, dg, c->ctx, t, &gs);
     queued_writes_after_compute(q, s, t[BS_COMPUTE_CALLS] > 0);
     /* after, not before: a node may overwrite indices after reading them (the check trusted
      * the record, the next compute must not); and whatever ran, even cut short */
     write_shadow_invalidate_ranges(&c->ctx->shadow, dg->indices.writes, dg->indices.n_writes);
+    repacked_weights_invalidate_ranges(&c->ctx->repacked, dg->indices.writes, dg->indices.n_writes);
     if (st != APIR_BACKEND_OK)
         return st;
     if (outs && gs == GGML_STATUS_SUCCESS && (st = cmd_outputs_copy(c->ctx, outs)) != APIR_BACKEND_OK)
@@ -190,6 +195,9 @@ uint32_t cmd_graph_compute(struct cmd_call *c)
     uint32_t st = graph_decode(&c->dec, &r, c->ctx->devices[s->device].dev, &g);
     if (st != APIR_BACKEND_OK)
         return st;
+    struct backend_device *d = &c->ctx->devices[s->device];
+    repacked_weights_substitute(&c->ctx->repacked, d->dev, d->extra_bufts, g.graph, g.indices.writes,
+                                g.indices.n_writes, backend_ctx_room(c->ctx));
     /* the new graph replaces the slot's, whatever the compute status */
     uint32_t slot = free_slot(s);
     decoded_graph_free(&s->graphs[slot]);

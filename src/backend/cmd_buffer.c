@@ -81,6 +81,7 @@ uint32_t cmd_buffer_free(struct cmd_call *c)
     /* cached graphs may point into this buffer */
     backend_ctx_drop_graphs(c->ctx);
     write_shadow_invalidate(&c->ctx->shadow, buf, 0, UINT64_MAX); /* a new buffer may get its address */
+    repacked_weights_forget(&c->ctx->repacked, buf);
     c->ctx->buffer_bytes -= ggml_backend_buffer_get_size(buf);
     ggml_backend_buffer_free(buf);
     return APIR_BACKEND_OK;
@@ -94,7 +95,7 @@ uint32_t cmd_buffer_clear(struct cmd_call *c)
     ggml_backend_buffer_t buf = backend_ctx_buffer(c->ctx, h);
     if (!buf)
         return APIR_BACKEND_ERR_HANDLE;
-    write_shadow_invalidate(&c->ctx->shadow, buf, 0, UINT64_MAX);
+    backend_ctx_bytes_changed(c->ctx, buf, 0, UINT64_MAX);
     ggml_backend_buffer_clear(buf, value);
     return APIR_BACKEND_OK;
 }
@@ -114,7 +115,7 @@ uint32_t cmd_buffer_memset(struct cmd_call *c)
     if (!buf->iface.memset_tensor)
         return APIR_BACKEND_ERR_UNSUPPORTED;
     struct ggml_tensor t;
-    write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
+    backend_ctx_bytes_changed(c->ctx, buf, offset, size);
     tensor_byte_view(&t, buf, offset, size);
     ggml_backend_tensor_memset(&t, value, 0, (size_t)size);
     return APIR_BACKEND_OK;
@@ -188,6 +189,7 @@ static uint32_t transfer(struct cmd_call *c, bool to_buffer)
             src = kept;
         else
             write_shadow_invalidate(&c->ctx->shadow, buf, offset, size);
+        repacked_weights_invalidate(&c->ctx->repacked, buf, offset, size);
         /* from a pinned resource the device copies directly (pinned_blobs.h), synchronously, so
          * the guest may change the resource after the reply; else queued: copied out of the
          * resource now, so the guest may reuse it after any reply */
@@ -226,6 +228,7 @@ uint32_t cmd_buffer_set_inline(struct cmd_call *c)
     /* data is this host's private copy of the message: what the buffer holds once the write
      * is done (queued: before any compute on its stream, and before anything else runs) */
     write_shadow_record(&c->ctx->shadow, buf, offset, data, size, backend_ctx_room(c->ctx));
+    repacked_weights_invalidate(&c->ctx->repacked, buf, offset, size);
     if (queued_writes_try(&c->ctx->writes, buf, offset, data, size, backend_ctx_room(c->ctx)))
         return APIR_BACKEND_OK;
     struct ggml_tensor t;
@@ -255,7 +258,7 @@ uint32_t cmd_buffer_copy(struct cmd_call *c)
         struct ggml_tensor ts, td;
         tensor_byte_view(&ts, src, src_off, size);
         tensor_byte_view(&td, dst, dst_off, size);
-        write_shadow_invalidate(&c->ctx->shadow, dst, dst_off, size);
+        backend_ctx_bytes_changed(c->ctx, dst, dst_off, size);
         ggml_backend_tensor_copy(&ts, &td);
     }
     apir_put_u8(&c->enc, 1);

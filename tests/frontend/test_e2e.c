@@ -537,6 +537,146 @@ static bool test_threads(ggml_backend_dev_t vdev)
     return true;
 }
 
+/* ---- weights the host repacks for its CPU backend (src/backend/repacked_weights.h) ---- */
+enum { RK = 256, RM = 64, RN = 7, RQ = RM * RK / 32 * 18 /* Q4_0 bytes */ };
+enum x_shape { X_PLAIN, X_STRIDED, X_4D };
+enum { RSTEPS = 4, RMAX = RM * 12 /* the 4-D x has 12 rows */ };
+
+/* y = mul_mat(w, x), w a Q4_0 weight in wbuft (NULL: dev's own type); with_cpy: also
+ * ycpy = mul_mat(cpy(wsrc -> w), x), a graph that writes the weight before reading it. Steps:
+ * 1 y; 2 y after a new weight is set; 3 ycpy; 4 y again, which must see what the CPY wrote */
+static bool run_repack_steps(ggml_backend_dev_t dev, ggml_backend_buffer_type_t wbuft, enum x_shape s, bool with_cpy,
+                             float out[RSTEPS][RMAX])
+{
+    static uint8_t qa[RQ], qb[RQ];
+    static float wf[RM * RK], xin[(RK + 32) * 12];
+    uint64_t seed = rng;
+    rng = 0x51f15eedu; /* the same data on every device */
+    fill(wf, RM * RK);
+    ggml_quantize_chunk(GGML_TYPE_Q4_0, wf, qa, 0, RM, RK, NULL);
+    fill(wf, RM * RK);
+    ggml_quantize_chunk(GGML_TYPE_Q4_0, wf, qb, 0, RM, RK, NULL);
+    fill(xin, (RK + 32) * 12);
+    fill(wf, RM * RK); /* what the CPY writes */
+    rng = seed;
+
+    struct ggml_context *wctx = new_ctx(), *ctx = new_ctx();
+    struct ggml_tensor *w = ggml_new_tensor_2d(wctx, GGML_TYPE_Q4_0, RK, RM), *x, *xdata;
+    if (s == X_STRIDED) { /* rows RK + 32 floats apart */
+        xdata = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, RK + 32, RN);
+        x = ggml_view_2d(ctx, xdata, RK, RN, xdata->nb[1], 0);
+    } else {
+        x = xdata = s == X_4D ? ggml_new_tensor_4d(ctx, GGML_TYPE_F32, RK, 3, 2, 2)
+                              : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, RK, RN);
+    }
+    struct ggml_tensor *y = ggml_mul_mat(ctx, w, x), *wsrc = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, RK, RM);
+    struct ggml_tensor *ycpy = ggml_mul_mat(ctx, ggml_cpy(ctx, wsrc, w), x);
+    struct ggml_cgraph *g = ggml_new_graph_custom(ctx, 16, false), *gc = ggml_new_graph_custom(ctx, 16, false);
+    ggml_build_forward_expand(g, y);
+    ggml_build_forward_expand(gc, ycpy);
+    ggml_backend_t be = ggml_backend_dev_init(dev, NULL);
+    CHECK(be != NULL, "init %s", ggml_backend_dev_name(dev));
+    ggml_backend_buffer_t wbuf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, wbuft ? wbuft : ggml_backend_dev_buffer_type(dev));
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
+    CHECK(wbuf && buf, "alloc on %s", ggml_backend_dev_name(dev));
+    ggml_backend_buffer_set_usage(wbuf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    ggml_backend_tensor_set(xdata, xin, 0, ggml_nbytes(xdata));
+    ggml_backend_tensor_set(wsrc, wf, 0, sizeof wf);
+    bool ok = true;
+    for (int step = 0; step < (with_cpy ? RSTEPS : 2) && ok; step++) {
+        if (step <= 1)
+            ggml_backend_tensor_set(w, step ? qb : qa, 0, RQ);
+        ok = ggml_backend_graph_compute(be, step == 2 ? gc : g) == GGML_STATUS_SUCCESS;
+        ggml_backend_tensor_get(step == 2 ? ycpy : y, out[step], 0, ggml_nbytes(y));
+    }
+    ggml_backend_buffer_free(buf);
+    ggml_backend_buffer_free(wbuf);
+    ggml_backend_free(be);
+    ggml_free(ctx);
+    ggml_free(wctx);
+    CHECK(ok, "compute on %s", ggml_backend_dev_name(dev));
+    return true;
+}
+
+/* ggml-cpu's CPU_REPACK type when it repacks a Q4_0 weight of this shape on this machine */
+static ggml_backend_buffer_type_t native_repack(ggml_backend_dev_t cdev)
+{
+    ggml_backend_dev_get_extra_bufts_t get = (ggml_backend_dev_get_extra_bufts_t)ggml_backend_reg_get_proc_address(
+        ggml_backend_dev_backend_reg(cdev), "ggml_backend_dev_get_extra_bufts");
+    ggml_backend_buffer_type_t *b = get ? get(cdev) : NULL;
+    for (; b && *b && strcmp(ggml_backend_buft_name(*b), "CPU_REPACK") != 0; b++)
+        ;
+    if (!b || !*b)
+        return NULL;
+    struct ggml_context *ctx = new_ctx();
+    ggml_new_tensor_2d(ctx, GGML_TYPE_Q4_0, RK, RM);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, *b);
+    bool repacks = buf && ggml_get_first_tensor(ctx)->extra != NULL; /* init_tensor chose a layout */
+    if (buf)
+        ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+    return repacks ? *b : NULL;
+}
+
+static bool host_log_says(const char *what)
+{
+    const char *path = getenv("APIR_SERVER_LOG"); /* set by with-server.sh */
+    FILE *f = path ? fopen(path, "r") : NULL;
+    char line[512];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, what) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* Q4_0 products on VirtGPU0: where the host's ggml-cpu repacks (CPU_REPACK), bit-identical to
+ * the native CPU backend with the weight in CPU_REPACK, also after the guest sets a new weight;
+ * a graph that writes the weight reads the plain bytes, and the next one sees what it wrote;
+ * activations the repacked kernels cannot take (rows apart, which they read as one block; 4-D,
+ * which their kernel asserts against)
+ * give the plain kernel's result, bit-identical to the native plain CPU backend. */
+static bool test_repacked_weights(ggml_backend_dev_t vdev, ggml_backend_dev_t cdev)
+{
+    static float v[RSTEPS][RMAX], c[RSTEPS][RMAX], n[RSTEPS][RMAX];
+    ggml_backend_buffer_type_t repack = native_repack(cdev);
+    const enum x_shape shapes[] = {X_PLAIN, X_STRIDED, X_4D};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        enum x_shape s = shapes[i];
+        size_t rows = (size_t)RM * (s == X_4D ? 12 : RN);
+        if (!run_repack_steps(vdev, NULL, s, true, v) || !run_repack_steps(cdev, NULL, s, true, c))
+            return false;
+        bool eligible = s == X_PLAIN && repack;
+        if (eligible && !run_repack_steps(cdev, repack, s, false, n))
+            return false;
+        for (int step = 0; step < RSTEPS; step++) {
+            /* repacked and plain kernels differ only in rounding; a stale copy is far off */
+            double max_err = 0;
+            for (size_t k = 0; k < rows; k++) {
+                double e = fabs((double)v[step][k] - c[step][k]) / (1.0 + fabs(c[step][k]));
+                max_err = isnan(e) || e > max_err ? (isnan(e) ? INFINITY : e) : max_err;
+            }
+            CHECK(max_err < 1e-3, "x shape %d, step %d: max relative error %g against the plain CPU", (int)s, step + 1,
+                  max_err);
+            /* steps 1-2 read the host's copy, 3 the plain bytes (the graph writes them), 4 the
+             * copy again, refreshed from them (compared above: a native CPU_REPACK weight
+             * cannot be written by a CPY) */
+            if (eligible && step < 2)
+                CHECK(memcmp(v[step], n[step], rows * sizeof(float)) == 0,
+                      "step %d: not the native CPU_REPACK result", step + 1);
+            else if (!eligible || step == 2)
+                CHECK(memcmp(v[step], c[step], rows * sizeof(float)) == 0,
+                      "x shape %d, step %d: not the native plain CPU result", (int)s, step + 1);
+        }
+    }
+    if (repack)
+        CHECK(host_log_says("repacked into CPU_REPACK copies"), "the host log does not mention repacked weights");
+    else
+        fprintf(stderr, "note: this machine's ggml-cpu does not repack Q4_0: only the plain results were checked\n");
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     ggml_log_set(log_cb, NULL);
@@ -569,6 +709,7 @@ int main(int argc, char **argv)
     test_sched(vdev, cdev);
     test_threads(vdev);
     test_cast(vdev, cdev);
+    test_repacked_weights(vdev, cdev);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
