@@ -49,21 +49,27 @@ int proc_children(pid_t parent, pid_t *out, int cap)
     return n;
 }
 
-long proc_status_field(pid_t pid, const char *field)
+void proc_status_text(pid_t pid, const char *field, char *out, size_t cap)
 {
     char line[256];
     FILE *f = proc_open(pid, "status");
-    if (!f)
-        return -1;
-    long v = -1;
     size_t len = strlen(field);
-    while (fgets(line, sizeof line, f))
+    out[0] = '\0';
+    while (f && fgets(line, sizeof line, f))
         if (strncmp(line, field, len) == 0 && line[len] == ':') {
-            v = strtol(line + len + 1, NULL, 10);
+            const char *v = line + len + 1 + strspn(line + len + 1, " \t");
+            snprintf(out, cap, "%.*s", (int)strcspn(v, "\n"), v);
             break;
         }
-    fclose(f);
-    return v;
+    if (f)
+        fclose(f);
+}
+
+long proc_status_field(pid_t pid, const char *field)
+{
+    char text[256];
+    proc_status_text(pid, field, text, sizeof text);
+    return text[0] ? strtol(text, NULL, 10) : -1;
 }
 
 int proc_fd_count(pid_t pid)
