@@ -622,13 +622,16 @@ static bool host_log_says(const char *what)
 {
     const char *path = getenv("APIR_SERVER_LOG"); /* set by with-server.sh */
     FILE *f = path ? fopen(path, "r") : NULL;
-    char line[512];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, what) != NULL;
+    enum { CAP = 16 << 20 };
+    char *text = f ? malloc(CAP) : NULL;
+    size_t n = text ? fread(text, 1, CAP - 1, f) : 0;
     if (f)
         fclose(f);
-    return found;
+    if (text)
+        text[n] = '\0';
+    bool said = text && strstr(text, what) != NULL;
+    free(text);
+    return said;
 }
 
 /* Q4_0 products on VirtGPU0: where the host's ggml-cpu repacks (CPU_REPACK), bit-identical to
