@@ -165,8 +165,13 @@ uint32_t repacked_weights_substitute(struct repacked_weights *rw, ggml_backend_d
             make_copy(rw, e, dev, bufts, node, room == UINT64_MAX ? UINT64_MAX : left);
         }
         if (e->copy) {
+            /* the copy was made for another node: this one may be another op on it (a 3-D
+             * weight of MUL_MAT_ID in a MUL_MAT, whose repacked kernel asserts 2-D) */
             node->src[0] = e->t;
-            used++;
+            if (ggml_backend_dev_supports_op(dev, node))
+                used++;
+            else
+                node->src[0] = w;
         }
     }
     return used;

@@ -134,12 +134,44 @@ static void test_buffer_takes_the_room(void **state)
     handle_table_fini(&ctx.handles);
 }
 
+/* a copy made for MUL_MAT_ID is not read by a MUL_MAT of the same 3-D weight: ggml's CPU
+ * backend multiplies it with the plain kernel, the repacked one asserts a 2-D weight */
+static void test_copy_only_where_supported(void **state)
+{
+    struct fixture *f = *state;
+    need_repack(f);
+    struct ggml_init_params p = {ggml_tensor_overhead() * 8 + 2 * ggml_graph_overhead() + 1024, NULL, true};
+    struct ggml_context *ctx = ggml_init(p);
+    struct ggml_tensor *w = ggml_new_tensor_3d(ctx, GGML_TYPE_Q4_0, K, M, 4);
+    struct ggml_tensor *ids = ggml_new_tensor_2d(ctx, GGML_TYPE_I32, 2, N);
+    struct ggml_tensor *ya = ggml_mul_mat_id(ctx, w, ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, 1, N), ids);
+    struct ggml_tensor *yb = ggml_mul_mat(ctx, w, ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, N, 4));
+    struct ggml_cgraph *ga = ggml_new_graph(ctx), *gb = ggml_new_graph(ctx);
+    ggml_build_forward_expand(ga, ya);
+    ggml_build_forward_expand(gb, yb);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_dev_buffer_type(f->dev));
+    assert_non_null(buf);
+    ggml_backend_buffer_clear(buf, 0);
+    struct repacked_weights rw = {0};
+    assert_int_equal(repacked_weights_substitute(&rw, f->dev, f->bufts, ga, NULL, 0, UINT64_MAX), 1);
+    assert_int_equal(repacked_weights_substitute(&rw, f->dev, f->bufts, gb, NULL, 0, UINT64_MAX), 0);
+    assert_ptr_equal(yb->src[0], w);
+    ggml_backend_t be = ggml_backend_dev_init(f->dev, NULL);
+    assert_int_equal(ggml_backend_graph_compute(be, gb), GGML_STATUS_SUCCESS);
+    ggml_backend_free(be);
+    ya->src[0] = w;
+    repacked_weights_free(&rw);
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_copy_within_room),
         cmocka_unit_test(test_written_weight_not_copied),
         cmocka_unit_test(test_buffer_takes_the_room),
+        cmocka_unit_test(test_copy_only_where_supported),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
