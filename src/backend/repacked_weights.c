@@ -71,6 +71,27 @@ static void release(struct repacked_weight *e)
     memset(e, 0, sizeof *e);
 }
 
+static bool holds(const struct repacked_weights *rw, const void *buffer)
+{
+    for (uint32_t i = 0; i < rw->n_bufs; i++)
+        if (rw->bufs[i] == buffer)
+            return true;
+    return false;
+}
+
+/* a copy was made from e->buffer: false when that buffer cannot be listed (no copy then) */
+static bool list_buffer(struct repacked_weights *rw, ggml_backend_buffer_t buffer)
+{
+    if (holds(rw, buffer))
+        return true;
+    ggml_backend_buffer_t *grown = realloc(rw->bufs, (rw->n_bufs + 1) * sizeof *grown);
+    if (!grown)
+        return false;
+    rw->bufs = grown;
+    rw->bufs[rw->n_bufs++] = buffer;
+    return true;
+}
+
 static void set_copy(struct repacked_weight *e)
 {
     const char *bytes = (const char *)ggml_backend_buffer_get_base(e->buffer) + e->offset;
@@ -108,7 +129,7 @@ static void make_copy(struct repacked_weights *rw, struct repacked_weight *e, gg
             node->src[0] = t;
             bool ok = ggml_backend_dev_supports_op(dev, node);
             node->src[0] = w;
-            if (ok) {
+            if (ok && list_buffer(rw, e->buffer)) {
                 e->copy = copy;
                 e->t = t;
                 rw->bytes += ggml_backend_buffer_get_size(copy);
@@ -132,6 +153,7 @@ uint32_t repacked_weights_substitute(struct repacked_weights *rw, ggml_backend_d
                                      const struct write_range *writes, uint32_t n_writes, uint64_t room)
 {
     uint32_t used = 0;
+    uint64_t bytes_before = rw->bytes; /* room is what was left before this graph's copies */
     if (!bufts)
         return 0;
     for (int i = 0; i < ggml_graph_n_nodes(graph); i++) {
@@ -161,8 +183,8 @@ uint32_t repacked_weights_substitute(struct repacked_weights *rw, ggml_backend_d
             e->size = size;
             e->type = w->type;
             memcpy(e->ne, w->ne, sizeof e->ne);
-            uint64_t left = room > rw->bytes ? room - rw->bytes : 0;
-            make_copy(rw, e, dev, bufts, node, room == UINT64_MAX ? UINT64_MAX : left);
+            uint64_t made = rw->bytes - bytes_before;
+            make_copy(rw, e, dev, bufts, node, room == UINT64_MAX ? UINT64_MAX : room > made ? room - made : 0);
         }
         if (e->copy) {
             /* the copy was made for another node: this one may be another op on it (a 3-D
@@ -179,6 +201,8 @@ uint32_t repacked_weights_substitute(struct repacked_weights *rw, ggml_backend_d
 
 void repacked_weights_invalidate(struct repacked_weights *rw, const void *buffer, uint64_t offset, uint64_t size)
 {
+    if (!holds(rw, buffer))
+        return;
     uint64_t end = size > UINT64_MAX - offset ? UINT64_MAX : offset + size;
     for (uint32_t i = 0; i < rw->n; i++) {
         struct repacked_weight *e = &rw->w[i];
@@ -191,9 +215,7 @@ void repacked_weights_invalidate(struct repacked_weights *rw, const void *buffer
 
 void repacked_weights_invalidate_ranges(struct repacked_weights *rw, const struct write_range *w, uint32_t n)
 {
-    if (!rw->n)
-        return;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n && rw->n_bufs; i++)
         repacked_weights_invalidate(rw, w[i].buffer, w[i].start, w[i].end - w[i].start);
 }
 
@@ -221,6 +243,9 @@ void repacked_weights_forget(struct repacked_weights *rw, const void *buffer)
         }
     }
     rw->n = kept;
+    for (uint32_t i = 0; i < rw->n_bufs; i++)
+        if (rw->bufs[i] == buffer)
+            rw->bufs[i--] = rw->bufs[--rw->n_bufs];
 }
 
 void repacked_weights_free(struct repacked_weights *rw)
@@ -228,5 +253,6 @@ void repacked_weights_free(struct repacked_weights *rw)
     for (uint32_t i = 0; i < rw->n; i++)
         release(&rw->w[i]);
     free(rw->w);
+    free(rw->bufs);
     memset(rw, 0, sizeof *rw);
 }

@@ -167,11 +167,8 @@ static void test_copy_only_where_supported(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_copy_within_room),
-        cmocka_unit_test(test_written_weight_not_copied),
-        cmocka_unit_test(test_buffer_takes_the_room),
-        cmocka_unit_test(test_copy_only_where_supported),
-    };
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_copy_within_room), cmocka_unit_test(test_written_weight_not_copied),
+                                       cmocka_unit_test(test_buffer_takes_the_room),
+                                       cmocka_unit_test(test_copy_only_where_supported)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
