@@ -99,11 +99,27 @@ uint32_t cmd_backend_free(struct cmd_call *c)
 
 static void settle_writes(void *q) { queued_writes_settle(q); }
 
+/* The last (or only) part: computed asynchronously with the outputs' reads queued behind it on
+ * the same stream, and one synchronization for both, as llama.cpp reads its logits natively
+ * (staged[i]: where output i lands, NULL: read after, cmd_outputs_copy) */
+static enum ggml_status compute_last(struct backend_ctx *ctx, struct backend_stream *s, struct ggml_cgraph *g,
+                                     const struct cmd_outputs *outs, const uint8_t **staged)
+{
+    enum ggml_status gs = ggml_backend_graph_compute_async(s->backend, g);
+    for (uint32_t i = 0; outs && gs == GGML_STATUS_SUCCESS && i < outs->n; i++)
+        if (outs->r[i].size)
+            staged[i] = queued_writes_read_behind(&ctx->writes, s, outs->r[i].buf, outs->r[i].offset,
+                                                  (size_t)outs->r[i].size);
+    ggml_backend_synchronize(s->backend);
+    return gs;
+}
+
 /* The indices may have changed since the last compute (BUFFER_SET): check them each time.
  * Indices the graph computes are checked when they exist: the compute runs up to the node
  * that reads them, they are checked, and it goes on. */
 static uint32_t compute_parts(struct backend_stream *s, const struct decoded_graph *dg, struct backend_ctx *ctx,
-                              uint64_t *t, enum ggml_status *gs)
+                              const struct cmd_outputs *outs, const uint8_t **staged, uint64_t *t,
+                              enum ggml_status *gs)
 {
     const struct index_guard *ig = &dg->indices;
     uint32_t st;
@@ -113,21 +129,20 @@ static uint32_t compute_parts(struct backend_stream *s, const struct decoded_gra
     if (st != APIR_BACKEND_OK)
         return st;
     ensure_threadpool(s);
-    if (!dg->n_parts) {
-        TIMED(BS_COMPUTE_NS, *gs = ggml_backend_graph_compute(s->backend, dg->graph));
-        t[BS_COMPUTE_CALLS] = 1;
-    } else {
-        uint32_t cut = 0;
-        for (uint32_t p = 0; p < dg->n_parts && *gs == GGML_STATUS_SUCCESS; p++) {
-            /* the indices read by this part's first node were computed by the parts before */
-            for (; cut < ig->n_cuts && ig->cuts[cut] <= dg->part_start[p]; cut++) {
-                TIMED(BS_SYNC_NS, st = index_guard_check_cut(ig, cut));
-                if (st != APIR_BACKEND_OK)
-                    return st;
-            }
-            TIMED(BS_COMPUTE_NS, *gs = ggml_backend_graph_compute(s->backend, dg->parts[p]));
-            t[BS_COMPUTE_CALLS]++;
+    uint32_t n_parts = dg->n_parts ? dg->n_parts : 1, cut = 0;
+    for (uint32_t p = 0; p < n_parts && *gs == GGML_STATUS_SUCCESS; p++) {
+        struct ggml_cgraph *g = dg->n_parts ? dg->parts[p] : dg->graph;
+        /* the indices read by this part's first node were computed by the parts before */
+        for (; dg->n_parts && cut < ig->n_cuts && ig->cuts[cut] <= dg->part_start[p]; cut++) {
+            TIMED(BS_SYNC_NS, st = index_guard_check_cut(ig, cut));
+            if (st != APIR_BACKEND_OK)
+                return st;
         }
+        if (p + 1 < n_parts)
+            TIMED(BS_COMPUTE_NS, *gs = ggml_backend_graph_compute(s->backend, g));
+        else
+            TIMED(BS_COMPUTE_NS, *gs = compute_last(ctx, s, g, outs, staged));
+        t[BS_COMPUTE_CALLS]++;
     }
     return APIR_BACKEND_OK;
 }
@@ -148,7 +163,9 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, uint32_t s
         queued_writes_settle(q); /* the guest's bytes they are repacked from */
         repacked_weights_refresh(&c->ctx->repacked);
     }
-    uint32_t st = compute_parts(s, dg, c->ctx, t, &gs);
+    const uint8_t *staged[APIR_MAX_RECOMPUTE_OUTPUTS] = {0};
+    uint32_t st = compute_parts(s, dg, c->ctx, outs, staged, t, &gs);
+    /* (the stage keeps the staged outputs: it goes only when another stream becomes the target) */
     queued_writes_after_compute(q, s, t[BS_COMPUTE_CALLS] > 0);
     /* after, not before: a node may overwrite indices after reading them (the check trusted
      * the record, the next compute must not); and whatever ran, even cut short */
@@ -156,7 +173,7 @@ static uint32_t compute(struct cmd_call *c, struct backend_stream *s, uint32_t s
     repacked_weights_invalidate_ranges(&c->ctx->repacked, dg->indices.writes, dg->indices.n_writes);
     if (st != APIR_BACKEND_OK)
         return st;
-    if (outs && gs == GGML_STATUS_SUCCESS && (st = cmd_outputs_copy(c->ctx, outs)) != APIR_BACKEND_OK)
+    if (outs && gs == GGML_STATUS_SUCCESS && (st = cmd_outputs_copy(c->ctx, outs, staged)) != APIR_BACKEND_OK)
         return st;
     if (backend_stats_on()) {
         struct backend_stats *bs = &c->ctx->stats;

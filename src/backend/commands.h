@@ -35,9 +35,10 @@ struct cmd_outputs {
     } r[APIR_MAX_RECOMPUTE_OUTPUTS];
 };
 uint32_t cmd_outputs_decode(struct cmd_call *c, struct cmd_outputs *o);
-/* copies the outputs into the shared resource; APIR_BACKEND_ERR_OUT_OF_MEMORY when a bounce
- * buffer could not be had */
-uint32_t cmd_outputs_copy(struct backend_ctx *ctx, const struct cmd_outputs *o);
+/* copies the outputs into the shared resource, from staged[i] where the compute already read
+ * output i into the stage (queued_writes_read_behind), else from its buffer;
+ * APIR_BACKEND_ERR_OUT_OF_MEMORY when a bounce buffer could not be had */
+uint32_t cmd_outputs_copy(struct backend_ctx *ctx, const struct cmd_outputs *o, const uint8_t *const *staged);
 
 /* one handler per FORWARD command, cmd_<stem> of apir_forward_table.h */
 #define APIR_FORWARD_CMD(NAME, stem, index, request, reply, waits) uint32_t cmd_##stem(struct cmd_call *c);

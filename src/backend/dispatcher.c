@@ -158,6 +158,20 @@ EXPORT void apir_backend_resource_detach(uint32_t virgl_ctx_id, uint32_t res_id)
     backend_ctx_release(ctx);
 }
 
+EXPORT bool apir_backend_computes_off_cpu(uint32_t virgl_ctx_id)
+{
+    struct backend_ctx *ctx = backend_ctx_acquire(virgl_ctx_id);
+    if (!ctx)
+        return false;
+    bool off = ctx->n_devices > 0;
+    for (uint32_t i = 0; i < ctx->n_devices; i++) {
+        enum ggml_backend_dev_type t = ggml_backend_dev_type(ctx->devices[i].dev);
+        off = off && (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU); /* as the guest decides */
+    }
+    backend_ctx_release(ctx);
+    return off;
+}
+
 EXPORT void apir_backend_deinit(uint32_t virgl_ctx_id)
 {
     if (backend_ctx_destroy(virgl_ctx_id)) {

@@ -85,6 +85,22 @@ bool queued_writes_read(struct queued_writes *q, ggml_backend_buffer_t buf, uint
     return true;
 }
 
+const uint8_t *queued_writes_read_behind(struct queued_writes *q, struct backend_stream *s, ggml_backend_buffer_t buf,
+                                         uint64_t offset, size_t size)
+{
+    if (q->target != s || !q->stage || !s->backend->iface.get_tensor_async || (q->stream && q->stream != s) ||
+        ggml_backend_buffer_get_type(buf) != ggml_backend_get_default_buffer_type(s->backend) ||
+        size > STAGE_BYTES - q->len)
+        return NULL;
+    uint8_t *dst = q->stage_base + q->len;
+    struct ggml_tensor t;
+    tensor_byte_view(&t, buf, offset, size);
+    ggml_backend_tensor_get_async(s->backend, &t, dst, 0, size);
+    q->stream = s;
+    q->len += (size + STAGE_ALIGN - 1) & ~(size_t)(STAGE_ALIGN - 1);
+    return dst;
+}
+
 size_t queued_writes_stage_bytes(const struct queued_writes *q) { return q->stage ? STAGE_BYTES : 0; }
 
 void queued_writes_drop_stage(struct queued_writes *q)

@@ -37,6 +37,12 @@ bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint6
  * copies into it at full speed, the host then copies out), after settling the queue; false:
  * no stage or a buffer the target stream cannot read asynchronously (the caller reads). */
 bool queued_writes_read(struct queued_writes *q, ggml_backend_buffer_t buf, uint64_t offset, void *dst, size_t size);
+/* Queues a read of [offset, offset + size) of buf into the stage on s, behind the compute s is
+ * running, and returns where the bytes are once s has synchronized (valid until the next queued
+ * write or read); NULL: not possible here (no stage, s is not the target, no room, a buffer s
+ * cannot read asynchronously): the caller reads after the synchronization instead. */
+const uint8_t *queued_writes_read_behind(struct queued_writes *q, struct backend_stream *s, ggml_backend_buffer_t buf,
+                                         uint64_t offset, size_t size);
 /* the bytes the stage holds (0: none made) */
 size_t queued_writes_stage_bytes(const struct queued_writes *q);
 /* settles and frees the stage (the next queued write makes it again) */

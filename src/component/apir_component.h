@@ -40,6 +40,10 @@ void apir_context_detach_resource(struct apir_context *ctx, uint32_t res_id);
 /* Runs every command in the buffer (a private copy). The reply of each goes to its reply
  * resource. Returns 0, or -1 if the buffer was malformed (logged; the context stays usable). */
 int apir_context_submit(struct apir_context *ctx, const void *cmd, size_t size);
+/* True once the backend library is loaded and every device it serves computes off the host's
+ * CPUs (a GPU): a thread waiting for this context's next command may then poll instead of
+ * sleeping without taking cores from a compute. */
+bool apir_context_computes_off_cpu(struct apir_context *ctx);
 /* Frees everything the context created on the host, including the guest's buffers. */
 void apir_context_destroy(struct apir_context *ctx);
 

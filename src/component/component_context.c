@@ -32,6 +32,7 @@ struct apir_context *apir_context_create(uint32_t ctx_id, uint32_t capset_id)
     ctx->ctx_id = ctx_id;
     ctx->capset_id = capset_id;
     ctx->cmd_offset = offset;
+    ctx->off_cpu = -1;
     apir_config_init_from_env(&ctx->config);
     if (apir_registry_add(ctx) != 0) {
         apir_component_log("ctx %u: context id already in use", ctx_id);
@@ -102,6 +103,16 @@ static void activity_begin(struct apir_activity *a, const struct apir_command *c
     atomic_store_explicit(&a->forward_index, index, memory_order_relaxed);
     atomic_store_explicit(&a->since_ns, apir_monotonic_ns(), memory_order_relaxed);
     atomic_store_explicit(&a->busy, 1, memory_order_release);
+}
+
+bool apir_context_computes_off_cpu(struct apir_context *ctx)
+{
+    if (ctx->off_cpu < 0 && ctx->lib) { /* the library's devices do not change: asked once */
+        ctx->off_cpu = ctx->lib->computes_off_cpu && ctx->lib->computes_off_cpu(ctx->ctx_id);
+        apir_component_log("ctx %u: every device computes off the CPUs: %s", ctx->ctx_id,
+                           ctx->off_cpu ? "yes, the worker polls for the next command before it sleeps" : "no");
+    }
+    return ctx->off_cpu > 0;
 }
 
 void apir_context_detach_resource(struct apir_context *ctx, uint32_t res_id)

@@ -48,6 +48,7 @@ struct apir_library {
     apir_backend_dispatcher_fn dispatcher;
     apir_backend_deinit_fn deinit;
     apir_backend_resource_detach_fn resource_detach; /* optional (NULL) */
+    apir_backend_computes_off_cpu_fn computes_off_cpu; /* optional (NULL: false) */
 };
 /* Loads (or shares) the library at path; returns an apir_load_library_code (0 on success,
  * CANNOT_OPEN, SYMBOL_MISSING) and logs the reason. */
@@ -62,6 +63,7 @@ struct apir_context {
     struct apir_config config;
     struct apir_resource_table resources;
     struct apir_library *lib; /* NULL until LOADLIBRARY succeeded */
+    int off_cpu;              /* apir_context_computes_off_cpu's answer: -1 not asked yet */
     bool worker;              /* apir_context_enter_worker_mode was called */
     struct apir_activity *activity; /* worker mode: the supervisor's page, or NULL */
 };

@@ -44,6 +44,7 @@ static int library_open(const char *path, struct apir_library **out)
     lib.dispatcher = (apir_backend_dispatcher_fn)dlsym(handle, APIR_BACKEND_SYM_DISPATCHER);
     lib.deinit = (apir_backend_deinit_fn)dlsym(handle, APIR_BACKEND_SYM_DEINIT);
     lib.resource_detach = (apir_backend_resource_detach_fn)dlsym(handle, APIR_BACKEND_SYM_RESOURCE_DETACH);
+    lib.computes_off_cpu = (apir_backend_computes_off_cpu_fn)dlsym(handle, APIR_BACKEND_SYM_COMPUTES_OFF_CPU);
     const char *missing = !lib.initialize ? APIR_BACKEND_SYM_INITIALIZE
                           : !lib.dispatcher ? APIR_BACKEND_SYM_DISPATCHER
                           : !lib.deinit ? APIR_BACKEND_SYM_DEINIT

@@ -75,7 +75,7 @@ static void collect_outputs(struct ggml_cgraph *cgraph, struct outputs *l)
         if (!output_wanted(t, &buf, &off) || total + ggml_nbytes(t) > APIR_CLIENT_DATA_PAGE_SIZE ||
             in_outputs(l, buf, off, ggml_nbytes(t)))
             continue;
-        void *dst = malloc(ggml_nbytes(t));
+        void *dst = vgpu_outputs_alloc(ggml_nbytes(t));
         if (!dst)
             continue;
         l->o[l->n++] = (struct vgpu_rpc_output){buf, off, ggml_nbytes(t), dst};
@@ -178,12 +178,12 @@ static enum ggml_status fetch_outputs(struct vgpu_backend *be, struct ggml_cgrap
         size_t size = ggml_nbytes(t);
         if (!output_wanted(t, &buf, &off) || in_outputs(done, buf, off, size))
             continue;
-        void *bytes = malloc(size);
+        void *bytes = vgpu_outputs_alloc(size);
         if (!bytes)
             continue; /* read on demand instead */
         int rc = vgpu_rpc_buffer_get(be->dev->client, buf, off, bytes, size);
         if (rc) {
-            free(bytes);
+            vgpu_outputs_release(bytes, size);
             GUEST_LOG_FAILURE(rc, "%s: reading the output '%s' of the graph failed: %s\n", be->dev->name, t->name,
                               vgpu_rpc_status_str(rc));
             return GGML_STATUS_FAILED;
@@ -205,7 +205,7 @@ static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgra
         if (st == GGML_STATUS_SUCCESS && ri.outputs_read)
             vgpu_outputs_put(outs.o[i].buffer, outs.o[i].offset, outs.o[i].dst, outs.o[i].size); /* owns dst */
         else
-            free(outs.o[i].dst);
+            vgpu_outputs_release(outs.o[i].dst, outs.o[i].size);
     }
     if (!ri.outputs_read)
         outs.n = 0;

@@ -22,6 +22,10 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct table held;   /* fetched by the last compute */
 static struct table unread; /* fetched by the compute before and never read */
 static uint64_t held_bytes;
+static struct table spare; /* memory of dropped entries, for the next compute's outputs */
+
+/* a few: one compute's outputs (llama.cpp: logits, or embeddings) */
+#define SPARE_MAX 4
 
 static bool push(struct table *t, struct entry e)
 {
@@ -38,6 +42,34 @@ static bool same(const struct entry *e, uint32_t buffer, uint64_t offset, uint64
     return e->buffer == buffer && e->offset == offset && e->size == size;
 }
 
+/* under lock */
+static void keep_spare(uint8_t *bytes, uint64_t size)
+{
+    if (bytes && size && spare.n < SPARE_MAX && push(&spare, (struct entry){0, 0, size, bytes, false}))
+        return;
+    free(bytes);
+}
+
+void *vgpu_outputs_alloc(uint64_t size)
+{
+    void *bytes = NULL;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < spare.n && !bytes; i++)
+        if (spare.v[i].size == size) {
+            bytes = spare.v[i].bytes;
+            spare.v[i] = spare.v[--spare.n];
+        }
+    pthread_mutex_unlock(&lock);
+    return bytes ? bytes : malloc((size_t)size);
+}
+
+void vgpu_outputs_release(void *bytes, uint64_t size)
+{
+    pthread_mutex_lock(&lock);
+    keep_spare(bytes, size);
+    pthread_mutex_unlock(&lock);
+}
+
 /* outputs nobody reads stay skipped (an application that reads one later gets it through
  * an ordinary BUFFER_GET and puts it back in the next fetch); the list is kept short */
 #define UNREAD_MAX 64
@@ -49,7 +81,7 @@ void vgpu_outputs_reset(void)
         struct entry *e = &held.v[i];
         if (!e->read)
             push(&unread, (struct entry){e->buffer, e->offset, e->size, NULL, false});
-        free(e->bytes);
+        keep_spare(e->bytes, e->size);
     }
     if (unread.n > UNREAD_MAX) {
         memmove(unread.v, unread.v + (unread.n - UNREAD_MAX), UNREAD_MAX * sizeof *unread.v);
@@ -77,7 +109,7 @@ bool vgpu_outputs_put(uint32_t buffer, uint64_t offset, void *bytes, uint64_t si
     if (!copy)
         return false;
     if (size == 0 || size > VGPU_OUTPUTS_MAX_BYTES) {
-        free(copy);
+        vgpu_outputs_release(copy, size);
         return false;
     }
     pthread_mutex_lock(&lock);
@@ -85,9 +117,9 @@ bool vgpu_outputs_put(uint32_t buffer, uint64_t offset, void *bytes, uint64_t si
               push(&held, (struct entry){buffer, offset, size, copy, false});
     if (ok)
         held_bytes += size;
+    else
+        keep_spare(copy, size);
     pthread_mutex_unlock(&lock);
-    if (!ok)
-        free(copy);
     return ok;
 }
 
@@ -125,7 +157,7 @@ void vgpu_outputs_invalidate(uint32_t buffer, uint64_t offset, uint64_t size)
                        (size == UINT64_MAX || e->offset < offset + size);
         if (overlap) {
             held_bytes -= e->size;
-            free(e->bytes);
+            keep_spare(e->bytes, e->size);
             held.v[i] = held.v[--held.n];
         } else {
             i++;
@@ -139,10 +171,14 @@ void vgpu_outputs_free(void)
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < held.n; i++)
         free(held.v[i].bytes);
+    for (size_t i = 0; i < spare.n; i++)
+        free(spare.v[i].bytes);
     free(held.v);
     free(unread.v);
+    free(spare.v);
     held = (struct table){0};
     unread = (struct table){0};
+    spare = (struct table){0};
     held_bytes = 0;
     pthread_mutex_unlock(&lock);
 }

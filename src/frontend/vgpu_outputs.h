@@ -20,8 +20,13 @@ void vgpu_outputs_reset(void);
 /* should the output at (buffer, offset, size) be fetched? false if it was fetched last time
  * and nobody read it */
 bool vgpu_outputs_wanted(uint32_t buffer, uint64_t offset, uint64_t size);
-/* keeps bytes (malloc'd; owned from now on, freed here also on failure); false if over the
- * budget or out of memory */
+/* memory for an output's bytes: a kept one of the same size where there is one (a token's logits
+ * are the same size every time; a fresh 128 KB each time costs page faults), else malloc'd */
+void *vgpu_outputs_alloc(uint64_t size);
+/* gives such memory back unused */
+void vgpu_outputs_release(void *bytes, uint64_t size);
+/* keeps bytes (from vgpu_outputs_alloc; owned from now on, released here also on failure);
+ * false if over the budget or out of memory */
 bool vgpu_outputs_put(uint32_t buffer, uint64_t offset, void *bytes, uint64_t size);
 /* copies [offset, offset+size) of buffer into dst if one entry holds all of it */
 bool vgpu_outputs_get(uint32_t buffer, uint64_t offset, void *dst, uint64_t size);

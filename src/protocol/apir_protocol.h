@@ -4,6 +4,7 @@
 #ifndef APIR_PROTOCOL_H
 #define APIR_PROTOCOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define APIR_PROTOCOL_MAJOR 1
@@ -116,8 +117,12 @@ struct virgl_apir_callbacks {
 #define APIR_BACKEND_SYM_DEINIT "apir_backend_deinit"
 /* optional: the guest's resource res_id is about to be unmapped (the backend lets go of it) */
 #define APIR_BACKEND_SYM_RESOURCE_DETACH "apir_backend_resource_detach"
+/* optional: true when every device of the context computes off the host's CPUs (a GPU), so
+ * that the caller may poll for the guest's next command instead of sleeping */
+#define APIR_BACKEND_SYM_COMPUTES_OFF_CPU "apir_backend_computes_off_cpu"
 
 typedef uint32_t (*apir_backend_initialize_fn)(uint32_t virgl_ctx_id, struct virgl_apir_callbacks *cbs);
+typedef bool (*apir_backend_computes_off_cpu_fn)(uint32_t virgl_ctx_id);
 /* Runs FORWARD command `cmd_index` whose arguments are [dec_cur, dec_end) (a private copy);
  * writes its reply into [enc_cur, enc_end) and stores the end of what it wrote in
  * *enc_cur_after. Returns an apir_backend_status. */

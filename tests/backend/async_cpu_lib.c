@@ -1,8 +1,9 @@
 /* A GGML backend library for tests: the real CPU backend (the library named by
  * APIR_ASYNC_CPU_LIBRARY, loaded at registration) behind a device that behaves as a GPU's
- * towards writes: set_tensor_async is deferred until the backend synchronizes or computes
- * (stream order), and the device has a host buffer type, so apir-server queues guest writes
- * on it exactly as on CUDA (src/backend/queued_writes.c) while ggml's CPU kernels compute for
+ * towards transfers: set_tensor_async is deferred until the backend synchronizes or computes
+ * (stream order), get_tensor_async until it synchronizes, and the device has a host buffer
+ * type, so apir-server queues guest writes and output reads on it exactly as on CUDA
+ * (src/backend/queued_writes.c) while ggml's CPU kernels compute for
  * real. With it, test-backend-ops through VirtGPU0 checks the host's queued-write path on a
  * machine without a GPU:
  *   CONFORMANCE_HOST_LIB=build/tests/backend/libapir_async_cpu.so
@@ -25,6 +26,12 @@ static struct ggml_backend_i cpu_iface; /* the CPU backend's own functions */
 static void deferred_set(ggml_backend_t b, struct ggml_tensor *t, const void *data, size_t off, size_t size)
 {
     deferred_add((char *)t->data + off, data, size);
+}
+
+/* a read queued on the stream: it lands when the stream synchronizes, after the compute */
+static void deferred_get(ggml_backend_t b, const struct ggml_tensor *t, void *data, size_t off, size_t size)
+{
+    deferred_add(data, (const char *)t->data + off, size);
 }
 
 static void deferred_sync(ggml_backend_t b)
@@ -64,6 +71,7 @@ static ggml_backend_t dev_init(ggml_backend_dev_t d, const char *params)
         return NULL;
     cpu_iface = b->iface;
     b->iface.set_tensor_async = deferred_set;
+    b->iface.get_tensor_async = deferred_get;
     b->iface.synchronize = deferred_sync;
     b->iface.graph_compute = deferred_compute;
     b->iface.free = deferred_free;

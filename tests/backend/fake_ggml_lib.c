@@ -36,7 +36,13 @@ static void async_set(ggml_backend_t b, struct ggml_tensor *t, const void *data,
 {
     deferred_add((char *)t->data + off, data, size);
 }
-static void async_sync(ggml_backend_t b) { deferred_run(); }
+static int n_syncs;
+static void async_sync(ggml_backend_t b)
+{
+    n_syncs++;
+    deferred_run();
+}
+EXPORT int fake_async_syncs(void) { return n_syncs; }
 static void async_get(ggml_backend_t b, const struct ggml_tensor *t, void *data, size_t off, size_t size);
 
 /* scribble mode: each buffer write first overwrites `scribble` with `with` (a guest changing

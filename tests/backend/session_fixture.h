@@ -16,6 +16,7 @@ uint32_t apir_backend_dispatcher(uint32_t virgl_ctx_id, struct virgl_apir_callba
                                  char **enc_cur_after);
 void apir_backend_deinit(uint32_t virgl_ctx_id);
 void apir_backend_resource_detach(uint32_t virgl_ctx_id, uint32_t res_id);
+bool apir_backend_computes_off_cpu(uint32_t virgl_ctx_id);
 
 /* The best libggml-cpu-*.so in dir (the one ggml's loader would choose) into out, "" if none.
  * The libraries stay loaded: the backend library will load the same file. */

@@ -312,8 +312,11 @@ static void test_session(const char *cpu)
     ggml_log_callback before_cb, cb;
     void *before_ud, *ud;
     ggml_log_get(&before_cb, &before_ud);
+    CHECK(!apir_backend_computes_off_cpu(1)); /* no context yet */
     CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_SUCCESS);
     CHECK_EQ(apir_backend_initialize(1, &cbs), APIR_BACKEND_INIT_ALREADY);
+    /* a CPU: the worker must not poll for commands on cores its compute threads need */
+    CHECK(!apir_backend_computes_off_cpu(1));
     /* the host ggml's own log goes to the backend library's log while a context lives */
     ggml_log_get(&cb, &ud);
     CHECK(cb != before_cb);
@@ -573,6 +576,7 @@ static void test_queued_write_order(void)
     uint32_t type;
     uint32_t buft = device_info_reply(name, sizeof name, &type);
     CHECK_EQ(type, 1 /* GGML_BACKEND_DEVICE_TYPE_GPU */);
+    CHECK(apir_backend_computes_off_cpu(7)); /* a GPU-type device: the worker may poll */
     CHECK_EQ(call_u32(7, APIR_FWD_BACKEND_INIT, 0), APIR_BACKEND_OK);
     uint32_t be = apir_get_u32(&r);
     uint32_t buf = alloc_buffer(7, buft, BIG_SHM);
@@ -648,8 +652,9 @@ static void test_pinned_resources(void)
     void (*device_memory)(bool) = lib ? (void (*)(bool))dlsym(lib, "fake_async_device_memory") : NULL;
     int (*pinned)(void) = lib ? (int (*)(void))dlsym(lib, "fake_pinned_count") : NULL;
     int (*violations)(void) = lib ? (int (*)(void))dlsym(lib, "fake_pin_violations") : NULL;
-    CHECK(device_memory && pinned && violations);
-    if (!device_memory || !pinned || !violations)
+    int (*syncs)(void) = lib ? (int (*)(void))dlsym(lib, "fake_async_syncs") : NULL;
+    CHECK(device_memory && pinned && violations && syncs);
+    if (!device_memory || !pinned || !violations || !syncs)
         return;
     device_memory(true);
     CHECK_EQ(apir_backend_initialize(8, &cbs), APIR_BACKEND_INIT_SUCCESS);
@@ -691,8 +696,11 @@ static void test_pinned_resources(void)
     apir_put_u32(&a, buf);
     apir_put_u64(&a, BIG);
     apir_put_u64(&a, 4096);
+    int syncs_before = syncs();
     CHECK_EQ(call(8, APIR_FWD_GRAPH_RECOMPUTE), APIR_BACKEND_OK);
     CHECK(all_bytes(big_shm, 4096, 'S'));
+    /* the output was read behind the compute on its stream: one synchronization for both */
+    CHECK_EQ(syncs() - syncs_before, 1);
     CHECK_EQ(violations(), 0);
     apir_backend_resource_detach(8, BIG_RES);
     CHECK_EQ(pinned(), 0);

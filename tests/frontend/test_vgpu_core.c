@@ -545,6 +545,28 @@ static void outputs_unread_are_skipped_until_asked(void **state)
     vgpu_outputs_free();
 }
 
+static void outputs_memory_is_reused(void **state)
+{
+    (void)state;
+    vgpu_outputs_reset();
+    uint8_t *logits = vgpu_outputs_alloc(128000);
+    assert_non_null(logits);
+    memset(logits, 5, 128000);
+    assert_true(vgpu_outputs_put(3, 0, logits, 128000));
+    vgpu_outputs_reset();
+    /* the next compute's logits land in the same memory (had it been freed, this malloc would
+     * likely take it); another size does not take it */
+    void *taker = malloc(128000);
+    assert_non_null(taker); /* (also keeps the compiler from dropping the malloc) */
+    void *other = vgpu_outputs_alloc(64);
+    assert_ptr_not_equal(other, logits);
+    vgpu_outputs_release(other, 64);
+    assert_ptr_equal(vgpu_outputs_alloc(128000), logits);
+    vgpu_outputs_release(logits, 128000);
+    free(taker);
+    vgpu_outputs_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +586,7 @@ int main(void)
         cmocka_unit_test(offload_heuristic),
         cmocka_unit_test(outputs_served_until_written),
         cmocka_unit_test(outputs_unread_are_skipped_until_asked),
+        cmocka_unit_test(outputs_memory_is_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
