@@ -300,10 +300,12 @@ uint32_t cmd_outputs_decode(struct cmd_call *c, struct cmd_outputs *o)
 uint32_t cmd_outputs_copy(struct backend_ctx *ctx, const struct cmd_outputs *o, const uint8_t *const *staged)
 {
     uint32_t st = APIR_BACKEND_OK;
-    for (uint32_t i = 0; i < o->n && st == APIR_BACKEND_OK; i++)
+    /* the staged ones first: a read after the compute goes through the same stage */
+    for (uint32_t i = 0; i < o->n; i++)
         if (staged[i])
             memcpy(o->shm + o->r[i].at, staged[i], (size_t)o->r[i].size);
-        else if (o->r[i].size)
+    for (uint32_t i = 0; i < o->n && st == APIR_BACKEND_OK; i++)
+        if (!staged[i] && o->r[i].size)
             st = read_into_shm(ctx, o->r[i].buf, o->r[i].offset, o->r[i].size, o->shm + o->r[i].at);
     return st;
 }

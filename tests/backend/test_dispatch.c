@@ -637,6 +637,61 @@ static void test_queued_write_order(void)
     big_shm = NULL;
 }
 
+/* A recompute's outputs on a GPU-like host: one too large for the stage is read after the
+ * compute through the same stage, one small enough is read behind the compute into it; the
+ * staged bytes must reach the resource before the large read reuses the stage. */
+static void test_outputs_staged_and_read_after(void)
+{
+    enum { SMALL = 4096 };
+    const size_t large = (size_t)APIR_MAX_QUEUED_SET + 64;
+    cfg_path = FAKE_GGML_LIB;
+    cfg_reg = "fake_reg_async";
+    big_shm = calloc(1, BIG_SHM);
+    uint8_t *expect = malloc(BIG_SHM);
+    CHECK(big_shm && expect);
+    if (!big_shm || !expect)
+        return;
+    CHECK_EQ(apir_backend_initialize(10, &cbs), APIR_BACKEND_INIT_SUCCESS);
+    CHECK_EQ(call_u32(10, APIR_FWD_DEVICE_GET_INFO, 0), APIR_BACKEND_OK);
+    char name[128];
+    uint32_t type;
+    uint32_t buft = device_info_reply(name, sizeof name, &type);
+    CHECK_EQ(call_u32(10, APIR_FWD_BACKEND_INIT, 0), APIR_BACKEND_OK);
+    uint32_t be = apir_get_u32(&r);
+    uint32_t buf = alloc_buffer(10, buft, BIG_SHM);
+    for (size_t i = 0; i < BIG_SHM; i++)
+        expect[i] = big_shm[i] = (uint8_t)(i * 13 + i / 4099);
+    CHECK_EQ(transfer(10, APIR_FWD_BUFFER_SET, buf, 0, BIG_SHM, BIG_RES, 0), APIR_BACKEND_OK);
+    struct apir_wire_tensor t[3];
+    uint32_t node = 2;
+    wt_mul_mat(t, buf);
+    begin_graph(be, t, 3, &node, 1);
+    CHECK_EQ(call(10, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    apir_get_u32(&r);
+    uint32_t slot = apir_get_u32(&r);
+    memcpy(shm, expect, SMALL); /* the same bytes again, queued: makes the stage */
+    CHECK_EQ(transfer(10, APIR_FWD_BUFFER_SET, buf, 0, SMALL, RES_ID, 0), APIR_BACKEND_OK);
+    memset(big_shm, 0, BIG_SHM);
+    begin();
+    apir_put_u32(&a, be);
+    apir_put_u32(&a, slot);
+    apir_put_u32(&a, 2);
+    apir_put_u32(&a, BIG_RES);
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, 0);
+    apir_put_u64(&a, large);
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, BIG_SHM - SMALL);
+    apir_put_u64(&a, SMALL);
+    CHECK_EQ(call(10, APIR_FWD_GRAPH_RECOMPUTE), APIR_BACKEND_OK);
+    CHECK(!memcmp(big_shm, expect, large));
+    CHECK(!memcmp(big_shm + large, expect + BIG_SHM - SMALL, SMALL));
+    apir_backend_deinit(10);
+    free(expect);
+    free(big_shm);
+    big_shm = NULL;
+}
+
 /* Pinned resources on a GPU-like host that offers pinning (as ggml-cuda does, read-only for
  * the device): a large write from a resource pins it and lands; a read into a pinned resource
  * never has the device write it (CUDA fails such a copy: the guest's worker would abort),
@@ -728,6 +783,7 @@ int main(void)
     test_init_errors(cpu);
     test_session(cpu);
     test_queued_write_order();
+    test_outputs_staged_and_read_after();
     test_pinned_resources();
     free(shm);
     unlink(log_path);
