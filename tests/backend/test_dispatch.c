@@ -637,6 +637,19 @@ static void test_queued_write_order(void)
     big_shm = NULL;
 }
 
+/* a compute, so that writes queue on its stream and reads go through the stage; the slot the
+ * host kept its graph in */
+static uint32_t compute_kept_mul_mat(uint32_t ctx, uint32_t be, uint32_t buf)
+{
+    struct apir_wire_tensor t[3];
+    uint32_t node = 2;
+    wt_mul_mat(t, buf);
+    begin_graph(be, t, 3, &node, 1);
+    CHECK_EQ(call(ctx, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
+    apir_get_u32(&r);
+    return apir_get_u32(&r);
+}
+
 /* A recompute's outputs on a GPU-like host: one too large for the stage is read after the
  * compute through the same stage, one small enough is read behind the compute into it; the
  * staged bytes must reach the resource before the large read reuses the stage. */
@@ -662,13 +675,7 @@ static void test_outputs_staged_and_read_after(void)
     for (size_t i = 0; i < BIG_SHM; i++)
         expect[i] = big_shm[i] = (uint8_t)(i * 13 + i / 4099);
     CHECK_EQ(transfer(10, APIR_FWD_BUFFER_SET, buf, 0, BIG_SHM, BIG_RES, 0), APIR_BACKEND_OK);
-    struct apir_wire_tensor t[3];
-    uint32_t node = 2;
-    wt_mul_mat(t, buf);
-    begin_graph(be, t, 3, &node, 1);
-    CHECK_EQ(call(10, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
-    apir_get_u32(&r);
-    uint32_t slot = apir_get_u32(&r);
+    uint32_t slot = compute_kept_mul_mat(10, be, buf);
     memcpy(shm, expect, SMALL); /* the same bytes again, queued: makes the stage */
     CHECK_EQ(transfer(10, APIR_FWD_BUFFER_SET, buf, 0, SMALL, RES_ID, 0), APIR_BACKEND_OK);
     memset(big_shm, 0, BIG_SHM);
@@ -729,16 +736,9 @@ static void test_pinned_resources(void)
     memset(shm, 'S', 4096);
     CHECK_EQ(transfer(8, APIR_FWD_BUFFER_SET, buf, BIG, 4096, RES_ID, 0), APIR_BACKEND_OK);
     CHECK_EQ(pinned(), 1); /* a small write from the other resource: not worth pinning it */
-    /* a compute, so that writes queue on its stream and reads go through the stage */
     CHECK_EQ(call_u32(8, APIR_FWD_BACKEND_INIT, 0), APIR_BACKEND_OK);
     uint32_t be = apir_get_u32(&r);
-    struct apir_wire_tensor t[3];
-    uint32_t node = 2;
-    wt_mul_mat(t, buf);
-    begin_graph(be, t, 3, &node, 1);
-    CHECK_EQ(call(8, APIR_FWD_GRAPH_COMPUTE), APIR_BACKEND_OK);
-    apir_get_u32(&r);
-    uint32_t slot = apir_get_u32(&r);
+    uint32_t slot = compute_kept_mul_mat(8, be, buf);
     CHECK_EQ(transfer(8, APIR_FWD_BUFFER_SET, buf, BIG, 4096, RES_ID, 0), APIR_BACKEND_OK); /* makes the stage */
     memset(big_shm + BIG, 0, BIG);
     CHECK_EQ(transfer(8, APIR_FWD_BUFFER_GET, buf, 0, BIG, BIG_RES, BIG), APIR_BACKEND_OK);
