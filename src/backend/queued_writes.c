@@ -13,6 +13,15 @@
 #define STAGE_ALIGN 64u
 #define PIECE_BYTES (1u << 20)
 
+/* Can s copy from (read) or to buf asynchronously? Only with the backend's async entry point,
+ * and only for its own buffer type (ggml-cuda asserts on another). */
+static bool stream_reaches(const struct backend_stream *s, bool read, ggml_backend_buffer_t buf)
+{
+    if (!s || !(read ? s->backend->iface.get_tensor_async != NULL : s->backend->iface.set_tensor_async != NULL))
+        return false;
+    return ggml_backend_buffer_get_type(buf) == ggml_backend_get_default_buffer_type(s->backend);
+}
+
 void queued_writes_settle(struct queued_writes *q)
 {
     if (q->stream)
@@ -44,9 +53,7 @@ bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint6
                        size_t size, uint64_t room)
 {
     struct backend_stream *s = q->target;
-    /* only where ggml's set_tensor_async accepts the buffer (CUDA asserts on another type) */
-    if (!s || !s->backend->iface.set_tensor_async ||
-        ggml_backend_buffer_get_type(buf) != ggml_backend_get_default_buffer_type(s->backend) || size > STAGE_BYTES ||
+    if (!stream_reaches(s, false, buf) || size > STAGE_BYTES ||
         !ensure_stage(q, room))
         return false;
     if (q->stream && q->stream != s)
@@ -70,8 +77,7 @@ bool queued_writes_try(struct queued_writes *q, ggml_backend_buffer_t buf, uint6
 bool queued_writes_read(struct queued_writes *q, ggml_backend_buffer_t buf, uint64_t offset, void *dst, size_t size)
 {
     struct backend_stream *s = q->target;
-    if (!s || !q->stage || !s->backend->iface.get_tensor_async ||
-        ggml_backend_buffer_get_type(buf) != ggml_backend_get_default_buffer_type(s->backend))
+    if (!q->stage || !stream_reaches(s, true, buf))
         return false;
     queued_writes_settle(q); /* the stage is free again */
     for (size_t at = 0; at < size; at += STAGE_BYTES) {
@@ -88,9 +94,8 @@ bool queued_writes_read(struct queued_writes *q, ggml_backend_buffer_t buf, uint
 const uint8_t *queued_writes_read_behind(struct queued_writes *q, struct backend_stream *s, ggml_backend_buffer_t buf,
                                          uint64_t offset, size_t size)
 {
-    if (q->target != s || !q->stage || !s->backend->iface.get_tensor_async || (q->stream && q->stream != s) ||
-        ggml_backend_buffer_get_type(buf) != ggml_backend_get_default_buffer_type(s->backend) ||
-        size > STAGE_BYTES - q->len)
+    if (q->target != s || !q->stage || (q->stream && q->stream != s) ||
+        !stream_reaches(s, true, buf) || size > STAGE_BYTES - q->len)
         return NULL;
     uint8_t *dst = q->stage_base + q->len;
     struct ggml_tensor t;

@@ -1,5 +1,6 @@
 #include "repacked_weights.h"
 
+#include "apir_array.h"
 #include "backend_log.h"
 #include "node_rebuild.h"
 
@@ -52,7 +53,7 @@ static uint64_t offset_of(const struct ggml_tensor *w)
 static struct repacked_weight *find(struct repacked_weights *rw, const struct ggml_tensor *w)
 {
     uint64_t offset = offset_of(w);
-    for (uint32_t i = 0; i < rw->n; i++) {
+    for (size_t i = 0; i < rw->n; i++) {
         struct repacked_weight *e = &rw->w[i];
         if (e->buffer == w->buffer && e->offset == offset && e->type == w->type &&
             memcmp(e->ne, w->ne, sizeof e->ne) == 0)
@@ -73,7 +74,7 @@ static void release(struct repacked_weight *e)
 
 static bool holds(const struct repacked_weights *rw, const void *buffer)
 {
-    for (uint32_t i = 0; i < rw->n_bufs; i++)
+    for (size_t i = 0; i < rw->n_bufs; i++)
         if (rw->bufs[i] == buffer)
             return true;
     return false;
@@ -84,7 +85,7 @@ static bool list_buffer(struct repacked_weights *rw, ggml_backend_buffer_t buffe
 {
     if (holds(rw, buffer))
         return true;
-    ggml_backend_buffer_t *grown = realloc(rw->bufs, (rw->n_bufs + 1) * sizeof *grown);
+    ggml_backend_buffer_t *grown = apir_array_grow(rw->bufs, &rw->bufs_cap, rw->n_bufs, sizeof *grown, 4);
     if (!grown)
         return false;
     rw->bufs = grown;
@@ -168,14 +169,10 @@ uint32_t repacked_weights_substitute(struct repacked_weights *rw, ggml_backend_d
         if (!e) {
             if (rw->n == REPACKED_WEIGHTS_MAX)
                 continue;
-            if (rw->n == rw->cap) {
-                uint32_t cap = rw->cap ? rw->cap * 2 : 64;
-                struct repacked_weight *grown = realloc(rw->w, cap * sizeof *grown);
-                if (!grown)
-                    continue;
-                rw->w = grown;
-                rw->cap = cap;
-            }
+            struct repacked_weight *grown = apir_array_grow(rw->w, &rw->cap, rw->n, sizeof *grown, 64);
+            if (!grown)
+                continue;
+            rw->w = grown;
             e = &rw->w[rw->n++];
             memset(e, 0, sizeof *e);
             e->buffer = w->buffer;
@@ -204,7 +201,7 @@ void repacked_weights_invalidate(struct repacked_weights *rw, const void *buffer
     if (!holds(rw, buffer))
         return;
     uint64_t end = size > UINT64_MAX - offset ? UINT64_MAX : offset + size;
-    for (uint32_t i = 0; i < rw->n; i++) {
+    for (size_t i = 0; i < rw->n; i++) {
         struct repacked_weight *e = &rw->w[i];
         if (e->copy && e->buffer == buffer && e->offset < end && offset < e->offset + e->size) {
             e->stale = true;
@@ -223,7 +220,7 @@ void repacked_weights_refresh(struct repacked_weights *rw)
 {
     if (!rw->any_stale)
         return;
-    for (uint32_t i = 0; i < rw->n; i++)
+    for (size_t i = 0; i < rw->n; i++)
         if (rw->w[i].stale)
             set_copy(&rw->w[i]);
     rw->any_stale = false;
@@ -232,7 +229,7 @@ void repacked_weights_refresh(struct repacked_weights *rw)
 void repacked_weights_forget(struct repacked_weights *rw, const void *buffer)
 {
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < rw->n; i++) {
+    for (size_t i = 0; i < rw->n; i++) {
         struct repacked_weight *e = &rw->w[i];
         if (e->buffer == buffer) {
             if (e->copy)
@@ -243,14 +240,12 @@ void repacked_weights_forget(struct repacked_weights *rw, const void *buffer)
         }
     }
     rw->n = kept;
-    for (uint32_t i = 0; i < rw->n_bufs; i++)
-        if (rw->bufs[i] == buffer)
-            rw->bufs[i--] = rw->bufs[--rw->n_bufs];
+    apir_array_remove(rw->bufs, &rw->n_bufs, sizeof *rw->bufs, &buffer); /* listed once */
 }
 
 void repacked_weights_free(struct repacked_weights *rw)
 {
-    for (uint32_t i = 0; i < rw->n; i++)
+    for (size_t i = 0; i < rw->n; i++)
         release(&rw->w[i]);
     free(rw->w);
     free(rw->bufs);

@@ -36,11 +36,11 @@ struct repacked_weight {
 
 struct repacked_weights {
     struct repacked_weight *w;
-    uint32_t n, cap;
+    size_t n, cap;
     /* the distinct buffers of w's copies: every write and every compute asks whether its
      * ranges touch a copy, and that answer mostly is "not this buffer" */
     ggml_backend_buffer_t *bufs;
-    uint32_t n_bufs;
+    size_t n_bufs, bufs_cap;
     uint64_t bytes; /* of the copies */
     bool any_stale, logged_first, logged_limit;
 };

@@ -285,25 +285,32 @@ static int read_message(struct client *c, const struct command *cmd, uint32_t le
  * core to any runnable thread (the guest's own CPU threads may share the machine). */
 #define POLL_FOR_COMMAND_NS 2000000ull
 
-static void poll_for_command(int fd)
+/* io_read_full's answer for the next message's header: polled for first where the worker
+ * polls (one non-blocking read when the message is already there), then blocking */
+static int read_header(struct client *c, uint32_t *hdr, size_t size)
 {
-    uint64_t start = apir_monotonic_ns();
-    do {
-        char b;
-        ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            return; /* a message, the end or an error: the blocking read sees it */
-        sched_yield();
-    } while (apir_monotonic_ns() - start < POLL_FOR_COMMAND_NS);
+    size_t got = 0;
+    if (c->ctx && apir_context_computes_off_cpu(c->ctx)) {
+        uint64_t start = apir_monotonic_ns();
+        do {
+            ssize_t n = recv(c->fd, (char *)hdr + got, size - got, MSG_DONTWAIT);
+            if (n > 0 && (got += (size_t)n) == size)
+                return 1;
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                break; /* the end or an error: the blocking read below says which */
+            if (n < 0)
+                sched_yield();
+        } while (apir_monotonic_ns() - start < POLL_FOR_COMMAND_NS);
+    }
+    int rc = io_read_full(c->fd, (char *)hdr + got, size - got);
+    return rc == 0 && got ? -1 : rc; /* an end inside the header is a lost connection */
 }
 
 static void serve(struct client *c)
 {
     for (;;) {
         uint32_t hdr[VTEST_WIRE_HDR_WORDS];
-        if (c->ctx && apir_context_computes_off_cpu(c->ctx))
-            poll_for_command(c->fd);
-        int rc = io_read_full(c->fd, hdr, sizeof hdr);
+        int rc = read_header(c, hdr, sizeof hdr);
         if (c->activity) /* for the listener's idle limit */
             atomic_store_explicit(&c->activity->last_active_ns, apir_monotonic_ns(), memory_order_relaxed);
         if (rc == 0) {

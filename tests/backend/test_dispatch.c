@@ -637,6 +637,23 @@ static void test_queued_write_order(void)
     big_shm = NULL;
 }
 
+/* GRAPH_RECOMPUTE arguments reading n outputs back into resource res (put_output each) */
+static void begin_recompute_outputs(uint32_t be, uint32_t slot, uint32_t n, uint32_t res)
+{
+    begin();
+    apir_put_u32(&a, be);
+    apir_put_u32(&a, slot);
+    apir_put_u32(&a, n);
+    apir_put_u32(&a, res);
+}
+
+static void put_output(uint32_t buf, uint64_t offset, uint64_t size)
+{
+    apir_put_u32(&a, buf);
+    apir_put_u64(&a, offset);
+    apir_put_u64(&a, size);
+}
+
 /* a compute, so that writes queue on its stream and reads go through the stage; the slot the
  * host kept its graph in */
 static uint32_t compute_kept_mul_mat(uint32_t ctx, uint32_t be, uint32_t buf)
@@ -679,17 +696,9 @@ static void test_outputs_staged_and_read_after(void)
     memcpy(shm, expect, SMALL); /* the same bytes again, queued: makes the stage */
     CHECK_EQ(transfer(10, APIR_FWD_BUFFER_SET, buf, 0, SMALL, RES_ID, 0), APIR_BACKEND_OK);
     memset(big_shm, 0, BIG_SHM);
-    begin();
-    apir_put_u32(&a, be);
-    apir_put_u32(&a, slot);
-    apir_put_u32(&a, 2);
-    apir_put_u32(&a, BIG_RES);
-    apir_put_u32(&a, buf);
-    apir_put_u64(&a, 0);
-    apir_put_u64(&a, large);
-    apir_put_u32(&a, buf);
-    apir_put_u64(&a, BIG_SHM - SMALL);
-    apir_put_u64(&a, SMALL);
+    begin_recompute_outputs(be, slot, 2, BIG_RES);
+    put_output(buf, 0, large);
+    put_output(buf, BIG_SHM - SMALL, SMALL);
     CHECK_EQ(call(10, APIR_FWD_GRAPH_RECOMPUTE), APIR_BACKEND_OK);
     CHECK(!memcmp(big_shm, expect, large));
     CHECK(!memcmp(big_shm + large, expect + BIG_SHM - SMALL, SMALL));
@@ -743,14 +752,8 @@ static void test_pinned_resources(void)
     memset(big_shm + BIG, 0, BIG);
     CHECK_EQ(transfer(8, APIR_FWD_BUFFER_GET, buf, 0, BIG, BIG_RES, BIG), APIR_BACKEND_OK);
     CHECK(!memcmp(big_shm, big_shm + BIG, BIG));
-    begin();
-    apir_put_u32(&a, be);
-    apir_put_u32(&a, slot);
-    apir_put_u32(&a, 1);
-    apir_put_u32(&a, BIG_RES);
-    apir_put_u32(&a, buf);
-    apir_put_u64(&a, BIG);
-    apir_put_u64(&a, 4096);
+    begin_recompute_outputs(be, slot, 1, BIG_RES);
+    put_output(buf, BIG, 4096);
     int syncs_before = syncs();
     CHECK_EQ(call(8, APIR_FWD_GRAPH_RECOMPUTE), APIR_BACKEND_OK);
     CHECK(all_bytes(big_shm, 4096, 'S'));
