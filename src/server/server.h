@@ -6,6 +6,7 @@
 #define APIR_SERVER_H
 
 #include "apir_component.h"
+#include "server_ring.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,6 +53,7 @@ struct client {
     uint32_t next_sync_id;
     uint32_t *msg;               /* the message being handled */
     size_t msg_cap;
+    struct server_ring ring;     /* the guest's command ring, once attached */
 };
 
 /* server_io.c: whole-message socket I/O. read_full returns 1, 0 on EOF before any byte,

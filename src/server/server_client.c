@@ -5,6 +5,7 @@
 
 #include "apir_component.h"
 #include "apir_protocol.h"
+#include "vtest_ring.h"
 #include "vtest_wire.h"
 
 #include <errno.h>
@@ -63,8 +64,8 @@ static int cmd_get_capset(struct client *c, uint32_t len)
         return reply(c, VTEST_CMD_GET_CAPSET, &invalid, 1);
     }
     /* whether a Venus context is routed is decided (and logged) at CONTEXT_INIT */
-    uint32_t r[3] = {1, APIR_PROTOCOL_MAJOR, APIR_PROTOCOL_MINOR};
-    return reply(c, VTEST_CMD_GET_CAPSET, r, 3);
+    uint32_t r[4] = {1, APIR_PROTOCOL_MAJOR, APIR_PROTOCOL_MINOR, VTEST_FEATURE_RING};
+    return reply(c, VTEST_CMD_GET_CAPSET, r, 4);
 }
 
 static int cmd_context_init(struct client *c, uint32_t len)
@@ -225,6 +226,31 @@ static int cmd_submit2(struct client *c, uint32_t len)
     return 0;
 }
 
+/* the guest's command ring (src/protocol/vtest_ring.h): refused (0) if there is one already or
+ * the resource is not a ring's size; the guest then keeps using the socket */
+static int cmd_ring_attach(struct client *c, uint32_t len)
+{
+    if (need_ctx(c, "APIR_RING_ATTACH"))
+        return -1;
+    uint32_t res_id = c->msg[0], ok = 0;
+    const struct blob *b = NULL;
+    for (size_t i = 0; i < c->blobs_count; i++)
+        if (c->blobs[i].res_id == res_id)
+            b = &c->blobs[i];
+    if (c->ring.ctl)
+        apir_component_log("client %u: APIR_RING_ATTACH: a command ring is attached already", c->id);
+    else if (!b)
+        apir_component_log("client %u: APIR_RING_ATTACH: unknown resource %u", c->id, res_id);
+    else if (!ring_attach(&c->ring, res_id, b->ptr, b->size))
+        apir_component_log("client %u: APIR_RING_ATTACH: resource %u has %zu bytes, not %u + a power of two "
+                           "from %u to %u",
+                           c->id, res_id, b->size, VTEST_RING_CONTROL_BYTES, VTEST_RING_MIN_DATA_BYTES,
+                           VTEST_RING_MAX_DATA_BYTES);
+    else
+        ok = 1;
+    return reply(c, VTEST_CMD_APIR_RING_ATTACH, &ok, 1);
+}
+
 /* Sizes are in words, except CREATE_RENDERER's (bytes). */
 static const struct command {
     uint32_t id;
@@ -245,6 +271,7 @@ static const struct command {
     {VTEST_CMD_SYNC_READ, VTEST_SYNC_READ_WORDS, VTEST_SYNC_READ_WORDS, cmd_sync_read},
     {VTEST_CMD_SYNC_WRITE, VTEST_SYNC_WRITE_WORDS, VTEST_SYNC_WRITE_WORDS, cmd_sync_write},
     {VTEST_CMD_SUBMIT_CMD2, 1, SERVER_MAX_MESSAGE_BYTES / 4, cmd_submit2},
+    {VTEST_CMD_APIR_RING_ATTACH, VTEST_RING_ATTACH_WORDS, VTEST_RING_ATTACH_WORDS, cmd_ring_attach},
 };
 
 static const struct command *find_command(uint32_t id)
@@ -285,14 +312,55 @@ static int read_message(struct client *c, const struct command *cmd, uint32_t le
  * core to any runnable thread (the guest's own CPU threads may share the machine). */
 #define POLL_FOR_COMMAND_NS 2000000ull
 
-/* io_read_full's answer for the next message's header: polled for first where the worker
- * polls (one non-blocking read when the message is already there), then blocking */
-static int read_header(struct client *c, uint32_t *hdr, size_t size)
+static void stamp_activity(struct client *c)
+{
+    if (c->activity) /* for the listener's idle limit */
+        atomic_store_explicit(&c->activity->last_active_ns, apir_monotonic_ns(), memory_order_relaxed);
+}
+
+/* Runs the ring's commands up to its end or a socket mark; 0, or -1 to disconnect. A malformed
+ * APIR buffer is the component's to log, as over the socket. */
+static int run_ring(struct client *c)
+{
+    if (!c->ring.ctl)
+        return 0;
+    bool ran = false;
+    for (;;) {
+        uint32_t len = 0;
+        switch (ring_next(&c->ring, &c->msg, &c->msg_cap, &len)) {
+        case RING_COMMAND:
+            apir_context_submit(c->ctx, c->msg, len);
+            ran = true;
+            continue;
+        case RING_EMPTY:
+        case RING_SOCKET:
+            if (ran)
+                stamp_activity(c);
+            return 0;
+        case RING_CORRUPT:
+            apir_component_log("client %u: the command ring's tail or an entry's length is impossible: "
+                               "disconnecting", c->id);
+            return -1;
+        case RING_NO_MEMORY:
+            apir_component_log("client %u: out of memory for a command of the ring: disconnecting", c->id);
+            return -1;
+        }
+    }
+}
+
+/* The next thing to do: 2 when the ring has commands, else io_read_full's answer for the next
+ * message's header. Polled for first where the worker polls (the ring is a memory read, the
+ * socket one non-blocking read), then blocking: a worker with a ring says so first, and the
+ * guest that publishes a command then sends a kick. */
+static int next_event(struct client *c, uint32_t *hdr, size_t size)
 {
     size_t got = 0;
+    struct server_ring *r = c->ring.ctl ? &c->ring : NULL;
     if (c->ctx && apir_context_computes_off_cpu(c->ctx)) {
         uint64_t start = apir_monotonic_ns();
         do {
+            if (r && !got && ring_has_work(r))
+                return 2;
             ssize_t n = recv(c->fd, (char *)hdr + got, size - got, MSG_DONTWAIT);
             if (n > 0 && (got += (size_t)n) == size)
                 return 1;
@@ -302,19 +370,45 @@ static int read_header(struct client *c, uint32_t *hdr, size_t size)
                 sched_yield();
         } while (apir_monotonic_ns() - start < POLL_FOR_COMMAND_NS);
     }
+    if (r && !got) {
+        ring_set_waiting(r, true);
+        if (ring_has_work(r)) {
+            ring_set_waiting(r, false);
+            return 2;
+        }
+    }
     int rc = io_read_full(c->fd, (char *)hdr + got, size - got);
+    if (r)
+        ring_set_waiting(r, false);
     return rc == 0 && got ? -1 : rc; /* an end inside the header is a lost connection */
+}
+
+/* With a ring, a SUBMIT_CMD2 that carries commands stands for the socket mark at the ring's
+ * head (after the commands published before it): it runs in ring order. */
+static int take_socket_mark(struct client *c, uint32_t id)
+{
+    if (!c->ring.ctl || id != VTEST_CMD_SUBMIT_CMD2 || c->msg[0] == 0)
+        return 0;
+    if (ring_take_socket_mark(&c->ring))
+        return 0;
+    apir_component_log("client %u: SUBMIT_CMD2 with batches but no socket mark in the command ring: disconnecting",
+                       c->id);
+    return -1;
 }
 
 static void serve(struct client *c)
 {
     for (;;) {
+        if (run_ring(c) != 0)
+            return;
         uint32_t hdr[VTEST_WIRE_HDR_WORDS];
-        int rc = read_header(c, hdr, sizeof hdr);
-        if (c->activity) /* for the listener's idle limit */
-            atomic_store_explicit(&c->activity->last_active_ns, apir_monotonic_ns(), memory_order_relaxed);
+        int rc = next_event(c, hdr, sizeof hdr);
+        if (rc == 2)
+            continue;
+        stamp_activity(c);
         if (rc == 0) {
             apir_component_log("client %u: disconnected", c->id);
+            run_ring(c); /* what the guest published before it closed */
             return;
         }
         if (rc < 0) {
@@ -332,7 +426,8 @@ static void serve(struct client *c)
                                len, cmd->min_len, cmd->max_len);
             return;
         }
-        if (read_message(c, cmd, len) != 0)
+        /* the ring's commands published before this message run before it */
+        if (run_ring(c) != 0 || read_message(c, cmd, len) != 0 || take_socket_mark(c, id) != 0)
             return;
         if (cmd->run(c, len) != 0) {
             apir_component_log("client %u: vtest command %u failed: disconnecting", c->id, id);

@@ -1,9 +1,11 @@
 /* The guest's vtest transport: virglrenderer's vtest protocol (version 3) over a UNIX socket
  * to apir-server on the same host. Blob memory comes back as a memfd we map MAP_SHARED, so
- * the host wakes reply waiters with FUTEX_WAKE on the same page. */
+ * the host wakes reply waiters with FUTEX_WAKE on the same page. Commands travel in a shared
+ * ring where the host offers one (src/protocol/vtest_ring.h), else in SUBMIT_CMD2 messages. */
 #include "transport.h"
 
 #include "apir_protocol.h"
+#include "vtest_ring_producer.h"
 #include "vtest_wire.h"
 
 #include <errno.h>
@@ -21,6 +23,8 @@
 #include <unistd.h>
 
 #define VTEST_MAX_CAPSET_WORDS 1024
+/* the command ring's data area unless GGML_VIRTGPU_VTEST_RING says otherwise (KiB) */
+#define RING_DEFAULT_KIB 1024u
 
 /* Commands submitted without a reply (vtest_submit_later) wait here, copied, and travel with
  * the next submit as earlier batches of its SUBMIT_CMD2 (the server runs a message's batches
@@ -45,7 +49,11 @@ struct vtest_transport {
      * timeout (vtest_set_timeout), each read gets that instead. */
     struct timespec read_deadline;
     bool connected;
-    struct later later;
+    uint64_t timeout_ns; /* how long a command may wait for room in the ring */
+    struct later later;  /* without a ring */
+    uint32_t host_features; /* the capset's VTEST_CAPSET_FEATURES_WORD */
+    struct apir_shmem ring_blob; /* ring_blob.ptr: the ring is attached */
+    struct vtest_ring_producer ring;
 };
 
 static int write_batches(struct vtest_transport *v, const void *cmd, size_t size);
@@ -254,11 +262,69 @@ static int write_batches(struct vtest_transport *v, const void *cmd, size_t size
     return rc;
 }
 
+static bool vtest_alive(struct apir_transport *t);
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* a SUBMIT_CMD2 of no batches: wakes a host that sleeps on the socket, which then runs the ring */
+static int send_kick(struct vtest_transport *v)
+{
+    uint32_t none = 0;
+    return send_cmd(v, VTEST_CMD_SUBMIT_CMD2, 1, &none, sizeof none);
+}
+
+/* One ring entry: a command, or a socket mark for cmd NULL. While the host has not made room
+ * (it is busy, or asleep with the ring full of work it was kicked for): spin a little, then
+ * kick a host that says it sleeps and back off, up to the command timeout. Under v->lock. */
+static int ring_put_waiting(struct vtest_transport *v, const void *cmd, uint32_t size)
+{
+    uint64_t start = 0, sleep_ns = 1000;
+    for (unsigned tries = 0;; tries++) {
+        int rc = cmd ? vtest_ring_put(&v->ring, cmd, size) : vtest_ring_put_socket_mark(&v->ring);
+        if (rc != -ENOSPC)
+            return rc;
+        if (tries < 1000)
+            continue;
+        if (!start)
+            start = now_ns();
+        if (vtest_ring_take_kick(&v->ring) && send_kick(v) != 0)
+            return -EPIPE;
+        if (now_ns() - start > v->timeout_ns)
+            return -ETIMEDOUT;
+        if (!vtest_alive(&v->base))
+            return -EPIPE;
+        struct timespec ts = {0, (long)sleep_ns};
+        nanosleep(&ts, NULL);
+        if (sleep_ns < 1000000)
+            sleep_ns *= 2;
+    }
+}
+
+/* A command into the ring; one too large for it goes over the socket behind a socket mark,
+ * so that it still runs in order. wake: someone waits for it, so kick a host that sleeps (a
+ * command nobody waits for goes with the next kick, as the later queue does without a ring). */
+static int ring_submit(struct vtest_transport *v, const void *cmd, size_t size, bool wake)
+{
+    if (!vtest_ring_takes(&v->ring, size)) {
+        int rc = ring_put_waiting(v, NULL, 0);
+        return rc ? rc : write_batches(v, cmd, size); /* the message wakes the host */
+    }
+    int rc = ring_put_waiting(v, cmd, (uint32_t)size);
+    if (!rc && wake && vtest_ring_take_kick(&v->ring))
+        rc = send_kick(v);
+    return rc;
+}
+
 static int vtest_submit(struct apir_transport *t, const void *cmd, size_t size)
 {
     struct vtest_transport *v = (struct vtest_transport *)t;
     pthread_mutex_lock(&v->lock);
-    int rc = write_batches(v, cmd, size);
+    int rc = v->ring_blob.ptr ? ring_submit(v, cmd, size, true) : write_batches(v, cmd, size);
     pthread_mutex_unlock(&v->lock);
     return rc;
 }
@@ -266,6 +332,12 @@ static int vtest_submit(struct apir_transport *t, const void *cmd, size_t size)
 static int vtest_submit_later(struct apir_transport *t, const void *cmd, size_t size)
 {
     struct vtest_transport *v = (struct vtest_transport *)t;
+    if (v->ring_blob.ptr) {
+        pthread_mutex_lock(&v->lock);
+        int rc = ring_submit(v, cmd, size, false);
+        pthread_mutex_unlock(&v->lock);
+        return rc;
+    }
     struct later *l = &v->later;
     uint32_t pad = (uint32_t)((4 - size % 4) % 4);
     size_t words = (size + pad) / 4;
@@ -319,14 +391,19 @@ static void vtest_set_timeout(struct apir_transport *t, uint64_t timeout_ns)
     setsockopt(v->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     setsockopt(v->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     v->connected = true;
+    v->timeout_ns = timeout_ns;
     pthread_mutex_unlock(&v->lock);
 }
 
 static void vtest_destroy(struct apir_transport *t)
 {
     struct vtest_transport *v = (struct vtest_transport *)t;
-    if (!t->lost) /* the last writes of a closing guest still reach its buffers */
+    /* the last writes of a closing guest still reach its buffers: the host runs the ring's at
+     * the end of the connection */
+    if (!t->lost)
         write_batches(v, NULL, 0);
+    if (v->ring_blob.ptr)
+        munmap(v->ring_blob.ptr, v->ring_blob.size);
     free(v->later.words);
     close(v->fd);
     pthread_mutex_destroy(&v->lock);
@@ -403,8 +480,10 @@ static int do_init(struct vtest_transport *v, uint32_t capset, char *why, size_t
     if (!rc)
         rc = read_full(v, &valid, sizeof valid);
     for (uint32_t i = 1; !rc && i < hdr[VTEST_WIRE_HDR_LEN]; i++) {
-        uint32_t skip;
-        rc = read_full(v, &skip, sizeof skip);
+        uint32_t word;
+        rc = read_full(v, &word, sizeof word);
+        if (i == VTEST_CAPSET_FEATURES_WORD)
+            v->host_features = word;
     }
     if (rc) {
         snprintf(why, why_len, "vtest %s: GET_CAPSET failed: %s", v->path, strerror(-rc));
@@ -432,6 +511,52 @@ static int do_init(struct vtest_transport *v, uint32_t capset, char *why, size_t
     return 0;
 }
 
+/* GGML_VIRTGPU_VTEST_RING: the ring's data area in KiB, a power of two from 4 to 16384; 0
+ * turns it off; anything else means the default */
+static uint32_t ring_kib(void)
+{
+    const char *e = getenv("GGML_VIRTGPU_VTEST_RING");
+    if (!e || !*e)
+        return RING_DEFAULT_KIB;
+    char *end;
+    unsigned long kib = strtoul(e, &end, 10);
+    if (*end || (kib && (kib < VTEST_RING_MIN_DATA_BYTES / 1024 || kib > VTEST_RING_MAX_DATA_BYTES / 1024 ||
+                         (kib & (kib - 1)))))
+        return RING_DEFAULT_KIB;
+    return (uint32_t)kib;
+}
+
+/* Offers the host a command ring where it serves one; a host that refuses it (its blob limit,
+ * say) leaves the guest on the socket. -1 with why[] only when the connection failed. */
+static int attach_ring(struct vtest_transport *v, char *why, size_t why_len)
+{
+    uint32_t kib = ring_kib();
+    if (!(v->host_features & VTEST_FEATURE_RING) || kib == 0)
+        return 0;
+    size_t bytes = VTEST_RING_CONTROL_BYTES + (size_t)kib * 1024;
+    struct apir_shmem shm;
+    int rc = vtest_create_blob(&v->base, bytes, &shm);
+    if (rc == -ENOMEM)
+        return 0;
+    uint32_t ok = 0;
+    if (!rc) {
+        vtest_ring_producer_init(&v->ring, shm.ptr, bytes);
+        rc = send_cmd(v, VTEST_CMD_APIR_RING_ATTACH, VTEST_RING_ATTACH_WORDS, &shm.res_id, sizeof shm.res_id);
+        if (!rc)
+            rc = read_reply(v, VTEST_CMD_APIR_RING_ATTACH, 1, &ok);
+        if (rc || !ok)
+            vtest_destroy_blob(&v->base, &shm);
+        else
+            v->ring_blob = shm;
+    }
+    if (rc) {
+        snprintf(why, why_len, "vtest %s: attaching the command ring failed: %s", v->path,
+                 rc == -ETIMEDOUT ? "no answer within the connect bound" : strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
 struct apir_transport *apir_transport_vtest_open(const char *socket_path, uint32_t capset_id, char *why,
                                                  size_t why_len)
 {
@@ -451,7 +576,9 @@ struct apir_transport *apir_transport_vtest_open(const char *socket_path, uint32
     }
     v->base = (struct apir_transport){.ops = &vtest_ops, .name = "vtest", .capset_id = capset_id, .kept_blobs = true,
                                       .host_futex_wake = true};
-    if (do_connect(v, socket_path, why, why_len) != 0 || do_init(v, capset_id, why, why_len) != 0) {
+    v->timeout_ns = APIR_CONNECT_TIMEOUT_MS * 1000000ull;
+    if (do_connect(v, socket_path, why, why_len) != 0 || do_init(v, capset_id, why, why_len) != 0 ||
+        attach_ring(v, why, why_len) != 0) {
         if (v->fd >= 0)
             close(v->fd);
         pthread_mutex_destroy(&v->lock);
