@@ -246,8 +246,11 @@ static int cmd_ring_attach(struct client *c, uint32_t len)
                            "from %u to %u",
                            c->id, res_id, b->size, VTEST_RING_CONTROL_BYTES, VTEST_RING_MIN_DATA_BYTES,
                            VTEST_RING_MAX_DATA_BYTES);
-    else
+    else {
+        apir_component_log("client %u: command ring of %u KiB attached (resource %u)", c->id, c->ring.size / 1024,
+                           res_id);
         ok = 1;
+    }
     return reply(c, VTEST_CMD_APIR_RING_ATTACH, &ok, 1);
 }
 

@@ -9,10 +9,12 @@
 
 #include "apir_protocol.h"
 #include "transport.h"
+#include "transports/vtest_ring_producer.h"
 #include "vtest_raw.h"
 #include "vtest_wire.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +235,80 @@ static void test_transport_roundtrip(void **state)
     t->ops->destroy(t);
 }
 
+#define RING_BYTES (VTEST_RING_CONTROL_BYTES + 4096u)
+
+/* a connection with a 4 KiB command ring attached */
+static int ring_client(void **ring)
+{
+    int fd = fresh();
+    uint32_t res = raw_blob(fd, RING_BYTES, ring);
+    assert_int_not_equal(res, 0);
+    assert_int_equal(raw_ring_attach(fd, res), 1);
+    return fd;
+}
+
+/* refusals leave the connection usable; commands run from the ring, behind a socket mark, and
+ * over the socket again once the guest releases its ring */
+static void test_ring(void **state)
+{
+    int fd = fresh();
+    void *odd = NULL, *ring = NULL, *page = NULL;
+    assert_int_equal(raw_ring_attach(fd, 4242), 0); /* unknown resource */
+    uint32_t odd_res = raw_blob(fd, VTEST_RING_CONTROL_BYTES + 3 * 4096, &odd);
+    assert_int_equal(raw_ring_attach(fd, odd_res), 0); /* data area not a power of two */
+    uint32_t res = raw_blob(fd, RING_BYTES, &ring);
+    assert_int_equal(raw_ring_attach(fd, res), 1);
+    assert_int_equal(raw_ring_attach(fd, res), 0); /* one ring per connection */
+    assert_true(raw_ping(fd));
+
+    uint32_t page_res = raw_blob(fd, 4096, &page);
+    struct vtest_ring_producer p;
+    vtest_ring_producer_init(&p, ring, RING_BYTES);
+    uint8_t cmd[RAW_HANDSHAKE_BYTES];
+    atomic_store((_Atomic uint32_t *)page, 0);
+    assert_int_equal(vtest_ring_put(&p, cmd, (uint32_t)raw_handshake_cmd(cmd, 0, page_res)), 0);
+    raw_kick(fd);
+    assert_int_equal(raw_wait_reply(page), APIR_HANDSHAKE_MAGIC);
+    assert_int_equal(vtest_ring_put_socket_mark(&p), 0);
+    assert_int_equal(raw_handshake(fd, 0, page_res, page), APIR_HANDSHAKE_MAGIC);
+    assert_true(vtest_ring_drained(&p));
+    raw_cmd(fd, VTEST_CMD_RESOURCE_UNREF, 1, &res, 1);
+    assert_int_equal(raw_handshake(fd, 0, page_res, page), APIR_HANDSHAKE_MAGIC);
+    munmap(odd, VTEST_RING_CONTROL_BYTES + 3 * 4096);
+    munmap(ring, RING_BYTES);
+    munmap(page, 4096);
+    close(fd);
+    still_serving();
+}
+
+/* a ring the guest scribbled on, or a SUBMIT_CMD2 without its socket mark, ends that guest's
+ * connection (its worker) alone */
+static void test_ring_attacks(void **state)
+{
+    void *ring = NULL;
+    int fd = ring_client(&ring);
+    struct vtest_ring_control *ctl = ring;
+    atomic_store(&ctl->tail, 4096 + 4); /* more than the ring holds */
+    raw_kick(fd);
+    expect_disconnect(fd);
+    munmap(ring, RING_BYTES);
+
+    fd = ring_client(&ring);
+    ctl = ring;
+    uint32_t len = 100; /* announced; 8 bytes published */
+    memcpy((uint8_t *)ring + VTEST_RING_CONTROL_BYTES, &len, 4);
+    atomic_store(&ctl->tail, 8);
+    raw_kick(fd);
+    expect_disconnect(fd);
+    munmap(ring, RING_BYTES);
+
+    fd = ring_client(&ring);
+    uint8_t junk[13] = {0};
+    raw_submit(fd, junk, sizeof junk);
+    expect_disconnect(fd);
+    munmap(ring, RING_BYTES);
+}
+
 int main(void)
 {
     sock = raw_socket_from_env();
@@ -247,6 +323,8 @@ int main(void)
         cmocka_unit_test(test_bad_apir_buffers),
         cmocka_unit_test(test_transport_fails_fast),
         cmocka_unit_test(test_transport_roundtrip),
+        cmocka_unit_test(test_ring),
+        cmocka_unit_test(test_ring_attacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

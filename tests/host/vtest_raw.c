@@ -1,6 +1,7 @@
 #include "vtest_raw.h"
 
 #include "apir_protocol.h"
+#include "vtest_ring.h"
 #include "vtest_wire.h"
 
 #include <errno.h>
@@ -167,15 +168,19 @@ void raw_submit(int fd, const void *cmd, size_t size)
     raw_send(fd, zero, pad);
 }
 
-int raw_handshake(int fd, uint32_t cmd_offset, uint32_t reply_res, void *reply_page)
+size_t raw_handshake_cmd(void *buf, uint32_t cmd_offset, uint32_t reply_res)
 {
-    _Atomic uint32_t *word = reply_page;
-    atomic_store(word, 0);
     struct {
         struct apir_command_header h;
         uint32_t v[2];
     } cmd = {{(int32_t)(APIR_COMMAND_TYPE_HANDSHAKE + cmd_offset), 0, reply_res}, {APIR_PROTOCOL_MAJOR, APIR_PROTOCOL_MINOR}};
-    raw_submit(fd, &cmd, sizeof cmd);
+    memcpy(buf, &cmd, sizeof cmd);
+    return sizeof cmd;
+}
+
+int raw_wait_reply(void *reply_page)
+{
+    _Atomic uint32_t *word = reply_page;
     for (int i = 0; i < 5000; i++) {
         uint32_t w = atomic_load(word);
         if (w)
@@ -184,6 +189,30 @@ int raw_handshake(int fd, uint32_t cmd_offset, uint32_t reply_res, void *reply_p
         nanosleep(&ts, NULL);
     }
     return -1;
+}
+
+int raw_handshake(int fd, uint32_t cmd_offset, uint32_t reply_res, void *reply_page)
+{
+    atomic_store((_Atomic uint32_t *)reply_page, 0);
+    uint8_t cmd[RAW_HANDSHAKE_BYTES];
+    raw_submit(fd, cmd, raw_handshake_cmd(cmd, cmd_offset, reply_res));
+    return raw_wait_reply(reply_page);
+}
+
+int raw_ring_attach(int fd, uint32_t res_id)
+{
+    raw_cmd(fd, VTEST_CMD_APIR_RING_ATTACH, VTEST_RING_ATTACH_WORDS, &res_id, 1);
+    uint32_t hdr[2], ok;
+    if (!read_exact(fd, hdr, sizeof hdr) || hdr[0] != 1 || hdr[1] != VTEST_CMD_APIR_RING_ATTACH ||
+        !read_exact(fd, &ok, sizeof ok))
+        return -1;
+    return (int)ok;
+}
+
+void raw_kick(int fd)
+{
+    uint32_t none = 0;
+    raw_cmd(fd, VTEST_CMD_SUBMIT_CMD2, 1, &none, 1);
 }
 
 bool raw_good_client(const char *path, uint32_t capset)

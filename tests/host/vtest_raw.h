@@ -26,6 +26,15 @@ uint32_t raw_blob_fd(int fd, uint64_t size, void **ptr, int *mfd);
 void raw_submit(int fd, const void *cmd, size_t size);
 /* HANDSHAKE through the reply resource; returns the reply value or -1 on timeout */
 int raw_handshake(int fd, uint32_t cmd_offset, uint32_t reply_res, void *reply_page);
+/* the bytes of that HANDSHAKE command (RAW_HANDSHAKE_BYTES) into buf; returns their count */
+#define RAW_HANDSHAKE_BYTES 20
+size_t raw_handshake_cmd(void *buf, uint32_t cmd_offset, uint32_t reply_res);
+/* waits up to 5 s for the reply word of reply_page; the command's value, or -1 */
+int raw_wait_reply(void *reply_page);
+/* APIR_RING_ATTACH of a resource: the host's answer (1 attached, 0 refused), -1 if none */
+int raw_ring_attach(int fd, uint32_t res_id);
+/* an empty SUBMIT_CMD2: wakes the worker to run its command ring */
+void raw_kick(int fd);
 /* a complete good guest on a new connection: init, blob, HANDSHAKE; true if it worked */
 bool raw_good_client(const char *path, uint32_t capset);
 
