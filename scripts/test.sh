@@ -29,7 +29,7 @@ echo "== sanitizer build (ASan + UBSan) =="
 build_and_test build-asan -DAPIR_SANITIZE=ON
 echo "== fuzzers (clang, libFuzzer + ASan + UBSan, 10 s each) =="
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAPIR_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_graph_decode fuzz_dispatch fuzz_seeds fuzz_component \
+cmake --build build-fuzz -j"$jobs" --target fuzz_graph_decode fuzz_dispatch fuzz_seeds fuzz_component fuzz_vtest_ring \
     ggml-virtgpu-backend ggml-pick-cpu
 (cd build-fuzz && ctest --output-on-failure --timeout 120 -R '^fuzz_')
 echo "== VM: Debian 13 QEMU guest, kernel virtio-gpu driver, APIR component inside QEMU (tests/vm, docs/vm.md) =="
