@@ -68,6 +68,7 @@ int listen_socket(const char *path);
 /* server_blob.c */
 int blob_create(struct client *c, uint64_t size, uint32_t *res_id, int *fd);
 int blob_unref(struct client *c, uint32_t res_id);
+struct blob *blob_find(struct client *c, uint32_t res_id); /* NULL: none of this connection's */
 void blob_free_all(struct client *c);
 
 /* server_client.c: serves one connection until it closes or misbehaves, then frees it all */

@@ -54,24 +54,30 @@ int blob_create(struct client *c, uint64_t size, uint32_t *res_id, int *fd)
     return 0;
 }
 
+struct blob *blob_find(struct client *c, uint32_t res_id)
+{
+    for (size_t i = 0; i < c->blobs_count; i++)
+        if (c->blobs[i].res_id == res_id)
+            return &c->blobs[i];
+    return NULL;
+}
+
 int blob_unref(struct client *c, uint32_t res_id)
 {
-    for (size_t i = 0; i < c->blobs_count; i++) {
-        if (c->blobs[i].res_id == res_id) {
-            if (c->ring.ctl && c->ring.res_id == res_id) {
-                /* the guest gave its ring away: commands come over the socket again */
-                apir_component_log("client %u: the command ring's resource %u was released; ring detached", c->id,
-                                   res_id);
-                ring_detach(&c->ring);
-            }
-            apir_context_detach_resource(c->ctx, res_id);
-            munmap(c->blobs[i].ptr, c->blobs[i].size);
-            c->blobs[i] = c->blobs[--c->blobs_count];
-            return 0;
-        }
+    struct blob *b = blob_find(c, res_id);
+    if (!b) {
+        apir_component_log("client %u: RESOURCE_UNREF of unknown resource %u", c->id, res_id);
+        return -1;
     }
-    apir_component_log("client %u: RESOURCE_UNREF of unknown resource %u", c->id, res_id);
-    return -1;
+    if (c->ring.ctl && c->ring.res_id == res_id) {
+        /* the guest gave its ring away: commands come over the socket again */
+        apir_component_log("client %u: the command ring's resource %u was released; ring detached", c->id, res_id);
+        ring_detach(&c->ring);
+    }
+    apir_context_detach_resource(c->ctx, res_id);
+    munmap(b->ptr, b->size);
+    *b = c->blobs[--c->blobs_count];
+    return 0;
 }
 
 /* after the context is gone */

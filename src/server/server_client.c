@@ -233,10 +233,7 @@ static int cmd_ring_attach(struct client *c, uint32_t len)
     if (need_ctx(c, "APIR_RING_ATTACH"))
         return -1;
     uint32_t res_id = c->msg[0], ok = 0;
-    const struct blob *b = NULL;
-    for (size_t i = 0; i < c->blobs_count; i++)
-        if (c->blobs[i].res_id == res_id)
-            b = &c->blobs[i];
+    const struct blob *b = blob_find(c, res_id);
     if (c->ring.ctl)
         apir_component_log("client %u: APIR_RING_ATTACH: a command ring is attached already", c->id);
     else if (!b)

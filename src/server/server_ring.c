@@ -35,75 +35,67 @@ static void advance(struct server_ring *r, uint32_t bytes)
     atomic_store_explicit(&r->ctl->head, r->head, memory_order_release);
 }
 
-/* the guest's tail, if it is possible: at most the data area ahead of our head, whole words */
-static bool published(const struct server_ring *r, uint32_t *avail)
+/* The word at the head, after any wrap marks (consumed): 1 with the word and the bytes
+ * published from the head, 0 when nothing is, -1 when the tail (more than the data area ahead
+ * of our head, or not whole words) or a wrap mark (past what was published) is impossible. */
+static int head_word(struct server_ring *r, uint32_t *word, uint32_t *avail)
 {
-    uint32_t tail = atomic_load_explicit(&r->ctl->tail, memory_order_acquire);
-    *avail = tail - r->head;
-    return *avail <= r->size && *avail % 4 == 0;
+    for (;;) {
+        *avail = atomic_load_explicit(&r->ctl->tail, memory_order_acquire) - r->head;
+        if (*avail > r->size || *avail % 4)
+            return -1;
+        if (*avail == 0)
+            return 0;
+        uint32_t off = r->head & (r->size - 1), to_end = r->size - off;
+        *word = load_word(r, off); /* read once: the guest may change it under us */
+        if (*word != VTEST_RING_WRAP_MARK)
+            return 1;
+        if (to_end > *avail)
+            return -1;
+        advance(r, to_end);
+    }
 }
 
 enum ring_entry ring_next(struct server_ring *r, uint32_t **buf, size_t *cap, uint32_t *len)
 {
-    for (;;) {
-        uint32_t avail;
-        if (!published(r, &avail))
-            return RING_CORRUPT;
-        if (avail == 0)
-            return RING_EMPTY;
-        uint32_t off = r->head & (r->size - 1), to_end = r->size - off;
-        uint32_t word = load_word(r, off); /* read once: the guest may change it under us */
-        if (word == VTEST_RING_WRAP_MARK) {
-            if (to_end > avail)
-                return RING_CORRUPT;
-            advance(r, to_end);
-            continue;
-        }
-        if (word == VTEST_RING_SOCKET_MARK)
-            return RING_SOCKET;
-        uint64_t need = 4 + (((uint64_t)word + 3) & ~(uint64_t)3);
-        if (need > to_end || need > avail)
-            return RING_CORRUPT;
-        size_t want = (size_t)word + 4;
-        if (want > *cap) {
-            uint32_t *p = realloc(*buf, want);
-            if (!p)
-                return RING_NO_MEMORY;
-            *buf = p;
-            *cap = want;
-        }
-        memcpy(*buf, r->data + off + 4, word);
-        advance(r, (uint32_t)need);
-        *len = word;
-        return RING_COMMAND;
+    uint32_t word, avail;
+    int at = head_word(r, &word, &avail);
+    if (at <= 0)
+        return at < 0 ? RING_CORRUPT : RING_EMPTY;
+    if (word == VTEST_RING_SOCKET_MARK)
+        return RING_SOCKET;
+    uint32_t off = r->head & (r->size - 1);
+    uint64_t need = 4 + (((uint64_t)word + 3) & ~(uint64_t)3);
+    if (need > r->size - off || need > avail)
+        return RING_CORRUPT;
+    size_t want = (size_t)word + 4;
+    if (want > *cap) {
+        uint32_t *p = realloc(*buf, want);
+        if (!p)
+            return RING_NO_MEMORY;
+        *buf = p;
+        *cap = want;
     }
+    memcpy(*buf, r->data + off + 4, word);
+    advance(r, (uint32_t)need);
+    *len = word;
+    return RING_COMMAND;
 }
 
 bool ring_take_socket_mark(struct server_ring *r)
 {
-    for (;;) {
-        uint32_t avail;
-        if (!published(r, &avail) || avail == 0)
-            return false;
-        uint32_t off = r->head & (r->size - 1), to_end = r->size - off;
-        uint32_t word = load_word(r, off);
-        if (word == VTEST_RING_WRAP_MARK && to_end <= avail) {
-            advance(r, to_end);
-            continue;
-        }
-        if (word != VTEST_RING_SOCKET_MARK)
-            return false;
-        advance(r, 4);
-        return true;
-    }
+    uint32_t word, avail;
+    if (head_word(r, &word, &avail) != 1 || word != VTEST_RING_SOCKET_MARK)
+        return false;
+    advance(r, 4);
+    return true;
 }
 
-bool ring_has_work(const struct server_ring *r)
+bool ring_has_work(struct server_ring *r)
 {
-    uint32_t avail;
-    if (!published(r, &avail))
-        return true; /* ring_next says what is wrong */
-    return avail != 0 && load_word(r, r->head & (r->size - 1)) != VTEST_RING_SOCKET_MARK;
+    uint32_t word, avail;
+    int at = head_word(r, &word, &avail);
+    return at < 0 || (at > 0 && word != VTEST_RING_SOCKET_MARK); /* corrupt: ring_next says so */
 }
 
 void ring_set_waiting(struct server_ring *r, bool waiting)

@@ -34,8 +34,9 @@ void ring_detach(struct server_ring *r);
 enum ring_entry ring_next(struct server_ring *r, uint32_t **buf, size_t *cap, uint32_t *len);
 /* consumes the socket mark at the head (wrap marks skipped); false if the head is anything else */
 bool ring_take_socket_mark(struct server_ring *r);
-/* true when ring_next would not say RING_EMPTY or RING_SOCKET (cheap: for polling) */
-bool ring_has_work(const struct server_ring *r);
+/* true when ring_next would not say RING_EMPTY or RING_SOCKET (cheap: for polling; it
+ * consumes wrap marks at the head) */
+bool ring_has_work(struct server_ring *r);
 /* the worker is about to block on the socket (true), or is awake again (false) */
 void ring_set_waiting(struct server_ring *r, bool waiting);
 

@@ -5,6 +5,7 @@
 #include "transport.h"
 
 #include "apir_protocol.h"
+#include "apir_stats_util.h"
 #include "vtest_ring_producer.h"
 #include "vtest_wire.h"
 
@@ -264,13 +265,6 @@ static int write_batches(struct vtest_transport *v, const void *cmd, size_t size
 
 static bool vtest_alive(struct apir_transport *t);
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* a SUBMIT_CMD2 of no batches: wakes a host that sleeps on the socket, which then runs the ring */
 static int send_kick(struct vtest_transport *v)
 {
@@ -291,10 +285,10 @@ static int ring_put_waiting(struct vtest_transport *v, const void *cmd, uint32_t
         if (tries < 1000)
             continue;
         if (!start)
-            start = now_ns();
+            start = apir_stats_now_ns();
         if (vtest_ring_take_kick(&v->ring) && send_kick(v) != 0)
             return -EPIPE;
-        if (now_ns() - start > v->timeout_ns)
+        if (apir_stats_now_ns() - start > v->timeout_ns)
             return -ETIMEDOUT;
         if (!vtest_alive(&v->base))
             return -EPIPE;
