@@ -11,9 +11,13 @@
 #    parameters on the CPU),
 # 3. starts apir-server and ggml-rpc-server, both running the backend library of step 1
 #    (libggml-cuda.so or libggml-cpu.so),
-# 4. runs llama-bench -dev NATIVE,VirtGPU0,RPC0 (NATIVE: CUDA0, or the CPU with "none"),
-# 5. prints a table of tokens/s (medians of the repetitions) and the ratios to native, and the
-#    raw JSONL's path.
+# 4. runs llama-bench -dev NATIVE,VirtGPU0,RPC0 (NATIVE: CUDA0, or the CPU with "none") in
+#    BENCH_ROUNDS interleaved rounds, the three devices in a rotated order each round
+#    (N,V,R then V,R,N then R,N,V...): a machine whose speed drifts during the run (a shared VM,
+#    a GPU's clocks) then weighs on every device alike instead of on whichever ran last,
+# 5. prints a table of tokens/s (medians of all repetitions of all rounds) and the ratios: the
+#    median of the rounds' own ratios, each a round's median against the same round's, with
+#    their range, and the raw JSONL's path.
 #
 # Environment: BENCH_TYPES (default "f16 q4_0 moe"; moe: the F16 mixture of experts),
 # BENCH_MODEL_ARGS / BENCH_MOE_ARGS (make-tiny-llama shape options instead of the defaults), BENCH_P / BENCH_N (prompt and generated tokens; default
@@ -21,6 +25,7 @@
 # the CPU), BENCH_THREADS (CPU threads of llama-bench and ggml-rpc-server; on the CPU host
 # the default is one per core, as apir-server's CPU backend uses), BENCH_EXTRA (more
 # llama-bench options),
+# BENCH_ROUNDS (interleaved rounds, default 3),
 # BENCH_OUT (folder for models, logs and the JSONL; default BUILD_DIR/bench-llama),
 # BENCH_BACKEND=cpu (the CPU backend and CPU-sized models even where CUDA was built).
 set -euo pipefail
@@ -84,16 +89,24 @@ for _ in $(seq 1 100); do
 done
 
 echo "llama-bench: $native_label vs VirtGPU0 (apir-server) vs RPC0 (ggml-rpc-server), both servers on $host_lib"
-echo "models: ${model_args[*]}; types: $types (moe: ${moe_args[*]}); -p $p -n $n -r $reps"
+rounds=${BENCH_ROUNDS:-3}
+[[ "$rounds" =~ ^[1-9][0-9]?$ ]] || { echo "llama-bench.sh: BENCH_ROUNDS=$rounds is not a number of rounds (1-99)" >&2; exit 2; }
+# one -dev value per device per round (llama-bench runs them in this order), rotated each round
+order=("$native" VirtGPU0 RPC0); devs=
+for ((r = 0; r < rounds; r++)); do
+    for ((i = 0; i < 3; i++)); do devs+="${devs:+,}${order[(r + i) % 3]}"; done
+done
+echo "models: ${model_args[*]}; types: $types (moe: ${moe_args[*]}); -p $p -n $n -r $reps; $rounds rounds: -dev $devs"
 res="$out/llama-bench.jsonl"
 # shellcheck disable=SC2086 # BENCH_EXTRA is a list of options
 GGML_BACKEND_PATH="$build/bin/libggml-virtgpu.so" bash "$root/tests/lib/with-server.sh" "$build" -- \
-    "$tools/llama-bench" "${models[@]}" --rpc "127.0.0.1:$port" -dev "$native,VirtGPU0,RPC0" -ngl 99 \
+    "$tools/llama-bench" "${models[@]}" --rpc "127.0.0.1:$port" -dev "$devs" -ngl 99 \
     -p "$p" -n "$n" -r "$reps" "${threads[@]}" ${BENCH_EXTRA:-} -o jsonl >"$res" 2>"$out/llama-bench.log" \
     || { tail -n 40 "$out/llama-bench.log" >&2; echo "llama-bench.sh: llama-bench failed (log: $out/llama-bench.log)" >&2; exit 1; }
 
-# table: one row per model and test, the median tokens/s of the repetitions per device (the
-# prompt figures of one repetition vary by ±20% on a GPU: medians, not means), and the ratios
+# table: one row per model and test. Tokens/s per device: the median of every repetition of
+# every round (one repetition's prompt figure varies by ±20% on a GPU: medians, not means).
+# Ratios: a round's median against the same round's, and the median of those over the rounds.
 awk -v native="$native_label" '
     function field(k,   m) {   # a string or number value of "k" on this JSON line
         if (!match($0, "\"" k "\": (\"[^\"]*\"|[-0-9.e+]+)")) return ""
@@ -104,6 +117,8 @@ awk -v native="$native_label" '
         for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
+    function lowest(list,   a, n, i, m) { n = split(list, a, /, */); m = a[1] + 0; for (i = 2; i <= n; i++) if (a[i] + 0 < m) m = a[i] + 0; return m }
+    function highest(list,   a, n, i, m) { n = split(list, a, /, */); m = a[1] + 0; for (i = 2; i <= n; i++) if (a[i] + 0 > m) m = a[i] + 0; return m }
     /^\{/ {
         d = field("devices"); if (d == "auto" || d == "none" || d == "") d = native
         test = (field("n_prompt") > 0 ? "pp" field("n_prompt") : "tg" field("n_gen"))
@@ -111,11 +126,20 @@ awk -v native="$native_label" '
         row = sprintf("%s, %.0f M params", field("model_type"), field("model_n_params") / 1e6) SUBSEP test
         if (!(row in seen)) { seen[row] = 1; order[nr++] = row }
         match($0, /"samples_ts": \[[^]]*\]/); s = substr($0, RSTART + 15, RLENGTH - 16)
-        ts[row, d] = median(s); n_s = split(s, tmp, /, */); lo[row, d] = tmp[1]; hi[row, d] = tmp[1]
-        for (i = 2; i <= n_s; i++) { if (tmp[i] + 0 < lo[row, d] + 0) lo[row, d] = tmp[i]; if (tmp[i] + 0 > hi[row, d] + 0) hi[row, d] = tmp[i] }
+        n_run = ++rounds[row, d]                  # the n-th time this device ran this row
+        round_ts[row, d, n_run] = median(s)
+        prev = ((row, d) in all) ? all[row, d] ", " : ""   # (not in the assignment: awk may create the key first)
+        all[row, d] = prev s
     }
-    function cell(r, d) { return (r, d) in ts ? sprintf("%.1f (%.0f-%.0f)", ts[r, d], lo[r, d], hi[r, d]) : "-" }
-    function ratio(r, a, b) { return ((r, a) in ts && (r, b) in ts && ts[r, b] > 0) ? sprintf("%.2fx", ts[r, a] / ts[r, b]) : "-" }
+    function cell(r, d) {
+        return (r, d) in all ? sprintf("%.1f (%.0f-%.0f)", median(all[r, d]), lowest(all[r, d]), highest(all[r, d])) : "-"
+    }
+    function ratio(r, a, b,   k, n, list) {
+        n = rounds[r, a] < rounds[r, b] ? rounds[r, a] : rounds[r, b]; list = ""
+        for (k = 1; k <= n; k++) if (round_ts[r, b, k] > 0) list = list (list == "" ? "" : ", ") round_ts[r, a, k] / round_ts[r, b, k]
+        if (list == "") return "-"
+        return n > 1 ? sprintf("%.2fx (%.2f-%.2f)", median(list), lowest(list), highest(list)) : sprintf("%.2fx", median(list))
+    }
     END {
         printf "| model | test | %s t/s | VirtGPU0 t/s | RPC0 t/s | VirtGPU0 / %s | RPC0 / %s | VirtGPU0 / RPC0 |\n", native, native, native
         print "|---|---|---|---|---|---|---|---|"
@@ -125,6 +149,7 @@ awk -v native="$native_label" '
                 cell(order[i], "VirtGPU0"), cell(order[i], "RPC0"), ratio(order[i], "VirtGPU0", native),
                 ratio(order[i], "RPC0", native), ratio(order[i], "VirtGPU0", "RPC0")
         }
-        print "t/s: the median of the repetitions (lowest-highest)"
+        print "t/s: the median of all repetitions of all rounds (lowest-highest); ratios: the median"
+        print "over the rounds of one round median against the same round median (lowest-highest)"
     }' "$res"
 echo "raw results: $res"
