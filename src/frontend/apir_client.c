@@ -240,6 +240,14 @@ const struct apir_shmem *apir_client_data_page(const struct apir_client *c)
     return c->begin_error || !c->data.ptr ? NULL : &c->data;
 }
 
+const struct apir_shmem *apir_client_data_page_claim(struct apir_client *c)
+{
+    const struct apir_shmem *page = apir_client_data_page(c);
+    if (page && c->on_page_change)
+        c->on_page_change();
+    return page;
+}
+
 uint32_t apir_client_blob_res_id(const struct apir_client *c, const struct apir_client_blob *b)
 {
     return apir_client_data_page(c) && b->shm.ptr && b->generation == c->generation ? b->shm.res_id : 0;

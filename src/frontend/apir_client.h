@@ -54,6 +54,12 @@ struct apir_client_endpoint {
  * commands from it); returns false with a reason to declare the device lost. */
 typedef bool (*apir_client_connect_hook)(struct apir_client *c, void *user, char *why, size_t why_len);
 
+/* Runs under the client's lock before the data page's bytes may change (a command about to
+ * write into it, or to have the host write into it) and before the page is unmapped: whoever
+ * still points into the page (vgpu_outputs' outputs left where GRAPH_RECOMPUTE put them)
+ * copies out what it keeps. */
+typedef void (*apir_client_page_hook)(void);
+
 struct apir_client {
     struct apir_transport *transport;
     pthread_mutex_t lock;     /* one command in flight at a time */
@@ -76,6 +82,7 @@ struct apir_client {
     struct apir_client_endpoint endpoint;
     apir_client_connect_hook on_connect;
     void *on_connect_user;
+    apir_client_page_hook on_page_change;
     int begin_error;          /* set by begin when the command must not be sent (under lock) */
     uint32_t cur_cmd;         /* FORWARD index being run, for the loss message (under lock) */
     _Atomic bool host_off_cpu; /* every host device computes off the host's CPUs (a GPU) */
@@ -109,6 +116,7 @@ void apir_client_close(struct apir_client *c);
  * only then is sent. No-op unless CONNECTED. */
 void apir_client_disconnect(struct apir_client *c);
 void apir_client_set_connect_hook(struct apir_client *c, apir_client_connect_hook hook, void *user);
+void apir_client_set_page_hook(struct apir_client *c, apir_client_page_hook hook);
 /* the device is lost for good (see above) */
 bool apir_client_is_dead(struct apir_client *c);
 bool apir_client_is_connected(struct apir_client *c);
@@ -141,6 +149,9 @@ bool apir_client_take_noreply(struct apir_client *c);
 /* The data page (tensor transfers through BUFFER_SET/GET), between begin and end only; NULL
  * when the command will not be sent (not connected, device lost). */
 const struct apir_shmem *apir_client_data_page(const struct apir_client *c);
+/* The same, for a command that writes into the page or has the host write into it: runs the
+ * page hook first. */
+const struct apir_shmem *apir_client_data_page_claim(struct apir_client *c);
 /* Between begin and end: where in the data page this command may put its bytes, past those
  * that earlier fire-and-forget commands still need (*room: how many fit there). */
 uint64_t apir_client_data_free(const struct apir_client *c, size_t *room);

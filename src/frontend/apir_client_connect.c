@@ -117,6 +117,8 @@ static void drop_transport(struct apir_client *c, bool lost)
         return;
     if (lost)
         t->lost = true;
+    if (c->data.ptr && c->on_page_change)
+        c->on_page_change();
     if (c->data.ptr)
         apir_transport_destroy_blob(t, &c->data);
     if (c->reply.ptr)
@@ -383,6 +385,8 @@ void apir_client_set_connect_hook(struct apir_client *c, apir_client_connect_hoo
     c->on_connect = hook;
     c->on_connect_user = user;
 }
+
+void apir_client_set_page_hook(struct apir_client *c, apir_client_page_hook hook) { c->on_page_change = hook; }
 
 bool apir_client_is_dead(struct apir_client *c) { return c && atomic_load(&c->state) == APIR_CLIENT_DEAD; }
 

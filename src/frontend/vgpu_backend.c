@@ -75,10 +75,7 @@ static void collect_outputs(struct ggml_cgraph *cgraph, struct outputs *l)
         if (!output_wanted(t, &buf, &off) || total + ggml_nbytes(t) > APIR_CLIENT_DATA_PAGE_SIZE ||
             in_outputs(l, buf, off, ggml_nbytes(t)))
             continue;
-        void *dst = vgpu_outputs_alloc(ggml_nbytes(t));
-        if (!dst)
-            continue;
-        l->o[l->n++] = (struct vgpu_rpc_output){buf, off, ggml_nbytes(t), dst};
+        l->o[l->n++] = (struct vgpu_rpc_output){buf, off, ggml_nbytes(t), NULL};
         total += ggml_nbytes(t);
     }
 }
@@ -98,7 +95,7 @@ static enum ggml_status encode(struct vgpu_backend *be, struct ggml_cgraph *cgra
 }
 
 /* runs one graph; caller holds be->lock */
-static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph, const struct outputs *outs,
+static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph, struct outputs *outs,
                                    struct run_info *ri)
 {
     struct apir_client *c = be->dev->client;
@@ -201,12 +198,9 @@ static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgra
     struct outputs outs;
     collect_outputs(cgraph, &outs);
     enum ggml_status st = run_locked(be, cgraph, &outs, &ri);
-    for (uint32_t i = 0; i < outs.n; i++) {
-        if (st == GGML_STATUS_SUCCESS && ri.outputs_read)
-            vgpu_outputs_put(outs.o[i].buffer, outs.o[i].offset, outs.o[i].dst, outs.o[i].size); /* owns dst */
-        else
-            vgpu_outputs_release(outs.o[i].dst, outs.o[i].size);
-    }
+    /* kept where the reply left them, in the data page (vgpu_outputs_page_changing) */
+    for (uint32_t i = 0; st == GGML_STATUS_SUCCESS && ri.outputs_read && i < outs.n; i++)
+        vgpu_outputs_put_in_page(outs.o[i].buffer, outs.o[i].offset, outs.o[i].src, outs.o[i].size);
     if (!ri.outputs_read)
         outs.n = 0;
     if (st == GGML_STATUS_SUCCESS)

@@ -11,6 +11,7 @@ struct entry {
     uint64_t offset, size;
     uint8_t *bytes; /* NULL in the skip list */
     bool read;
+    bool in_page; /* bytes point into the data page: not ours to free */
 };
 
 struct table {
@@ -45,22 +46,29 @@ static bool same(const struct entry *e, uint32_t buffer, uint64_t offset, uint64
 /* under lock */
 static void keep_spare(uint8_t *bytes, uint64_t size)
 {
-    if (bytes && size && spare.n < SPARE_MAX && push(&spare, (struct entry){0, 0, size, bytes, false}))
+    if (bytes && size && spare.n < SPARE_MAX && push(&spare, (struct entry){0, 0, size, bytes, false, false}))
         return;
     free(bytes);
 }
 
+/* under lock */
+static void *alloc_locked(uint64_t size)
+{
+    for (size_t i = 0; i < spare.n; i++)
+        if (spare.v[i].size == size) {
+            void *bytes = spare.v[i].bytes;
+            spare.v[i] = spare.v[--spare.n];
+            return bytes;
+        }
+    return malloc((size_t)size);
+}
+
 void *vgpu_outputs_alloc(uint64_t size)
 {
-    void *bytes = NULL;
     pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < spare.n && !bytes; i++)
-        if (spare.v[i].size == size) {
-            bytes = spare.v[i].bytes;
-            spare.v[i] = spare.v[--spare.n];
-        }
+    void *bytes = alloc_locked(size);
     pthread_mutex_unlock(&lock);
-    return bytes ? bytes : malloc((size_t)size);
+    return bytes;
 }
 
 void vgpu_outputs_release(void *bytes, uint64_t size)
@@ -80,8 +88,9 @@ void vgpu_outputs_reset(void)
     for (size_t i = 0; i < held.n; i++) {
         struct entry *e = &held.v[i];
         if (!e->read)
-            push(&unread, (struct entry){e->buffer, e->offset, e->size, NULL, false});
-        keep_spare(e->bytes, e->size);
+            push(&unread, (struct entry){e->buffer, e->offset, e->size, NULL, false, false});
+        if (!e->in_page)
+            keep_spare(e->bytes, e->size);
     }
     if (unread.n > UNREAD_MAX) {
         memmove(unread.v, unread.v + (unread.n - UNREAD_MAX), UNREAD_MAX * sizeof *unread.v);
@@ -114,13 +123,46 @@ bool vgpu_outputs_put(uint32_t buffer, uint64_t offset, void *bytes, uint64_t si
     }
     pthread_mutex_lock(&lock);
     bool ok = held_bytes + size <= VGPU_OUTPUTS_MAX_BYTES &&
-              push(&held, (struct entry){buffer, offset, size, copy, false});
+              push(&held, (struct entry){buffer, offset, size, copy, false, false});
     if (ok)
         held_bytes += size;
     else
         keep_spare(copy, size);
     pthread_mutex_unlock(&lock);
     return ok;
+}
+
+bool vgpu_outputs_put_in_page(uint32_t buffer, uint64_t offset, const void *bytes, uint64_t size)
+{
+    if (!bytes || size == 0 || size > VGPU_OUTPUTS_MAX_BYTES)
+        return false;
+    pthread_mutex_lock(&lock);
+    bool ok = held_bytes + size <= VGPU_OUTPUTS_MAX_BYTES &&
+              push(&held, (struct entry){buffer, offset, size, (uint8_t *)(uintptr_t)bytes, false, true});
+    if (ok)
+        held_bytes += size;
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
+void vgpu_outputs_page_changing(void)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < held.n;) {
+        struct entry *e = &held.v[i];
+        uint8_t *copy = e->in_page ? alloc_locked(e->size) : NULL;
+        if (copy) {
+            memcpy(copy, e->bytes, (size_t)e->size);
+            e->bytes = copy;
+            e->in_page = false;
+        } else if (e->in_page) {
+            held_bytes -= e->size;
+            held.v[i] = held.v[--held.n];
+            continue;
+        }
+        i++;
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 bool vgpu_outputs_get(uint32_t buffer, uint64_t offset, void *dst, uint64_t size)
@@ -157,7 +199,8 @@ void vgpu_outputs_invalidate(uint32_t buffer, uint64_t offset, uint64_t size)
                        (size == UINT64_MAX || e->offset < offset + size);
         if (overlap) {
             held_bytes -= e->size;
-            keep_spare(e->bytes, e->size);
+            if (!e->in_page)
+                keep_spare(e->bytes, e->size);
             held.v[i] = held.v[--held.n];
         } else {
             i++;
@@ -170,7 +213,8 @@ void vgpu_outputs_free(void)
 {
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < held.n; i++)
-        free(held.v[i].bytes);
+        if (!held.v[i].in_page)
+            free(held.v[i].bytes);
     for (size_t i = 0; i < spare.n; i++)
         free(spare.v[i].bytes);
     free(held.v);

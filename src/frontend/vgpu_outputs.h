@@ -28,6 +28,13 @@ void vgpu_outputs_release(void *bytes, uint64_t size);
 /* keeps bytes (from vgpu_outputs_alloc; owned from now on, released here also on failure);
  * false if over the budget or out of memory */
 bool vgpu_outputs_put(uint32_t buffer, uint64_t offset, void *bytes, uint64_t size);
+/* keeps an output that lies in the data page, where GRAPH_RECOMPUTE left it, without copying
+ * it: vgpu_outputs_page_changing copies it out before the page changes; false if over the
+ * budget or out of memory */
+bool vgpu_outputs_put_in_page(uint32_t buffer, uint64_t offset, const void *bytes, uint64_t size);
+/* the data page is about to change or go (apir_client_page_hook): outputs kept there are
+ * copied to memory of their own (dropped if there is none: read again from the host later) */
+void vgpu_outputs_page_changing(void);
 /* copies [offset, offset+size) of buffer into dst if one entry holds all of it */
 bool vgpu_outputs_get(uint32_t buffer, uint64_t offset, void *dst, uint64_t size);
 /* a write to [offset, offset+size) of buffer (size UINT64_MAX: all of it, or the buffer is

@@ -192,6 +192,7 @@ static void init_reg(void)
     }
     /* lazy connection: hold no host context until VirtGPU is used */
     apir_client_set_connect_hook(state.client, same_devices, NULL);
+    apir_client_set_page_hook(state.client, vgpu_outputs_page_changing);
     apir_client_disconnect(state.client);
 }
 

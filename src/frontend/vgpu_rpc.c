@@ -219,7 +219,7 @@ static int transfer_chunk(struct apir_client *c, uint32_t cmd, uint32_t buffer, 
                           size_t *n)
 {
     struct apir_encoder *e = apir_client_begin(c, cmd, 0);
-    const struct apir_shmem *page = apir_client_data_page(c);
+    const struct apir_shmem *page = apir_client_data_page_claim(c);
     if (!page) /* not connected (device lost): nothing is sent, the call says why */
         return call(c, NULL, NULL);
     size_t room;
@@ -266,7 +266,7 @@ static bool set_queued(struct apir_client *c, uint32_t buffer, uint64_t offset, 
                        int *rc)
 {
     struct apir_encoder *e = apir_client_begin_noreply(c, APIR_FWD_BUFFER_SET, 0);
-    const struct apir_shmem *page = apir_client_data_page(c);
+    const struct apir_shmem *page = apir_client_data_page_claim(c);
     uint64_t at;
     if (!page || !apir_client_data_keep(c, size, &at)) {
         apir_client_end(c);
@@ -352,7 +352,7 @@ int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *
 
 struct recompute_reply {
     int32_t *status;
-    const struct vgpu_rpc_output *outs;
+    struct vgpu_rpc_output *outs;
     uint32_t n;
     const uint8_t *page;
 };
@@ -363,14 +363,14 @@ static void get_recompute(struct apir_decoder *d, void *out)
     if (d->error || *r->status != 0) /* GGML_STATUS_SUCCESS: the host copied the outputs */
         return;
     for (uint32_t i = 0, at = 0; i < r->n; at += (uint32_t)r->outs[i].size, i++)
-        memcpy(r->outs[i].dst, r->page + at, r->outs[i].size);
+        r->outs[i].src = r->page + at;
 }
 
-int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, uint32_t slot, const struct vgpu_rpc_output *outs,
+int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, uint32_t slot, struct vgpu_rpc_output *outs,
                              uint32_t n, int32_t *status)
 {
     struct apir_encoder *e = apir_client_begin(c, APIR_FWD_GRAPH_RECOMPUTE, 4 + (size_t)n * 20);
-    const struct apir_shmem *page = apir_client_data_page(c);
+    const struct apir_shmem *page = n ? apir_client_data_page_claim(c) : apir_client_data_page(c);
     if (n && !page) /* not connected (device lost): nothing is sent, the call says why */
         return call(c, NULL, NULL);
     apir_put_u32(e, backend);

@@ -64,16 +64,18 @@ int vgpu_rpc_backend_free(struct apir_client *c, uint32_t backend);
  * where the host keeps the graph for GRAPH_RECOMPUTE (0..APIR_GRAPH_SLOTS-1) */
 int vgpu_rpc_graph_compute(struct apir_client *c, uint32_t backend, const void *graph, size_t len, int32_t *status,
                            uint32_t *slot);
-/* an output GRAPH_RECOMPUTE reads back: [offset, offset+size) of buffer, copied to dst */
+/* an output GRAPH_RECOMPUTE reads back: [offset, offset+size) of buffer; src: where its bytes
+ * lie in the data page after the call, until the page is next claimed (apir_client_page_hook) */
 struct vgpu_rpc_output {
     uint32_t buffer;
     uint64_t offset, size;
-    void *dst;
+    const void *src;
 };
 /* recomputes the host's copy of the graph in slot; when it succeeded (*status
  * GGML_STATUS_SUCCESS) the n outputs (n <= APIR_MAX_RECOMPUTE_OUTPUTS, together at most one
- * data page) come back in the same round trip */
-int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, uint32_t slot, const struct vgpu_rpc_output *outs,
+ * data page) come back in the same round trip, left in the data page (outs[i].src): a token's
+ * logits are copied once, to where the application reads them, not first to a copy of ours */
+int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, uint32_t slot, struct vgpu_rpc_output *outs,
                              uint32_t n, int32_t *status);
 int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status);
 /* BACKEND_SYNCHRONIZE only if fire-and-forget commands were sent since the last wait; else

@@ -145,6 +145,11 @@ static int setup(struct session *s, const char *lib)
         s->x[i] = (float)i;
     ggml_backend_tensor_set(s->a, s->x, 0, sizeof s->x);
     CHECK(ggml_backend_graph_compute(s->be, s->gf) == GGML_STATUS_SUCCESS, "compute while the host is up");
+    /* read (an output nobody reads is not fetched again), then again: a GRAPH_RECOMPUTE, whose
+     * output stays in the data page until the page changes */
+    float y[N];
+    ggml_backend_tensor_get(s->out, y, 0, sizeof y);
+    CHECK(ggml_backend_graph_compute(s->be, s->gf) == GGML_STATUS_SUCCESS, "recompute while the host is up");
     CHECK(ggml_backend_dev_supports_op(s->dev, s->out), "sqr is supported");
     ggml_backend_dev_memory(s->dev, &s->mem_free, &s->mem_total);
     CHECK(s->mem_total > 0, "memory while the host is up");
@@ -218,6 +223,14 @@ static int mode_kill(const char *lib)
     ggml_backend_tensor_get(s.out, y, 0, sizeof y);
     for (int i = 0; i < N; i++)
         CHECK(y[i] == s.x[i] * s.x[i], "output %d is %g, not %g", i, (double)y[i], (double)(s.x[i] * s.x[i]));
+    /* a command finds the host gone and unmaps the data page: the output was copied out of it
+     * first */
+    CHECK(ggml_backend_dev_init(s.dev, NULL) == NULL, "a new backend without a host");
+    memset(y, 0, sizeof y);
+    ggml_backend_tensor_get(s.out, y, 0, sizeof y);
+    for (int i = 0; i < N; i++)
+        CHECK(y[i] == s.x[i] * s.x[i], "after the loss, output %d is %g, not %g", i, (double)y[i],
+              (double)(s.x[i] * s.x[i]));
     if (lost_device_calls(&s))
         return 1;
     if (one_loss_line("the connection to the host was lost"))

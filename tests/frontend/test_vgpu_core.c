@@ -521,6 +521,48 @@ static void outputs_served_until_written(void **state)
     vgpu_outputs_free();
 }
 
+/* outputs left in the data page by GRAPH_RECOMPUTE: served from there, copied out before the
+ * page changes (the client's page hook), never freed as ours */
+static void outputs_in_page_copied_before_it_changes(void **state)
+{
+    (void)state;
+    uint8_t page[512], out[64];
+    memset(page, 0x44, sizeof page);
+    vgpu_outputs_reset();
+    assert_true(vgpu_outputs_put_in_page(5, 0, page, 256));
+    assert_true(vgpu_outputs_put_in_page(5, 4096, page + 256, 256));
+    /* served from the page itself while it is unchanged */
+    page[16] = 0x45;
+    assert_true(vgpu_outputs_get(5, 16, out, sizeof out));
+    assert_int_equal(out[0], 0x45);
+    /* the page is about to change: both are copied out, and later bytes in the page are not theirs */
+    vgpu_outputs_page_changing();
+    memset(page, 0x99, sizeof page);
+    assert_true(vgpu_outputs_get(5, 16, out, sizeof out));
+    assert_int_equal(out[0], 0x45);
+    assert_int_equal(out[1], 0x44);
+    assert_true(vgpu_outputs_get(5, 4096, out, sizeof out));
+    assert_int_equal(out[0], 0x44);
+    /* a second change copies nothing again (they are ours now); invalidation still drops */
+    vgpu_outputs_page_changing();
+    vgpu_outputs_invalidate(5, 0, 1);
+    assert_false(vgpu_outputs_get(5, 0, out, sizeof out));
+    assert_true(vgpu_outputs_get(5, 4096, out, sizeof out));
+    /* in-page entries dropped by a new compute, an invalidation or the unload are not freed
+     * (ASan would see a free of this stack array) */
+    assert_true(vgpu_outputs_put_in_page(6, 0, page, 64));
+    assert_true(vgpu_outputs_put_in_page(6, 64, page + 64, 64));
+    vgpu_outputs_invalidate(6, 0, 64);
+    vgpu_outputs_reset();
+    assert_false(vgpu_outputs_get(6, 64, out, sizeof out));
+    assert_true(vgpu_outputs_put_in_page(6, 0, page, 64));
+    vgpu_outputs_free();
+    /* the budget and empty outputs */
+    assert_false(vgpu_outputs_put_in_page(6, 0, page, 0));
+    assert_false(vgpu_outputs_put_in_page(6, 0, NULL, 64));
+    vgpu_outputs_free();
+}
+
 static void outputs_unread_are_skipped_until_asked(void **state)
 {
     (void)state;
@@ -585,6 +627,7 @@ int main(void)
         cmocka_unit_test(device_type_mapping),
         cmocka_unit_test(offload_heuristic),
         cmocka_unit_test(outputs_served_until_written),
+        cmocka_unit_test(outputs_in_page_copied_before_it_changes),
         cmocka_unit_test(outputs_unread_are_skipped_until_asked),
         cmocka_unit_test(outputs_memory_is_reused),
     };

@@ -135,11 +135,17 @@ static void test_every_forward_command(void **state)
     float half[M * N / 2];
     memset(got, 0, sizeof got);
     struct vgpu_rpc_output outs[2] = {
-        {buf, OFF_C, sizeof got, got},
-        {buf, OFF_C + sizeof half, sizeof half, half},
+        {buf, OFF_C, sizeof got, NULL},
+        {buf, OFF_C + sizeof half, sizeof half, NULL},
     };
     assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, outs, 2, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
+    /* left in the data page, one after the other */
+    const struct apir_shmem *page = &c->data;
+    assert_ptr_equal(outs[0].src, page->ptr);
+    assert_ptr_equal(outs[1].src, (const uint8_t *)page->ptr + sizeof got);
+    memcpy(got, outs[0].src, sizeof got);
+    memcpy(half, outs[1].src, sizeof half);
     expected(a, b, want);
     assert_floats(got, want, M * N);
     assert_floats(half, want + M * N / 2, M * N / 2);
