@@ -172,8 +172,10 @@ static enum ggml_status fetch_outputs(struct vgpu_backend *be, struct ggml_cgrap
         struct ggml_tensor *t = ggml_graph_node(cgraph, i);
         uint32_t buf;
         uint64_t off;
+        if (!output_wanted(t, &buf, &off)) /* (the flag first: a token's graph has hundreds of nodes) */
+            continue;
         size_t size = ggml_nbytes(t);
-        if (!output_wanted(t, &buf, &off) || in_outputs(done, buf, off, size))
+        if (in_outputs(done, buf, off, size))
             continue;
         void *bytes = vgpu_outputs_alloc(size);
         if (!bytes)
