@@ -94,6 +94,15 @@ static enum ggml_status encode(struct vgpu_backend *be, struct ggml_cgraph *cgra
     return r == VGPU_GRAPH_NO_MEMORY ? GGML_STATUS_ALLOC_FAILED : GGML_STATUS_FAILED;
 }
 
+/* GRAPH_RECOMPUTE's outputs, kept where the reply left them (vgpu_outputs_page_changing copies
+ * them out before the page changes): registered while the reply is read, before another
+ * thread's command can claim the page */
+static void keep_in_page(const struct vgpu_rpc_output *o, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        vgpu_outputs_put_in_page(o[i].buffer, o[i].offset, o[i].src, o[i].size);
+}
+
 /* runs one graph; caller holds be->lock */
 static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *cgraph, struct outputs *outs,
                                    struct run_info *ri)
@@ -125,7 +134,7 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
     if (t0)
         ri->encode_ns = vgpu_stats_now() - t0;
     if (same) {
-        rc = vgpu_rpc_graph_recompute(c, be->handle, slot, outs->o, outs->n, &status);
+        rc = vgpu_rpc_graph_recompute(c, be->handle, slot, outs->o, outs->n, keep_in_page, &status);
         if (rc == APIR_BACKEND_OK) {
             be->n_recompute++;
             ri->kind = VGPU_STATS_GRAPH_RECOMPUTE;
@@ -200,9 +209,6 @@ static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgra
     struct outputs outs;
     collect_outputs(cgraph, &outs);
     enum ggml_status st = run_locked(be, cgraph, &outs, &ri);
-    /* kept where the reply left them, in the data page (vgpu_outputs_page_changing) */
-    for (uint32_t i = 0; st == GGML_STATUS_SUCCESS && ri.outputs_read && i < outs.n; i++)
-        vgpu_outputs_put_in_page(outs.o[i].buffer, outs.o[i].offset, outs.o[i].src, outs.o[i].size);
     if (!ri.outputs_read)
         outs.n = 0;
     if (st == GGML_STATUS_SUCCESS)

@@ -355,6 +355,7 @@ struct recompute_reply {
     struct vgpu_rpc_output *outs;
     uint32_t n;
     const uint8_t *page;
+    vgpu_rpc_outputs_keep keep;
 };
 static void get_recompute(struct apir_decoder *d, void *out)
 {
@@ -364,10 +365,12 @@ static void get_recompute(struct apir_decoder *d, void *out)
         return;
     for (uint32_t i = 0, at = 0; i < r->n; at += (uint32_t)r->outs[i].size, i++)
         r->outs[i].src = r->page + at;
+    if (r->keep && r->n)
+        r->keep(r->outs, r->n);
 }
 
 int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, uint32_t slot, struct vgpu_rpc_output *outs,
-                             uint32_t n, int32_t *status)
+                             uint32_t n, vgpu_rpc_outputs_keep keep, int32_t *status)
 {
     struct apir_encoder *e = apir_client_begin(c, APIR_FWD_GRAPH_RECOMPUTE, 4 + (size_t)n * 20);
     const struct apir_shmem *page = n ? apir_client_data_page_claim(c) : apir_client_data_page(c);
@@ -388,7 +391,7 @@ int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, uint32_t s
     }
     if (vgpu_stats_on())
         vgpu_stats_data(APIR_FWD_GRAPH_RECOMPUTE, total);
-    struct recompute_reply r = {status, outs, n, page ? page->ptr : NULL};
+    struct recompute_reply r = {status, outs, n, page ? page->ptr : NULL, keep};
     return call(c, get_recompute, &r);
 }
 

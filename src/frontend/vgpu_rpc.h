@@ -71,12 +71,16 @@ struct vgpu_rpc_output {
     uint64_t offset, size;
     const void *src;
 };
+/* called while the reply is read, under the client's lock, so before any other command can
+ * claim the data page: whoever keeps the outputs where they lie registers them here */
+typedef void (*vgpu_rpc_outputs_keep)(const struct vgpu_rpc_output *outs, uint32_t n);
 /* recomputes the host's copy of the graph in slot; when it succeeded (*status
  * GGML_STATUS_SUCCESS) the n outputs (n <= APIR_MAX_RECOMPUTE_OUTPUTS, together at most one
- * data page) come back in the same round trip, left in the data page (outs[i].src): a token's
- * logits are copied once, to where the application reads them, not first to a copy of ours */
+ * data page) come back in the same round trip, left in the data page (outs[i].src; keep, if
+ * not NULL, is called with them): a token's logits are copied once, to where the application
+ * reads them, not first to a copy of ours */
 int vgpu_rpc_graph_recompute(struct apir_client *c, uint32_t backend, uint32_t slot, struct vgpu_rpc_output *outs,
-                             uint32_t n, int32_t *status);
+                             uint32_t n, vgpu_rpc_outputs_keep keep, int32_t *status);
 int vgpu_rpc_backend_synchronize(struct apir_client *c, uint32_t backend, int32_t *status);
 /* BACKEND_SYNCHRONIZE only if fire-and-forget commands were sent since the last wait; else
  * *status = GGML_STATUS_SUCCESS without a round trip */

@@ -58,6 +58,15 @@ static void assert_floats(const float *got, const float *want, int n)
 
 static void open_session(struct guest_session *s) { assert_int_equal(guest_session_open(s, BUF_SIZE), APIR_BACKEND_OK); }
 
+/* GRAPH_RECOMPUTE's keep callback: what it was handed */
+static uint32_t kept_n;
+static const void *kept_src;
+static void record_kept(const struct vgpu_rpc_output *o, uint32_t n)
+{
+    kept_n = n;
+    kept_src = o[0].src;
+}
+
 static void test_every_forward_command(void **state)
 {
     struct apir_client *c = guest_open();
@@ -108,7 +117,7 @@ static void test_every_forward_command(void **state)
     uint32_t backend;
     int32_t st;
     assert_int_equal(vgpu_rpc_backend_init(c, 0, &backend), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, 0, NULL, 0, &st), APIR_BACKEND_ERR_NO_GRAPH);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, 0, NULL, 0, NULL, &st), APIR_BACKEND_ERR_NO_GRAPH);
     assert_int_equal(guest_graph_compute(c, backend, &gg, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
     assert_int_equal(vgpu_rpc_backend_synchronize(c, backend, &st), APIR_BACKEND_OK);
@@ -121,7 +130,7 @@ static void test_every_forward_command(void **state)
     for (int i = 0; i < K * M; i++)
         a[i] = (float)(K * M - i);
     assert_int_equal(vgpu_rpc_buffer_set(c, buf, OFF_A, a, sizeof a), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, NULL, 0, &st), APIR_BACKEND_OK);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, NULL, 0, NULL, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
     assert_int_equal(vgpu_rpc_buffer_get(c, buf, OFF_C, got, sizeof got), APIR_BACKEND_OK);
     expected(a, b, want);
@@ -138,10 +147,13 @@ static void test_every_forward_command(void **state)
         {buf, OFF_C, sizeof got, NULL},
         {buf, OFF_C + sizeof half, sizeof half, NULL},
     };
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, outs, 2, &st), APIR_BACKEND_OK);
+    kept_n = 0;
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, outs, 2, record_kept, &st), APIR_BACKEND_OK);
     assert_int_equal(st, GGML_STATUS_SUCCESS);
-    /* left in the data page, one after the other */
+    /* left in the data page, one after the other, and handed to keep while the reply was read */
     const struct apir_shmem *page = &c->data;
+    assert_int_equal(kept_n, 2);
+    assert_ptr_equal(kept_src, page->ptr);
     assert_ptr_equal(outs[0].src, page->ptr);
     assert_ptr_equal(outs[1].src, (const uint8_t *)page->ptr + sizeof got);
     memcpy(got, outs[0].src, sizeof got);
@@ -151,12 +163,12 @@ static void test_every_forward_command(void **state)
     assert_floats(half, want + M * N / 2, M * N / 2);
     /* an output outside its buffer, or too many: refused before computing */
     outs[1].offset = BUF_SIZE - 4;
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, outs, 2, &st), APIR_BACKEND_ERR_BOUNDS);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, outs, 2, NULL, &st), APIR_BACKEND_ERR_BOUNDS);
     outs[1].offset = OFF_C;
     struct vgpu_rpc_output many[APIR_MAX_RECOMPUTE_OUTPUTS + 1];
     for (int i = 0; i <= (int)APIR_MAX_RECOMPUTE_OUTPUTS; i++)
         many[i] = outs[0];
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, many, APIR_MAX_RECOMPUTE_OUTPUTS + 1, &st),
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, many, APIR_MAX_RECOMPUTE_OUTPUTS + 1, NULL, &st),
                      APIR_BACKEND_ERR_DECODE);
     /* outputs adding up to more than the data page: refused before computing */
     uint32_t big_out;
@@ -164,7 +176,7 @@ static void test_every_forward_command(void **state)
     assert_int_equal(guest_alloc(c, dev.buft, big_out_size, &big_out), APIR_BACKEND_OK);
     for (int i = 0; i < (int)APIR_MAX_RECOMPUTE_OUTPUTS; i++)
         many[i] = (struct vgpu_rpc_output){big_out, 0, big_out_size, NULL}; /* never copied */
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, many, 8, &st), APIR_BACKEND_ERR_BOUNDS);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, many, 8, NULL, &st), APIR_BACKEND_ERR_BOUNDS);
     assert_int_equal(vgpu_rpc_buffer_free(c, big_out), APIR_BACKEND_OK);
 
     /* COPY the product into the second buffer */
@@ -211,7 +223,7 @@ static void test_every_forward_command(void **state)
     assert_int_equal(vgpu_rpc_buffer_clear(c, buf2, 0), APIR_BACKEND_ERR_HANDLE);
     assert_int_equal(vgpu_rpc_buffer_free(c, buf), APIR_BACKEND_OK);
     assert_int_equal(vgpu_rpc_backend_free(c, backend), APIR_BACKEND_OK);
-    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, NULL, 0, &st), APIR_BACKEND_ERR_HANDLE);
+    assert_int_equal(vgpu_rpc_graph_recompute(c, backend, gg.slot, NULL, 0, NULL, &st), APIR_BACKEND_ERR_HANDLE);
     guest_graph_free(&gg);
     apir_client_close(c);
 }
