@@ -365,7 +365,8 @@ static void get_recompute(struct apir_decoder *d, void *out)
         return;
     for (uint32_t i = 0, at = 0; i < r->n; at += (uint32_t)r->outs[i].size, i++)
         r->outs[i].src = r->page + at;
-    if (r->keep && r->n)
+    /* only a reply consumed exactly (call() fails any other): a confused host's outputs are not kept */
+    if (r->keep && r->n && apir_decoder_done(d))
         r->keep(r->outs, r->n);
 }
 

@@ -537,6 +537,74 @@ static bool test_threads(ggml_backend_dev_t vdev)
     return true;
 }
 
+/* Several threads, each its own backend, computing y = x*x (an output, left in the data page
+ * by GRAPH_RECOMPUTE) and z = -x (not an output: its read is a BUFFER_GET through the same
+ * page, which copies every thread's kept outputs out first): each thread reads its y before
+ * and after its own and the others' reads of z */
+enum { O_THREADS = 3, O_ELEMS = 32768, O_ROUNDS = 150 };
+struct outputs_arg {
+    ggml_backend_dev_t dev;
+    int id;
+    bool ok;
+};
+
+static void *outputs_thread(void *p)
+{
+    struct outputs_arg *a = p;
+    struct ggml_init_params ip = {ggml_tensor_overhead() * 4 + ggml_graph_overhead() + 1024, NULL, true};
+    struct ggml_context *ctx = ggml_init(ip);
+    struct ggml_tensor *x = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, O_ELEMS);
+    struct ggml_tensor *y = ggml_sqr(ctx, x), *z = ggml_neg(ctx, x);
+    ggml_set_output(y);
+    struct ggml_cgraph *gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, y);
+    ggml_build_forward_expand(gf, z);
+    ggml_backend_t be = ggml_backend_dev_init(a->dev, NULL);
+    ggml_backend_buffer_t buf = be ? ggml_backend_alloc_ctx_tensors(ctx, be) : NULL;
+    float *in = malloc(O_ELEMS * sizeof *in), *gy = malloc(O_ELEMS * sizeof *gy), *gz = malloc(O_ELEMS * sizeof *gz);
+    a->ok = buf && in && gy && gz;
+    for (int r = 0; a->ok && r < O_ROUNDS; r++) {
+        for (int i = 0; i < O_ELEMS; i++)
+            in[i] = (float)((i + r * 7 + a->id * 1000) % 1000);
+        ggml_backend_tensor_set(x, in, 0, O_ELEMS * sizeof *in);
+        a->ok = ggml_backend_graph_compute(be, gf) == GGML_STATUS_SUCCESS;
+        for (int pass = 0; a->ok && pass < 2; pass++) {
+            ggml_backend_tensor_get(y, gy, 0, O_ELEMS * sizeof *gy);
+            ggml_backend_tensor_get(z, gz, 0, O_ELEMS * sizeof *gz);
+            for (int i = 0; a->ok && i < O_ELEMS; i++)
+                a->ok = gy[i] == in[i] * in[i] && gz[i] == -in[i];
+            if (!a->ok)
+                fprintf(stderr, "thread %d round %d pass %d: wrong output\n", a->id, r, pass);
+        }
+    }
+    free(in);
+    free(gy);
+    free(gz);
+    if (buf)
+        ggml_backend_buffer_free(buf);
+    if (be)
+        ggml_backend_free(be);
+    ggml_free(ctx);
+    return NULL;
+}
+
+static bool test_threads_outputs(ggml_backend_dev_t vdev)
+{
+    struct outputs_arg args[O_THREADS];
+    pthread_t th[O_THREADS];
+    for (int i = 0; i < O_THREADS; i++) {
+        args[i] = (struct outputs_arg){vdev, i, false};
+        pthread_create(&th[i], NULL, outputs_thread, &args[i]);
+    }
+    bool ok = true;
+    for (int i = 0; i < O_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ok = ok && args[i].ok;
+    }
+    CHECK(ok, "outputs read back right while other threads compute and read");
+    return true;
+}
+
 /* ---- weights the host repacks for its CPU backend (src/backend/repacked_weights.h) ---- */
 enum { RK = 256, RM = 64, RN = 7, RQ = RM * RK / 32 * 18 /* Q4_0 bytes */ };
 enum x_shape { X_PLAIN, X_STRIDED, X_4D };
@@ -711,6 +779,7 @@ int main(int argc, char **argv)
     test_alternating_graphs(vdev, cdev);
     test_sched(vdev, cdev);
     test_threads(vdev);
+    test_threads_outputs(vdev);
     test_cast(vdev, cdev);
     test_repacked_weights(vdev, cdev);
     if (failures) {
