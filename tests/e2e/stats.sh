@@ -11,8 +11,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 n=16
 every=8
 model="$build/tests/e2e/tiny-llama-f16.gguf"
+# written aside and renamed: e2e_same_tokens, run in parallel by ctest -j, makes the same file
 if [ ! -s "$model" ] || [ "$build/bin/make-tiny-llama" -nt "$model" ]; then
-    "$build/bin/make-tiny-llama" -o "$model" --type f16
+    "$build/bin/make-tiny-llama" -o "$model.$$" --type f16 && mv -f "$model.$$" "$model"
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/apir-stats.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
