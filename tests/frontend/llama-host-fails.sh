@@ -57,9 +57,12 @@ grep -c '\[ok' "$tmp/serve-ref.out" | grep -qx 5 || { echo "reference requests f
 echo "llama-serve reference: 5 requests in ${serve_s}s"
 for sig in TERM KILL STOP; do
     host_start || exit 1
+    # emptied here, not by the child's redirection: the wait below could otherwise still find
+    # the previous run's "ready" and signal the host while this one is loading
+    rm -f "$tmp/serve.out" "$tmp/serve.err"
     "${serve[@]}" >"$tmp/serve.out" 2>"$tmp/serve.err" &
     cpid=$!
-    for _ in $(seq 1 600); do grep -q ready "$tmp/serve.err" && break; sleep 0.05; done
+    for _ in $(seq 1 600); do grep -qs ready "$tmp/serve.err" && break; sleep 0.05; done
     delay=$(awk -v s="$serve_s" -v r="$RANDOM" 'BEGIN {printf "%.2f", (s * 0.7) * r / 32768}')
     sleep "$delay"
     host_signal "$sig"

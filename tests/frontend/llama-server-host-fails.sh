@@ -106,6 +106,7 @@ echo "reference: $nreq requests x $npred tokens on VirtGPU0 in ${ref_s}s; native
 for sig in TERM KILL STOP; do
     host_start || exit 1
     start_llama VirtGPU0
+    rm -f "$tmp"/run*.out # (the count below must not see the last round's tokens while these start)
     for i in $(seq 1 "$nreq"); do
         http POST /completion "$(body "$i")" >"$tmp/run$i.out" &
         eval "rpid$i=$!"
