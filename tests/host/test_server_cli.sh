@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # apir-server as a program: --help/--version, stale socket handling, SIGINT/SIGTERM shutdown
 # with clients connected (exit 0, socket removed, clients see the host go).
-#   test_server_cli.sh BUILD_DIR PROBE
+#   test_server_cli.sh BUILD_DIR PROBE SLOW_LISTEN_SHIM
 set -u
 build=$(cd "$1" && pwd)
 probe=$2
+slow_listen=$3
 server="$build/bin/apir-server"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -82,6 +83,34 @@ kill -TERM $c; wait_exit $c || fail "stop c"
 echo data >"$tmp/file"
 VIRGL_APIR_LOG_TO_FILE="$tmp/d.log" "$server" --socket-path "$tmp/file" 2>/dev/null
 if [ $? -ne 0 ] && [ "$(cat "$tmp/file")" = data ]; then pass non_socket_kept; else fail non_socket_kept; fi
+
+# the socket file appears only once the server listens: a guest that sees it connects at once
+# (the shutdown tests above wait for the file the same way); and of servers started on one
+# path at the same moment exactly one keeps it, the others say so and exit 1. The shim makes
+# each listen() wait 300 ms, so that a socket named before it listens would be met.
+# (An ASan build's runtime must come first; the shim is only a listen() in front of libc.)
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+ok=1
+for round in 1 2 3; do
+    sock="$tmp/race$round.sock"
+    pids=()
+    for i in 1 2 3 4; do
+        LD_PRELOAD="$slow_listen" VIRGL_APIR_LOG_TO_FILE="$tmp/race$round.$i.log" \
+            "$server" --socket-path "$sock" 2>/dev/null &
+        pids+=($!)
+    done
+    wait_sock "$sock"
+    GGML_VIRTGPU_SOCKET="$sock" "$probe" >"$tmp/race$round.probe" || { ok=0; cat "$tmp/race$round.probe"; }
+    sleep 1
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+    refused=$(cat "$tmp"/race$round.*.log | grep -c "another server is listening")
+    [ $alive -eq 1 ] && [ "$refused" -eq 3 ] || { ok=0; echo "round $round: $alive running, $refused refused"; }
+    ls "$tmp" | grep -q "^race$round\.sock\." && { ok=0; echo "round $round: private name left"; }
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do wait_exit "$p"; done
+done
+[ $ok -eq 1 ] && pass concurrent_start || fail concurrent_start
 
 # no server at all: the guest fails fast and says what to do
 start=$(date +%s%N)
