@@ -62,14 +62,45 @@ static bool in_outputs(const struct outputs *l, uint32_t buf, uint64_t off, uint
     return false;
 }
 
+/* The output-flagged nodes of cgraph: from be's list while the graph id is the one it was
+ * made for, else listed again (a graph without an id, uid 0, every time). NULL: more than
+ * the list holds, walk the graph. */
+static struct ggml_tensor *const *output_nodes(struct vgpu_backend *be, struct ggml_cgraph *cgraph, uint32_t *n_out)
+{
+    if (cgraph->uid == 0 || cgraph->uid != be->out_uid) {
+        be->out_uid = 0;
+        be->n_out = 0;
+        int n = ggml_graph_n_nodes(cgraph);
+        for (int i = 0; i < n && be->n_out <= VGPU_OUT_NODES_MAX; i++) {
+            struct ggml_tensor *t = ggml_graph_node(cgraph, i);
+            if (!(t->flags & GGML_TENSOR_FLAG_OUTPUT))
+                continue;
+            if (be->n_out < VGPU_OUT_NODES_MAX)
+                be->out_nodes[be->n_out] = t;
+            be->n_out++;
+        }
+        be->out_uid = cgraph->uid;
+    }
+    *n_out = be->n_out;
+    return be->n_out <= VGPU_OUT_NODES_MAX ? be->out_nodes : NULL;
+}
+
+/* the i-th candidate output: of the list, or of the whole graph */
+static struct ggml_tensor *candidate(struct ggml_tensor *const *list, struct ggml_cgraph *cgraph, int i)
+{
+    return list ? list[i] : ggml_graph_node(cgraph, i);
+}
+
 /* the outputs one GRAPH_RECOMPUTE can bring back (the rest: fetch_outputs) */
-static void collect_outputs(struct ggml_cgraph *cgraph, struct outputs *l)
+static void collect_outputs(struct vgpu_backend *be, struct ggml_cgraph *cgraph, struct outputs *l)
 {
     l->n = 0;
     size_t total = 0;
-    int n = ggml_graph_n_nodes(cgraph);
+    uint32_t n_out;
+    struct ggml_tensor *const *list = output_nodes(be, cgraph, &n_out);
+    int n = list ? (int)n_out : ggml_graph_n_nodes(cgraph);
     for (int i = 0; i < n && l->n < APIR_MAX_RECOMPUTE_OUTPUTS; i++) {
-        const struct ggml_tensor *t = ggml_graph_node(cgraph, i);
+        const struct ggml_tensor *t = candidate(list, cgraph, i);
         uint32_t buf;
         uint64_t off;
         if (!output_wanted(t, &buf, &off) || total + ggml_nbytes(t) > APIR_CLIENT_DATA_PAGE_SIZE ||
@@ -176,9 +207,11 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
 /* reads the outputs GRAPH_RECOMPUTE did not bring back (done: those it did) */
 static enum ggml_status fetch_outputs(struct vgpu_backend *be, struct ggml_cgraph *cgraph, const struct outputs *done)
 {
-    int n = ggml_graph_n_nodes(cgraph);
+    uint32_t n_out;
+    struct ggml_tensor *const *list = output_nodes(be, cgraph, &n_out);
+    int n = list ? (int)n_out : ggml_graph_n_nodes(cgraph);
     for (int i = 0; i < n; i++) {
-        struct ggml_tensor *t = ggml_graph_node(cgraph, i);
+        struct ggml_tensor *t = candidate(list, cgraph, i);
         uint32_t buf;
         uint64_t off;
         if (!output_wanted(t, &buf, &off)) /* (the flag first: a token's graph has hundreds of nodes) */
@@ -207,7 +240,7 @@ static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgra
     uint64_t t0 = vgpu_stats_on() ? vgpu_stats_now() : 0;
     struct run_info ri = {VGPU_STATS_GRAPH_FAILED, 0, false};
     struct outputs outs;
-    collect_outputs(cgraph, &outs);
+    collect_outputs(be, cgraph, &outs);
     enum ggml_status st = run_locked(be, cgraph, &outs, &ri);
     if (!ri.outputs_read)
         outs.n = 0;

@@ -52,12 +52,20 @@ struct vgpu_buffer {
     uint64_t size;
 };
 
+#define VGPU_OUT_NODES_MAX 16
+
 struct vgpu_backend {
     struct vgpu_device *dev;
     uint32_t handle;
     pthread_mutex_t lock; /* guards the encoder and the graph cache */
     struct vgpu_graph_encoder enc;
     struct vgpu_graph_cache held[APIR_GRAPH_SLOTS]; /* what the host keeps in each slot */
+    /* the output-flagged nodes of the graph of id out_uid (ggml gives a graph a new id
+     * whenever its nodes may change), so that a token's compute does not walk its hundreds
+     * of nodes twice to find them; n_out > VGPU_OUT_NODES_MAX: too many, walk the graph */
+    uint64_t out_uid;
+    uint32_t n_out;
+    struct ggml_tensor *out_nodes[VGPU_OUT_NODES_MAX];
     uint64_t n_compute, n_recompute; /* statistics, logged at free */
 };
 

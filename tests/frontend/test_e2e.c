@@ -5,6 +5,7 @@
  * Usage: test-vgpu-e2e load PATH/libggml-virtgpu.so | test-vgpu-e2e load_all */
 #include <ggml-alloc.h>
 #include <ggml-backend.h>
+#include <ggml-impl.h> /* ggml_cgraph.uid, as ggml_backend_sched sets it */
 #include <ggml.h>
 
 #include <libgen.h>
@@ -605,6 +606,61 @@ static bool test_threads_outputs(ggml_backend_dev_t vdev)
     return true;
 }
 
+/* The guest keeps a graph's output nodes by graph id (vgpu_backend.c, output_nodes): graphs
+ * with ids, alternating, one with more outputs than that list holds, one without an id; every
+ * output read back right after each compute. */
+enum { L_ELEMS = 64, L_MANY = 20 };
+static bool test_output_lists(ggml_backend_dev_t vdev)
+{
+    struct ggml_init_params ip = {ggml_tensor_overhead() * 32 + ggml_graph_overhead() * 3 + 4096, NULL, true};
+    struct ggml_context *ctx = ggml_init(ip);
+    struct ggml_tensor *x = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, L_ELEMS), *many[L_MANY];
+    struct ggml_cgraph *ga = ggml_new_graph(ctx), *gb = ggml_new_graph(ctx), *gc = ggml_new_graph(ctx);
+    for (int i = 0; i < L_MANY; i++) {
+        many[i] = ggml_scale(ctx, x, (float)(i + 1));
+        ggml_set_output(many[i]);
+        ggml_build_forward_expand(ga, many[i]);
+    }
+    struct ggml_tensor *neg = ggml_neg(ctx, x), *sq = ggml_sqr(ctx, x);
+    ggml_set_output(neg);
+    ggml_set_output(sq);
+    ggml_build_forward_expand(gb, neg);
+    ggml_build_forward_expand(gb, sq);
+    ggml_build_forward_expand(gc, sq); /* uid 0: listed anew each time */
+    ga->uid = (1ull << 60) + 1; /* ids of our own, far from ggml's counter */
+    gb->uid = (1ull << 60) + 2;
+    ggml_backend_t be = ggml_backend_dev_init(vdev, NULL);
+    ggml_backend_buffer_t buf = be ? ggml_backend_alloc_ctx_tensors(ctx, be) : NULL;
+    bool ok = buf != NULL;
+    struct ggml_cgraph *order[] = {ga, gb, ga, gc, gb, ga, gc, ga};
+    for (size_t r = 0; ok && r < sizeof order / sizeof order[0]; r++) {
+        float in[L_ELEMS], got[L_ELEMS];
+        for (int i = 0; i < L_ELEMS; i++)
+            in[i] = (float)((i * 3 + (int)r * 5) % 17) - 8.0f;
+        ggml_backend_tensor_set(x, in, 0, sizeof in);
+        ok = ggml_backend_graph_compute(be, order[r]) == GGML_STATUS_SUCCESS;
+        int n = order[r] == ga ? L_MANY : order[r] == gb ? 2 : 1;
+        for (int k = 0; ok && k < n; k++) {
+            struct ggml_tensor *t = order[r] == ga ? many[k] : order[r] == gb && k == 0 ? neg : sq;
+            ggml_backend_tensor_get(t, got, 0, sizeof got);
+            for (int i = 0; ok && i < L_ELEMS; i++) {
+                float want = t == neg ? -in[i] : t == sq ? in[i] * in[i] : in[i] * (float)(k + 1);
+                ok = got[i] == want;
+                if (!ok)
+                    fprintf(stderr, "round %zu output %s[%d]: %g, want %g\n", r, t == neg ? "neg" : t == sq ? "sqr" : "scale", i,
+                            got[i], want);
+            }
+        }
+    }
+    if (buf)
+        ggml_backend_buffer_free(buf);
+    if (be)
+        ggml_backend_free(be);
+    ggml_free(ctx);
+    CHECK(ok, "outputs of graphs with and without ids, alternating, read back right");
+    return true;
+}
+
 /* ---- weights the host repacks for its CPU backend (src/backend/repacked_weights.h) ---- */
 enum { RK = 256, RM = 64, RN = 7, RQ = RM * RK / 32 * 18 /* Q4_0 bytes */ };
 enum x_shape { X_PLAIN, X_STRIDED, X_4D };
@@ -780,6 +836,7 @@ int main(int argc, char **argv)
     test_sched(vdev, cdev);
     test_threads(vdev);
     test_threads_outputs(vdev);
+    test_output_lists(vdev);
     test_cast(vdev, cdev);
     test_repacked_weights(vdev, cdev);
     if (failures) {
