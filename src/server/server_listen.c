@@ -1,14 +1,10 @@
 /* The listening socket. A socket file left by a dead server is removed; one that something
- * still listens on, or a path that is not a socket, is left alone. The socket is bound under a
- * private name and linked into place once it listens, so the path never names a socket that
- * refuses connections: a guest (or a script) that sees the file can connect, and a second
- * server starting at the same moment cannot take it for stale and remove it. */
+ * still listens on, or a path that is not a socket, is left alone. */
 #include "server.h"
 
 #include "apir_component.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -57,45 +53,16 @@ static int remove_stale(const char *path, const struct sockaddr_un *addr)
 
 int listen_socket(const char *path)
 {
-    struct sockaddr_un addr, tmp;
+    struct sockaddr_un addr;
     if (make_addr(path, &addr) != 0 || remove_stale(path, &addr) != 0)
-        return -1;
-    char tmp_path[sizeof tmp.sun_path];
-    int n = snprintf(tmp_path, sizeof tmp_path, "%s.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp_path) {
-        apir_component_log("server: socket path too long (max %zu bytes, leaving room for .PID): %s",
-                           sizeof tmp.sun_path - 1 - ((size_t)n - strlen(path)), path);
-        return -1;
-    }
-    if (make_addr(tmp_path, &tmp) != 0)
         return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         apir_component_log("server: socket: %s", strerror(errno));
         return -1;
     }
-    struct stat st;
-    if (lstat(tmp_path, &st) == 0 && S_ISSOCK(st.st_mode))
-        unlink(tmp_path); /* left by a server that crashed while starting with our pid */
-    if (bind(fd, (struct sockaddr *)&tmp, sizeof tmp) != 0) {
-        apir_component_log("server: cannot listen on %s: %s", tmp_path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (listen(fd, 64) != 0) {
-        apir_component_log("server: cannot listen on %s: %s", tmp_path, strerror(errno));
-        close(fd);
-        unlink(tmp_path);
-        return -1;
-    }
-    int rc = link(tmp_path, path);
-    int err = errno;
-    unlink(tmp_path);
-    if (rc != 0) {
-        if (err == EEXIST)
-            apir_component_log("server: another server is listening on %s", path);
-        else
-            apir_component_log("server: cannot listen on %s: %s", path, strerror(err));
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 64) != 0) {
+        apir_component_log("server: cannot listen on %s: %s", path, strerror(errno));
         close(fd);
         return -1;
     }

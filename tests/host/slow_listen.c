@@ -1,6 +1,6 @@
 /* LD_PRELOAD shim for test_server_cli.sh: listen() waits 300 ms before it listens, so that
  * the moment between a socket's bind and its listen, microseconds in a real start, is long
- * enough for a guest, or a second server, to meet it. */
+ * enough for a guest to meet it. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif

@@ -88,10 +88,13 @@ else
     echo "FAIL backend_log_seed_message"; cat "$tmp/ggml2.log" 2>&1; failures=$((failures + 1))
 fi
 # VIRGL_APIR_LOG_TO_FILE: unset -> stderr; set -> that file (and nothing of ours on stderr)
+# (stopped once it listens: the file alone can exist before the "listening" line is written)
+# shellcheck source-path=SCRIPTDIR source=../lib/wait-listening.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/wait-listening.sh"
 sock="$tmp/s.sock"
 env -u VIRGL_APIR_LOG_TO_FILE "$build/bin/apir-server" --socket-path "$sock" 2>"$tmp/stderr.log" &
 pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+wait_listening "$sock" "$pid"
 kill -TERM $pid; wait $pid
 if grep -q "apir: server: listening on $sock" "$tmp/stderr.log" && [ ! -e "$sock" ]; then
     echo "PASS component_log_stderr"
@@ -100,7 +103,7 @@ else
 fi
 VIRGL_APIR_LOG_TO_FILE="$tmp/file.log" "$build/bin/apir-server" --socket-path "$sock" 2>"$tmp/stderr2.log" &
 pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+wait_listening "$sock" "$pid"
 kill -TERM $pid; wait $pid
 if grep -q "apir: server: listening on $sock" "$tmp/file.log" && ! grep -q "apir:" "$tmp/stderr2.log"; then
     echo "PASS component_log_file"

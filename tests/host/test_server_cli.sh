@@ -16,7 +16,8 @@ export VIRGL_APIR_BACKEND_LIBRARY="$build/host/libggml-virtgpu-backend.so"
 APIR_LLAMA_CPP_GGML_LIBRARY_PATH=$("$build/bin/ggml-pick-cpu"); export APIR_LLAMA_CPP_GGML_LIBRARY_PATH
 export VIRGL_ROUTE_VENUS_TO_APIR=1
 
-wait_sock() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
+# shellcheck source-path=SCRIPTDIR source=../lib/wait-listening.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/wait-listening.sh"
 # waits (bounded) for pid to exit and returns its status
 wait_exit() {
     for _ in $(seq 400); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
@@ -40,7 +41,7 @@ for sig in TERM INT; do
     sock="$tmp/$sig.sock"
     VIRGL_APIR_LOG_TO_FILE="$tmp/$sig.log" "$server" --socket-path "$sock" 2>>"$tmp/$sig.log" &
     pid=$!
-    wait_sock "$sock" || fail "start_$sig"
+    wait_listening "$sock" "$pid" || fail "start_$sig"
     GGML_VIRTGPU_SOCKET="$sock" "$probe" --hold >"$tmp/$sig.probe" &
     ppid=$!
     for _ in $(seq 100); do grep -q connected "$tmp/$sig.probe" && break; sleep 0.05; done
@@ -59,7 +60,7 @@ done
 sock="$tmp/s.sock"
 VIRGL_APIR_LOG_TO_FILE="$tmp/a.log" "$server" --socket-path "$sock" &
 a=$!
-wait_sock "$sock"
+wait_listening "$sock" "$a"
 VIRGL_APIR_LOG_TO_FILE="$tmp/b.log" "$server" --socket-path "$sock" 2>/dev/null
 brc=$?
 if [ $brc -ne 0 ] && grep -q "another server is listening" "$tmp/b.log" &&
@@ -72,7 +73,7 @@ kill -KILL $a; wait $a 2>/dev/null
 [ -S "$sock" ] || fail "stale socket precondition"
 VIRGL_APIR_LOG_TO_FILE="$tmp/c.log" "$server" --socket-path "$sock" &
 c=$!
-wait_sock "$sock"
+wait_listening "$sock" "$c"
 sleep 0.2
 if GGML_VIRTGPU_SOCKET="$sock" "$probe" >/dev/null && grep -q "removing stale socket" "$tmp/c.log"; then
     pass stale_socket_replaced
@@ -84,33 +85,24 @@ echo data >"$tmp/file"
 VIRGL_APIR_LOG_TO_FILE="$tmp/d.log" "$server" --socket-path "$tmp/file" 2>/dev/null
 if [ $? -ne 0 ] && [ "$(cat "$tmp/file")" = data ]; then pass non_socket_kept; else fail non_socket_kept; fi
 
-# the socket file appears only once the server listens: a guest that sees it connects at once
-# (the shutdown tests above wait for the file the same way); and of servers started on one
-# path at the same moment exactly one keeps it, the others say so and exit 1. The shim makes
-# each listen() wait 300 ms, so that a socket named before it listens would be met.
-# (An ASan build's runtime must come first; the shim is only a listen() in front of libc.)
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-ok=1
-for round in 1 2 3; do
-    sock="$tmp/race$round.sock"
-    pids=()
-    for i in 1 2 3 4; do
-        LD_PRELOAD="$slow_listen" VIRGL_APIR_LOG_TO_FILE="$tmp/race$round.$i.log" \
-            "$server" --socket-path "$sock" 2>/dev/null &
-        pids+=($!)
-    done
-    wait_sock "$sock"
-    GGML_VIRTGPU_SOCKET="$sock" "$probe" >"$tmp/race$round.probe" || { ok=0; cat "$tmp/race$round.probe"; }
-    sleep 1
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
-    refused=$(cat "$tmp"/race$round.*.log | grep -c "another server is listening")
-    [ $alive -eq 1 ] && [ "$refused" -eq 3 ] || { ok=0; echo "round $round: $alive running, $refused refused"; }
-    ls "$tmp" | grep -q "^race$round\.sock\." && { ok=0; echo "round $round: private name left"; }
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait_exit "$p"; done
-done
-[ $ok -eq 1 ] && pass concurrent_start || fail concurrent_start
+# The socket file exists from the server's bind, a moment before its listen (CI once met that
+# moment: "Connection refused" right after the file appeared). The shim makes listen() wait
+# 300 ms; the scripts' wait (tests/lib/wait-listening.sh) must still hand over only a socket
+# that accepts. (An ASan build's runtime must come first; the shim is a listen() before libc's.)
+sock="$tmp/slow.sock"
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" LD_PRELOAD="$slow_listen" \
+    VIRGL_APIR_LOG_TO_FILE="$tmp/slow.log" "$server" --socket-path "$sock" 2>/dev/null &
+s=$!
+for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.01; done
+socket_listening "$sock"; early=$?
+if [ -S "$sock" ] && [ $early -ne 0 ] && wait_listening "$sock" "$s" &&
+    GGML_VIRTGPU_SOCKET="$sock" "$probe" >"$tmp/slow.probe"; then
+    pass wait_until_listening
+else
+    fail wait_until_listening "file: $([ -S "$sock" ] && echo yes || echo no), listening before listen(): \
+$([ $early -eq 0 ] && echo yes || echo no); $(cat "$tmp/slow.probe" 2>/dev/null)"
+fi
+kill -TERM $s; wait_exit $s || fail "stop slow"
 
 # no server at all: the guest fails fast and says what to do
 start=$(date +%s%N)
