@@ -13,7 +13,7 @@ set(_ggml_srcs vgpu_reg.c vgpu_device.c vgpu_buft.c vgpu_listing.c vgpu_device_c
 list(TRANSFORM _ggml_srcs PREPEND "${CMAKE_CURRENT_LIST_DIR}/")
 add_library(ggml-virtgpu SHARED ${_ggml_srcs})
 set_target_properties(ggml-virtgpu PROPERTIES OUTPUT_NAME ggml-virtgpu C_VISIBILITY_PRESET hidden)
-target_link_libraries(ggml-virtgpu PRIVATE ggml_virtgpu_core apir_guest_client ggml_base)
+target_link_libraries(ggml-virtgpu PRIVATE ggml_virtgpu_core apir_guest_client apir_common ggml_base)
 # the static libraries inside are not built hidden: the version script hides them
 target_link_options(ggml-virtgpu PRIVATE "-Wl,--version-script=${CMAKE_CURRENT_LIST_DIR}/ggml-virtgpu.map")
 # every symbol resolved at link time, except under clang's sanitizers, whose runtime only the

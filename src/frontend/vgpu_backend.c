@@ -3,6 +3,7 @@
  * or byte-identical): then GRAPH_RECOMPUTE reuses the host's copy (llama.cpp recomputes an
  * identical graph for every generated token). Buffer handles and
  * data offsets are part of the bytes, so a moved tensor never reuses a stale graph. */
+#include "apir_array.h"
 #include "guest_log.h"
 #include "vgpu_internal.h"
 #include "vgpu_outputs.h"
@@ -25,6 +26,7 @@ static void backend_free(ggml_backend_t backend)
     GUEST_LOG_DEBUG("%s: %llu graphs sent, %llu recomputed\n", be->dev->name, (unsigned long long)be->n_compute,
                     (unsigned long long)be->n_recompute);
     vgpu_graph_encoder_free(&be->enc);
+    free(be->out_nodes);
     for (int i = 0; i < APIR_GRAPH_SLOTS; i++)
         vgpu_graph_cache_free(&be->held[i]);
     pthread_mutex_destroy(&be->lock);
@@ -62,45 +64,38 @@ static bool in_outputs(const struct outputs *l, uint32_t buf, uint64_t off, uint
     return false;
 }
 
-/* The output-flagged nodes of cgraph: from be's list while the graph id is the one it was
- * made for, else listed again (a graph without an id, uid 0, every time). NULL: more than
- * the list holds, walk the graph. */
-static struct ggml_tensor *const *output_nodes(struct vgpu_backend *be, struct ggml_cgraph *cgraph, uint32_t *n_out)
+/* Lists be->out_nodes for cgraph, unless they are listed for its id already (a graph without
+ * an id, uid 0, is listed every time). Out of memory: none listed, and the outputs are read
+ * when the application asks. */
+static void list_output_nodes(struct vgpu_backend *be, struct ggml_cgraph *cgraph)
 {
-    if (cgraph->uid == 0 || cgraph->uid != be->out_uid) {
-        be->out_uid = 0;
-        be->n_out = 0;
-        int n = ggml_graph_n_nodes(cgraph);
-        for (int i = 0; i < n && be->n_out <= VGPU_OUT_NODES_MAX; i++) {
-            struct ggml_tensor *t = ggml_graph_node(cgraph, i);
-            if (!(t->flags & GGML_TENSOR_FLAG_OUTPUT))
-                continue;
-            if (be->n_out < VGPU_OUT_NODES_MAX)
-                be->out_nodes[be->n_out] = t;
-            be->n_out++;
+    if (cgraph->uid != 0 && cgraph->uid == be->out_uid)
+        return;
+    be->out_uid = cgraph->uid;
+    be->n_out = 0;
+    int n = ggml_graph_n_nodes(cgraph);
+    for (int i = 0; i < n; i++) {
+        struct ggml_tensor *t = ggml_graph_node(cgraph, i);
+        if (!(t->flags & GGML_TENSOR_FLAG_OUTPUT))
+            continue;
+        struct ggml_tensor **v = apir_array_grow(be->out_nodes, &be->out_cap, be->n_out, sizeof *v, 4);
+        if (!v) {
+            be->out_uid = 0;
+            be->n_out = 0;
+            return;
         }
-        be->out_uid = cgraph->uid;
+        be->out_nodes = v;
+        v[be->n_out++] = t;
     }
-    *n_out = be->n_out;
-    return be->n_out <= VGPU_OUT_NODES_MAX ? be->out_nodes : NULL;
-}
-
-/* the i-th candidate output: of the list, or of the whole graph */
-static struct ggml_tensor *candidate(struct ggml_tensor *const *list, struct ggml_cgraph *cgraph, int i)
-{
-    return list ? list[i] : ggml_graph_node(cgraph, i);
 }
 
 /* the outputs one GRAPH_RECOMPUTE can bring back (the rest: fetch_outputs) */
-static void collect_outputs(struct vgpu_backend *be, struct ggml_cgraph *cgraph, struct outputs *l)
+static void collect_outputs(const struct vgpu_backend *be, struct outputs *l)
 {
     l->n = 0;
     size_t total = 0;
-    uint32_t n_out;
-    struct ggml_tensor *const *list = output_nodes(be, cgraph, &n_out);
-    int n = list ? (int)n_out : ggml_graph_n_nodes(cgraph);
-    for (int i = 0; i < n && l->n < APIR_MAX_RECOMPUTE_OUTPUTS; i++) {
-        const struct ggml_tensor *t = candidate(list, cgraph, i);
+    for (size_t i = 0; i < be->n_out && l->n < APIR_MAX_RECOMPUTE_OUTPUTS; i++) {
+        const struct ggml_tensor *t = be->out_nodes[i];
         uint32_t buf;
         uint64_t off;
         if (!output_wanted(t, &buf, &off) || total + ggml_nbytes(t) > APIR_CLIENT_DATA_PAGE_SIZE ||
@@ -205,19 +200,14 @@ static enum ggml_status run_locked(struct vgpu_backend *be, struct ggml_cgraph *
 }
 
 /* reads the outputs GRAPH_RECOMPUTE did not bring back (done: those it did) */
-static enum ggml_status fetch_outputs(struct vgpu_backend *be, struct ggml_cgraph *cgraph, const struct outputs *done)
+static enum ggml_status fetch_outputs(struct vgpu_backend *be, const struct outputs *done)
 {
-    uint32_t n_out;
-    struct ggml_tensor *const *list = output_nodes(be, cgraph, &n_out);
-    int n = list ? (int)n_out : ggml_graph_n_nodes(cgraph);
-    for (int i = 0; i < n; i++) {
-        struct ggml_tensor *t = candidate(list, cgraph, i);
+    for (size_t i = 0; i < be->n_out; i++) {
+        struct ggml_tensor *t = be->out_nodes[i];
         uint32_t buf;
         uint64_t off;
-        if (!output_wanted(t, &buf, &off)) /* (the flag first: a token's graph has hundreds of nodes) */
-            continue;
         size_t size = ggml_nbytes(t);
-        if (in_outputs(done, buf, off, size))
+        if (!output_wanted(t, &buf, &off) || in_outputs(done, buf, off, size))
             continue;
         void *bytes = vgpu_outputs_alloc(size);
         if (!bytes)
@@ -240,12 +230,13 @@ static enum ggml_status compute_locked(struct vgpu_backend *be, struct ggml_cgra
     uint64_t t0 = vgpu_stats_on() ? vgpu_stats_now() : 0;
     struct run_info ri = {VGPU_STATS_GRAPH_FAILED, 0, false};
     struct outputs outs;
-    collect_outputs(be, cgraph, &outs);
+    list_output_nodes(be, cgraph);
+    collect_outputs(be, &outs);
     enum ggml_status st = run_locked(be, cgraph, &outs, &ri);
     if (!ri.outputs_read)
         outs.n = 0;
     if (st == GGML_STATUS_SUCCESS)
-        st = fetch_outputs(be, cgraph, &outs);
+        st = fetch_outputs(be, &outs);
     if (t0)
         vgpu_stats_graph(st == GGML_STATUS_SUCCESS ? ri.kind : VGPU_STATS_GRAPH_FAILED, ri.encode_ns,
                          vgpu_stats_now() - t0);

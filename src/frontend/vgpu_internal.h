@@ -52,8 +52,6 @@ struct vgpu_buffer {
     uint64_t size;
 };
 
-#define VGPU_OUT_NODES_MAX 16
-
 struct vgpu_backend {
     struct vgpu_device *dev;
     uint32_t handle;
@@ -62,10 +60,10 @@ struct vgpu_backend {
     struct vgpu_graph_cache held[APIR_GRAPH_SLOTS]; /* what the host keeps in each slot */
     /* the output-flagged nodes of the graph of id out_uid (ggml gives a graph a new id
      * whenever its nodes may change), so that a token's compute does not walk its hundreds
-     * of nodes twice to find them; n_out > VGPU_OUT_NODES_MAX: too many, walk the graph */
+     * of nodes to find them */
     uint64_t out_uid;
-    uint32_t n_out;
-    struct ggml_tensor *out_nodes[VGPU_OUT_NODES_MAX];
+    struct ggml_tensor **out_nodes;
+    size_t n_out, out_cap;
     uint64_t n_compute, n_recompute; /* statistics, logged at free */
 };
 

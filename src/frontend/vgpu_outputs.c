@@ -51,6 +51,22 @@ static void keep_spare(uint8_t *bytes, uint64_t size)
     free(bytes);
 }
 
+/* under lock: an entry leaves the table; its memory, if ours, goes to the spares */
+static void drop_bytes(const struct entry *e)
+{
+    if (!e->in_page)
+        keep_spare(e->bytes, e->size);
+}
+
+/* under lock: e joins the outputs held, within the budget */
+static bool hold_locked(struct entry e)
+{
+    if (held_bytes + e.size > VGPU_OUTPUTS_MAX_BYTES || !push(&held, e))
+        return false;
+    held_bytes += e.size;
+    return true;
+}
+
 /* under lock */
 static void *alloc_locked(uint64_t size)
 {
@@ -89,8 +105,7 @@ void vgpu_outputs_reset(void)
         struct entry *e = &held.v[i];
         if (!e->read)
             push(&unread, (struct entry){e->buffer, e->offset, e->size, NULL, false, false});
-        if (!e->in_page)
-            keep_spare(e->bytes, e->size);
+        drop_bytes(e);
     }
     if (unread.n > UNREAD_MAX) {
         memmove(unread.v, unread.v + (unread.n - UNREAD_MAX), UNREAD_MAX * sizeof *unread.v);
@@ -122,11 +137,8 @@ bool vgpu_outputs_put(uint32_t buffer, uint64_t offset, void *bytes, uint64_t si
         return false;
     }
     pthread_mutex_lock(&lock);
-    bool ok = held_bytes + size <= VGPU_OUTPUTS_MAX_BYTES &&
-              push(&held, (struct entry){buffer, offset, size, copy, false, false});
-    if (ok)
-        held_bytes += size;
-    else
+    bool ok = hold_locked((struct entry){buffer, offset, size, copy, false, false});
+    if (!ok)
         keep_spare(copy, size);
     pthread_mutex_unlock(&lock);
     return ok;
@@ -137,10 +149,7 @@ bool vgpu_outputs_put_in_page(uint32_t buffer, uint64_t offset, const void *byte
     if (!bytes || size == 0 || size > VGPU_OUTPUTS_MAX_BYTES)
         return false;
     pthread_mutex_lock(&lock);
-    bool ok = held_bytes + size <= VGPU_OUTPUTS_MAX_BYTES &&
-              push(&held, (struct entry){buffer, offset, size, (uint8_t *)(uintptr_t)bytes, false, true});
-    if (ok)
-        held_bytes += size;
+    bool ok = hold_locked((struct entry){buffer, offset, size, (uint8_t *)(uintptr_t)bytes, false, true});
     pthread_mutex_unlock(&lock);
     return ok;
 }
@@ -150,16 +159,19 @@ void vgpu_outputs_page_changing(void)
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < held.n;) {
         struct entry *e = &held.v[i];
-        uint8_t *copy = e->in_page ? alloc_locked(e->size) : NULL;
-        if (copy) {
-            memcpy(copy, e->bytes, (size_t)e->size);
-            e->bytes = copy;
-            e->in_page = false;
-        } else if (e->in_page) {
+        if (!e->in_page) {
+            i++;
+            continue;
+        }
+        uint8_t *copy = alloc_locked(e->size);
+        if (!copy) { /* no memory: dropped, read from the host when asked */
             held_bytes -= e->size;
             held.v[i] = held.v[--held.n];
             continue;
         }
+        memcpy(copy, e->bytes, (size_t)e->size);
+        e->bytes = copy;
+        e->in_page = false;
         i++;
     }
     pthread_mutex_unlock(&lock);
@@ -199,8 +211,7 @@ void vgpu_outputs_invalidate(uint32_t buffer, uint64_t offset, uint64_t size)
                        (size == UINT64_MAX || e->offset < offset + size);
         if (overlap) {
             held_bytes -= e->size;
-            if (!e->in_page)
-                keep_spare(e->bytes, e->size);
+            drop_bytes(e);
             held.v[i] = held.v[--held.n];
         } else {
             i++;

@@ -606,9 +606,9 @@ static bool test_threads_outputs(ggml_backend_dev_t vdev)
     return true;
 }
 
-/* The guest keeps a graph's output nodes by graph id (vgpu_backend.c, output_nodes): graphs
- * with ids, alternating, one with more outputs than that list holds, one without an id; every
- * output read back right after each compute. */
+/* The guest keeps a graph's output nodes by graph id (vgpu_backend.c, list_output_nodes):
+ * graphs with ids, alternating, one with more outputs than one GRAPH_RECOMPUTE brings back,
+ * one without an id; every output read back right after each compute. */
 enum { L_ELEMS = 64, L_MANY = 20 };
 static bool test_output_lists(ggml_backend_dev_t vdev)
 {
